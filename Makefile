@@ -1,0 +1,35 @@
+# The two commands a new user needs: `make run` and `make test`. Everything they need is installed here.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+EMBEDDED := $(PY) -m sharedcare.embedded
+
+.PHONY: install run test lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+static/vendor/.installed: package.json
+	npm install --no-package-lock --no-audit --no-fund --loglevel=error
+	mkdir -p static/vendor/bootstrap
+	cp -r node_modules/bootstrap/dist/css node_modules/bootstrap/dist/js static/vendor/bootstrap/
+	touch $@
+
+install: $(VENV)/.installed static/vendor/.installed
+
+run: install
+	$(EMBEDDED) run
+
+test: install
+	$(EMBEDDED) exec --profile test -- $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
+
+clean:
+	rm -rf .data/test

@@ -1,0 +1,62 @@
+"""The append-only, tamper-evident trail of every access to patient data.
+
+`audit` knows nothing of the other apps: a patient is an id, a user is an id plus who they were at the time.
+"""
+
+import pgtrigger
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.utils import timezone
+
+
+class AccessEvent(models.Model):
+    class Action(models.TextChoices):
+        SEARCH = "search", "Search"
+        VIEW_RECORD = "view-record", "View record"
+        VIEW_SECTION = "view-section", "View section"
+        VIEW_DOCUMENT = "view-document", "View document"
+        EXPORT = "export", "Export"
+        DECLARE_RELATIONSHIP = "declare-relationship", "Declare relationship"
+        BREAK_GLASS = "break-glass", "Break glass"
+        READ_AUDIT = "read-audit", "Read audit"
+
+    class Outcome(models.TextChoices):
+        ALLOWED = "allowed", "Allowed"
+        DENIED = "denied", "Denied"
+        NOT_FOUND = "not-found", "Not found"
+
+    class Purpose(models.TextChoices):
+        DIRECT_CARE = "direct-care", "Direct care"
+        AUDIT = "audit", "Audit and investigation"
+
+    occurred_at = models.DateTimeField(default=timezone.now, db_index=True)
+    user_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    username = models.CharField(max_length=150, blank=True)
+    job_role = models.CharField(max_length=8, blank=True)
+    organisation_ods = models.CharField(max_length=6, blank=True)
+    patient_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    # What was searched for, so an investigation can find searches that matched nobody.
+    query = models.CharField(max_length=200, blank=True)
+    action = models.CharField(max_length=32, choices=Action.choices)
+    purpose = models.CharField(max_length=32, choices=Purpose.choices, default=Purpose.DIRECT_CARE)
+    basis = models.CharField(max_length=200, blank=True)
+    reason = models.TextField(blank=True)
+    sections_shown = ArrayField(models.CharField(max_length=64), default=list, blank=True)
+    partners_shown = ArrayField(models.CharField(max_length=6), default=list, blank=True)
+    withheld = models.TextField(blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    request_id = models.CharField(max_length=64, blank=True)
+    client_address = models.GenericIPAddressField(null=True, blank=True)
+    previous_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        triggers = [
+            pgtrigger.Protect(
+                name="access_event_append_only", operation=pgtrigger.Update | pgtrigger.Delete
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} {self.get_outcome_display()} at {self.occurred_at:%Y-%m-%d %H:%M:%S}"

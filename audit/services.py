@@ -1,0 +1,108 @@
+"""Writes to the access trail. Every row is chained to the one before it by a SHA-256 hash."""
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from audit.models import AccessEvent
+
+GENESIS_HASH = "0" * 64
+# Serialises chain appends; any constant distinct from the other advisory locks in the project.
+_CHAIN_LOCK_KEY = 0x5C_A0D17
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acted, as they were at the moment they acted."""
+
+    user_id: int | None
+    username: str
+    job_role: str = ""
+    organisation_ods: str = ""
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    request_id: str = ""
+    client_address: str | None = None
+
+
+@dataclass
+class AccessFacts:
+    action: str
+    outcome: str
+    patient_id: int | None = None
+    query: str = ""
+    purpose: str = AccessEvent.Purpose.DIRECT_CARE
+    basis: str = ""
+    reason: str = ""
+    sections_shown: list[str] = field(default_factory=list)
+    partners_shown: list[str] = field(default_factory=list)
+    withheld: str = ""
+
+
+def _canonical(event: AccessEvent) -> bytes:
+    fields = {
+        "occurred_at": event.occurred_at.isoformat(),
+        "user_id": event.user_id,
+        "username": event.username,
+        "job_role": event.job_role,
+        "organisation_ods": event.organisation_ods,
+        "patient_id": event.patient_id,
+        "query": event.query,
+        "action": event.action,
+        "purpose": event.purpose,
+        "basis": event.basis,
+        "reason": event.reason,
+        "sections_shown": list(event.sections_shown),
+        "partners_shown": list(event.partners_shown),
+        "withheld": event.withheld,
+        "outcome": event.outcome,
+        "request_id": event.request_id,
+        "client_address": event.client_address,
+    }
+    return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+
+
+def event_hash(event: AccessEvent, previous_hash: str) -> str:
+    return hashlib.sha256(previous_hash.encode() + _canonical(event)).hexdigest()
+
+
+def access_event_record(actor: Actor, facts: AccessFacts, context: RequestContext) -> AccessEvent:
+    """Append one access event to the chain, inside the caller's transaction.
+
+    Always holds: the row is written before the caller returns anything, and if it cannot be written the
+    caller's transaction fails with it, so no access happens without its audit row.
+    """
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])
+        last = AccessEvent.objects.order_by("-id").values_list("hash", flat=True).first()
+        occurred_at: datetime = timezone.now()
+        event = AccessEvent(
+            occurred_at=occurred_at,
+            user_id=actor.user_id,
+            username=actor.username,
+            job_role=actor.job_role,
+            organisation_ods=actor.organisation_ods,
+            patient_id=facts.patient_id,
+            query=facts.query,
+            action=facts.action,
+            purpose=facts.purpose,
+            basis=facts.basis,
+            reason=facts.reason,
+            sections_shown=sorted(facts.sections_shown),
+            partners_shown=sorted(facts.partners_shown),
+            withheld=facts.withheld,
+            outcome=facts.outcome,
+            request_id=context.request_id,
+            client_address=context.client_address,
+            previous_hash=last or GENESIS_HASH,
+        )
+        event.hash = event_hash(event, event.previous_hash)
+        event.save(force_insert=True)
+        return event

@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+
+
+class ConsentConfig(AppConfig):
+    name = "consent"
+    verbose_name = "Access rules"
+
+    def ready(self) -> None:
+        from auditlog.registry import auditlog
+
+        from consent.models import LegitimateRelationship, StaffProfile
+
+        auditlog.register(StaffProfile)
+        auditlog.register(LegitimateRelationship)

@@ -1,0 +1,239 @@
+"""Partners, patients, their record entries, and the feeds that bring the entries in."""
+
+import uuid
+
+from django.contrib.auth.models import Group
+from django.contrib.postgres.fields import ArrayField
+from django.core.validators import RegexValidator
+from django.db import models
+from django.utils import timezone
+
+from records import nhs_number
+from records.sections import Section
+
+ods_code_validator = RegexValidator(
+    r"^[A-Z0-9]{3,6}$", "An ODS code is 3 to 6 capital letters and digits (for example RGT or D82044)."
+)
+
+
+class Organisation(models.Model):
+    """A partner: a source of data and the employer of users."""
+
+    class Kind(models.TextChoices):
+        GP_PRACTICE = "gp-practice", "GP practice"
+        ACUTE_TRUST = "acute-trust", "Acute trust"
+        MENTAL_HEALTH_TRUST = "mental-health-trust", "Mental health trust"
+        COMMUNITY_TRUST = "community-trust", "Community trust"
+        AMBULANCE_TRUST = "ambulance-trust", "Ambulance trust"
+        LOCAL_AUTHORITY = "local-authority", "Local authority"
+        ICB = "icb", "Integrated care board"
+
+    ods_code = models.CharField("ODS code", max_length=6, unique=True, validators=[ods_code_validator])
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    primary_care_network = models.CharField(max_length=200, blank=True)
+    is_active = models.BooleanField(default=True)
+    # Legitimate relationships are granted to this group; staff of the organisation are its members.
+    group = models.OneToOneField(Group, on_delete=models.PROTECT, related_name="organisation")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.ods_code})"
+
+
+class Patient(models.Model):
+    class Sex(models.TextChoices):
+        FEMALE = "female", "Female"
+        MALE = "male", "Male"
+        OTHER = "other", "Other"
+        UNKNOWN = "unknown", "Not known"
+
+    # URLs carry this opaque id, never the NHS number (which would land in access logs).
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    nhs_number = models.CharField(
+        "NHS number", max_length=10, unique=True, validators=[nhs_number.validate_nhs_number]
+    )
+    given_name = models.CharField(max_length=200, blank=True)
+    family_name = models.CharField(max_length=200, blank=True)
+    birth_date = models.DateField(null=True, blank=True)
+    sex = models.CharField(max_length=8, choices=Sex.choices, default=Sex.UNKNOWN)
+    address = models.TextField(blank=True)
+    postcode = models.CharField(max_length=10, blank=True)
+    phone = models.CharField(max_length=40, blank=True)
+    registered_practice = models.ForeignKey(
+        Organisation, null=True, blank=True, on_delete=models.PROTECT, related_name="registered_patients"
+    )
+    death_date = models.DateField(null=True, blank=True)
+    # PDS "R" / S-flag: address, phone and practice are hidden from roles without the sensitive-records activity.
+    is_restricted = models.BooleanField(default=False)
+    source_organisation = models.ForeignKey(
+        Organisation, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        permissions = [("access_record", "Has a legitimate relationship with the patient")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(nhs_number__regex=r"^[0-9]{10}$"), name="patient_nhs_number_ten_digits"
+            )
+        ]
+        indexes = [models.Index(fields=["family_name", "birth_date"])]
+
+    def __str__(self) -> str:
+        # No name or NHS number: this string ends up in logs and admin history.
+        return f"Patient {self.public_id}"
+
+    @property
+    def nhs_number_display(self) -> str:
+        return nhs_number.display(self.nhs_number)
+
+    @property
+    def full_name(self) -> str:
+        return " ".join(part for part in (self.given_name, self.family_name.upper()) if part)
+
+
+class Feed(models.Model):
+    """One dataset a partner sends: what it carries, in which format, from where, on what schedule."""
+
+    class Format(models.TextChoices):
+        FHIR = "fhir", "FHIR R4 (JSON, XML or NDJSON)"
+
+    class Source(models.TextChoices):
+        FILE = "file", "Files given to the ingest command"
+
+    class State(models.TextChoices):
+        ONBOARDING = "onboarding", "Onboarding"
+        LIVE = "live", "Live"
+        PAUSED = "paused", "Paused"
+
+    code = models.SlugField(max_length=64, unique=True)
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="feeds")
+    name = models.CharField(max_length=200)
+    sections = ArrayField(models.CharField(max_length=64, choices=Section.choices), default=list, blank=True)
+    format = models.CharField(max_length=16, choices=Format.choices, default=Format.FHIR)
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.FILE)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.ONBOARDING)
+    # Only a feed that is an authority on demographics (a GP system, PDS) may create patients.
+    can_create_patients = models.BooleanField(default=False)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["organisation__name", "name"]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class IngestRun(models.Model):
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    feed = models.ForeignKey(Feed, on_delete=models.PROTECT, related_name="runs")
+    source_name = models.CharField(max_length=500, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    resources_read = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    quarantined = models.PositiveIntegerField(default=0)
+    patients_created = models.PositiveIntegerField(default=0)
+    checksum = models.CharField(max_length=64, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.feed.code} run {self.pk}"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+class QuarantinedRecord(models.Model):
+    """A partner record the ingester could not use, kept whole with the reason, to be replayed after a fix."""
+
+    class Reason(models.TextChoices):
+        UNREADABLE = "unreadable", "Unreadable input"
+        INVALID_RESOURCE = "invalid-resource", "Invalid FHIR resource"
+        UNSUPPORTED_TYPE = "unsupported-type", "Unsupported resource type"
+        NO_NHS_NUMBER = "no-nhs-number", "No NHS number"
+        INVALID_NHS_NUMBER = "invalid-nhs-number", "Invalid NHS number"
+        UNKNOWN_PATIENT = "unknown-patient", "Unknown patient"
+        DEMOGRAPHIC_MISMATCH = "demographic-mismatch", "Demographics do not match the known patient"
+        NO_SUBJECT = "no-subject", "No patient reference"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        REPLAYED = "replayed", "Replayed"
+        DISCARDED = "discarded", "Discarded"
+
+    feed = models.ForeignKey(Feed, on_delete=models.PROTECT, related_name="quarantined")
+    ingest_run = models.ForeignKey(IngestRun, on_delete=models.PROTECT, related_name="quarantined_records")
+    reason = models.CharField(max_length=32, choices=Reason.choices)
+    detail = models.TextField()
+    resource_type = models.CharField(max_length=64, blank=True)
+    source_id = models.CharField(max_length=200, blank=True)
+    location = models.CharField(max_length=500, blank=True, help_text="File and position of the record")
+    raw_payload = models.TextField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["feed", "status", "reason"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_reason_display()} ({self.resource_type or 'unknown type'})"
+
+
+class RecordEntry(models.Model):
+    """One resource from one partner, as the partner last sent it."""
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="entries")
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="entries")
+    feed = models.ForeignKey(Feed, on_delete=models.PROTECT, related_name="entries")
+    ingest_run = models.ForeignKey(IngestRun, on_delete=models.PROTECT, related_name="entries")
+    section = models.CharField(max_length=64, choices=Section.choices)
+    resource_type = models.CharField(max_length=64)
+    source_id = models.CharField(max_length=200)
+    source_version = models.CharField(max_length=64, blank=True)
+    source_last_updated = models.DateTimeField(null=True, blank=True)
+    effective_at = models.DateTimeField(null=True, blank=True)
+    effective_end = models.DateTimeField(null=True, blank=True)
+    recorded_at = models.DateTimeField(null=True, blank=True)
+    code_system = models.CharField(max_length=200, blank=True)
+    code = models.CharField(max_length=64, blank=True)
+    display = models.CharField(max_length=500, blank=True)
+    status = models.CharField(max_length=64, blank=True)
+    summary = models.CharField(max_length=500)
+    resource = models.JSONField()
+    content_hash = models.CharField(max_length=64)
+    is_sensitive = models.BooleanField(default=False)
+    is_confidential = models.BooleanField(default=False)
+    is_entered_in_error = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organisation", "resource_type", "source_id"], name="record_entry_unique_source"
+            )
+        ]
+        indexes = [models.Index(fields=["patient", "section", "-effective_at"], name="record_entry_page")]
+        verbose_name_plural = "record entries"
+
+    def __str__(self) -> str:
+        return f"{self.resource_type}/{self.source_id} from {self.organisation_id}"

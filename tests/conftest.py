@@ -1,0 +1,206 @@
+"""The cast every test reuses.
+
+Two practices (A and B), an acute trust, a mental-health trust and a council; a GP with a registered patient, a
+colleague at another practice with no relationship to that patient, a hospital clinician, a receptionist, a social
+worker, a privacy officer and a back-office superuser; a patient with a sensitive entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from itertools import count
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from consent.roles import JobRole
+from consent.services import relationships_refresh, staff_profile_set
+from records.models import Feed, IngestRun, Organisation, Patient, RecordEntry
+from records.sections import Section
+from records.services import feed_upsert, organisation_upsert
+
+PASSWORD = "correct-horse-battery-staple"
+_ids = count(1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_network_but_loopback() -> None:
+    # Tests talk only to 127.0.0.1; make sure nothing in the environment points a client elsewhere.
+    os.environ.pop("HTTP_PROXY", None)
+    os.environ.pop("HTTPS_PROXY", None)
+
+
+@dataclass
+class Cast:
+    practice_a: Organisation
+    practice_b: Organisation
+    cuh: Organisation
+    cpft: Organisation
+    county: Organisation
+    icb: Organisation
+    gp_a_feed: Feed
+    gp_b_feed: Feed
+    cuh_feed: Feed
+    cpft_feed: Feed
+    county_feed: Feed
+    gp_ada: object
+    gp_ben: object
+    ed_cara: object
+    reception_dan: object
+    social_eli: object
+    privacy_fay: object
+    admin_gus: object
+    patient_a: Patient
+    patient_b: Patient
+    patient_sensitive: Patient
+
+
+def make_user(username: str, organisation: Organisation | None = None, role: str | None = None, **extra: object):
+    user = get_user_model().objects.create_user(username=username, password=PASSWORD, **extra)
+    if organisation is not None and role is not None:
+        staff_profile_set(user_id=user.pk, organisation=organisation, job_role=role)
+        user.refresh_from_db()
+    return user
+
+
+def make_run(feed: Feed) -> IngestRun:
+    return IngestRun.objects.create(feed=feed, status=IngestRun.Status.SUCCEEDED, finished_at=timezone.now())
+
+
+def make_entry(
+    patient: Patient,
+    feed: Feed,
+    section: str,
+    display: str,
+    *,
+    resource_type: str = "Condition",
+    effective_at: datetime | None = None,
+    effective_end: datetime | None = None,
+    status: str = "active",
+    is_sensitive: bool = False,
+    is_confidential: bool = False,
+    is_entered_in_error: bool = False,
+    run: IngestRun | None = None,
+) -> RecordEntry:
+    source_id = f"test-{next(_ids)}"
+    resource = {"resourceType": resource_type, "id": source_id}
+    return RecordEntry.objects.create(
+        patient=patient,
+        organisation=feed.organisation,
+        feed=feed,
+        ingest_run=run or make_run(feed),
+        section=section,
+        resource_type=resource_type,
+        source_id=source_id,
+        effective_at=effective_at or timezone.now() - timedelta(days=3),
+        effective_end=effective_end,
+        display=display,
+        summary=display,
+        status=status,
+        resource=resource,
+        content_hash=hashlib.sha256(json.dumps(resource).encode()).hexdigest(),
+        is_sensitive=is_sensitive,
+        is_confidential=is_confidential,
+        is_entered_in_error=is_entered_in_error,
+    )
+
+
+@pytest.fixture
+def cast(db) -> Cast:
+    practice_a = organisation_upsert(ods_code="D81001", name="Riverside Surgery", kind=Organisation.Kind.GP_PRACTICE)
+    practice_b = organisation_upsert(ods_code="D81002", name="Fenland Practice", kind=Organisation.Kind.GP_PRACTICE)
+    cuh = organisation_upsert(
+        ods_code="RGT", name="Cambridge University Hospitals", kind=Organisation.Kind.ACUTE_TRUST
+    )
+    cpft = organisation_upsert(
+        ods_code="RT1", name="Cambridgeshire and Peterborough NHS FT", kind=Organisation.Kind.MENTAL_HEALTH_TRUST
+    )
+    county = organisation_upsert(
+        ods_code="CCC01", name="Cambridgeshire County Council", kind=Organisation.Kind.LOCAL_AUTHORITY
+    )
+    icb = organisation_upsert(ods_code="QUE", name="Cambridgeshire and Peterborough ICB", kind=Organisation.Kind.ICB)
+    gp_a_feed = feed_upsert(
+        code="gp-d81001", organisation=practice_a, name="GP record", sections=[], can_create_patients=True
+    )
+    gp_b_feed = feed_upsert(
+        code="gp-d81002", organisation=practice_b, name="GP record", sections=[], can_create_patients=True
+    )
+    cuh_feed = feed_upsert(code="cuh-epr", organisation=cuh, name="Hospital EPR", sections=[])
+    cpft_feed = feed_upsert(code="cpft-mh", organisation=cpft, name="Mental health record", sections=[])
+    county_feed = feed_upsert(code="county-social-care", organisation=county, name="Social care", sections=[])
+
+    patient_a = Patient.objects.create(
+        nhs_number="9990000018",
+        given_name="Alice",
+        family_name="Ashby",
+        birth_date=datetime(1950, 3, 14).date(),
+        sex=Patient.Sex.FEMALE,
+        address="1 Mill Road, Cambridge",
+        postcode="CB1 2AB",
+        phone="01223 000001",
+        registered_practice=practice_a,
+    )
+    patient_b = Patient.objects.create(
+        nhs_number="9990000026",
+        given_name="Brian",
+        family_name="Barton",
+        birth_date=datetime(1962, 7, 1).date(),
+        sex=Patient.Sex.MALE,
+        registered_practice=practice_b,
+    )
+    patient_sensitive = Patient.objects.create(
+        nhs_number="9449306613",
+        given_name="Sam",
+        family_name="Sensitive",
+        birth_date=datetime(1990, 1, 1).date(),
+        registered_practice=practice_a,
+    )
+    make_entry(patient_a, gp_a_feed, Section.PROBLEMS, "Type 2 diabetes mellitus")
+    make_entry(patient_a, gp_a_feed, Section.MEDICATIONS, "Metformin 500mg tablets", resource_type="MedicationStatement")
+    make_entry(
+        patient_a,
+        cuh_feed,
+        Section.ENCOUNTERS,
+        "Emergency department attendance",
+        resource_type="Encounter",
+        status="finished",
+        effective_end=timezone.now() - timedelta(days=2),
+    )
+    make_entry(patient_a, cpft_feed, Section.PLANS, "Community mental health care plan", resource_type="CarePlan")
+    make_entry(patient_a, county_feed, Section.ASSESSMENTS, "Care Act needs assessment", resource_type="Observation")
+    make_entry(
+        patient_a, county_feed, Section.SOCIAL_CONTEXT, "Adult social care case", resource_type="EpisodeOfCare"
+    )
+    make_entry(patient_b, gp_b_feed, Section.PROBLEMS, "Asthma")
+    make_entry(patient_sensitive, gp_a_feed, Section.PROBLEMS, "Hypertension")
+    make_entry(patient_sensitive, gp_a_feed, Section.PROBLEMS, "Chlamydia infection", is_sensitive=True)
+    relationships_refresh([patient_a.pk, patient_b.pk, patient_sensitive.pk])
+
+    return Cast(
+        practice_a=practice_a,
+        practice_b=practice_b,
+        cuh=cuh,
+        cpft=cpft,
+        county=county,
+        icb=icb,
+        gp_a_feed=gp_a_feed,
+        gp_b_feed=gp_b_feed,
+        cuh_feed=cuh_feed,
+        cpft_feed=cpft_feed,
+        county_feed=county_feed,
+        gp_ada=make_user("gp.ada", practice_a, JobRole.CLINICAL_PRACTITIONER),
+        gp_ben=make_user("gp.ben", practice_b, JobRole.CLINICAL_PRACTITIONER),
+        ed_cara=make_user("ed.cara", cuh, JobRole.CLINICAL_PRACTITIONER),
+        reception_dan=make_user("reception.dan", practice_a, JobRole.ADMIN_CLINICAL_SUPPORT),
+        social_eli=make_user("social.eli", county, JobRole.SOCIAL_CARE_PRACTITIONER),
+        privacy_fay=make_user("privacy.fay", icb, JobRole.PRIVACY_OFFICER),
+        admin_gus=make_user("admin.gus", None, None, is_staff=True, is_superuser=True),
+        patient_a=patient_a,
+        patient_b=patient_b,
+        patient_sensitive=patient_sensitive,
+    )
