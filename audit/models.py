@@ -28,6 +28,7 @@ class AccessEvent(models.Model):
     class Purpose(models.TextChoices):
         DIRECT_CARE = "direct-care", "Direct care"
         AUDIT = "audit", "Audit and investigation"
+        FEED_SUPPORT = "feed-support", "Fixing a partner feed"
 
     occurred_at = models.DateTimeField(default=timezone.now, db_index=True)
     user_id = models.BigIntegerField(null=True, blank=True, db_index=True)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import connection, transaction
+from django.http import HttpRequest
 from django.utils import timezone
 
 from audit.models import AccessEvent
@@ -106,3 +107,30 @@ def access_event_record(actor: Actor, facts: AccessFacts, context: RequestContex
         event.hash = event_hash(event, event.previous_hash)
         event.save(force_insert=True)
         return event
+
+
+def request_context(request: HttpRequest | None) -> RequestContext:
+    if request is None:
+        return RequestContext()
+    return RequestContext(
+        request_id=getattr(request, "request_id", ""),
+        client_address=request.META.get("REMOTE_ADDR") or None,
+    )
+
+
+def back_office_event_record(
+    request: HttpRequest, *, action: str, purpose: str, reason: str, patient_id: int | None = None
+) -> AccessEvent:
+    """Audit a back-office page that shows the trail or a partner payload, for the signed-in staff user."""
+    user = request.user
+    return access_event_record(
+        Actor(user_id=user.pk, username=user.get_username()),
+        AccessFacts(
+            action=action,
+            outcome=AccessEvent.Outcome.ALLOWED,
+            purpose=purpose,
+            patient_id=patient_id,
+            reason=reason[:500],
+        ),
+        request_context(request),
+    )

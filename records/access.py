@@ -19,7 +19,7 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from audit.models import AccessEvent
-from audit.services import AccessFacts, Actor, RequestContext, access_event_record
+from audit.services import AccessFacts, Actor, RequestContext, access_event_record, request_context
 from consent.policy import Action, Decision, decide, staff_profile_of
 from records import nhs_number
 from records.models import Patient
@@ -61,12 +61,7 @@ def actor_of(user: User) -> Actor:
 
 
 def context_of(request: HttpRequest | None) -> RequestContext:
-    if request is None:
-        return RequestContext()
-    return RequestContext(
-        request_id=getattr(request, "request_id", ""),
-        client_address=request.META.get("REMOTE_ADDR") or None,
-    )
+    return request_context(request)
 
 
 def patient_search_for_user(*, user: User, nhs_number_text: str, request: HttpRequest | None) -> Patient:

@@ -58,9 +58,15 @@ def _read_or_create_secret(path: Path, length: int = 32) -> str:
 @contextlib.contextmanager
 def services(profile: str) -> Iterator[dict[str, str]]:
     """Yield the environment for a command, starting whichever services the environment does not name."""
-    env = dict(os.environ)
     profile_dir = DATA_DIR / profile
     profile_dir.mkdir(parents=True, exist_ok=True)
+    # pgserver keeps its socket fallback under the runtime directory; give it one inside .data when unset.
+    if "XDG_RUNTIME_DIR" not in os.environ:
+        runtime = DATA_DIR / "runtime"
+        runtime.mkdir(mode=0o700, parents=True, exist_ok=True)
+        runtime.chmod(0o700)
+        os.environ["XDG_RUNTIME_DIR"] = str(runtime)
+    env = dict(os.environ)
     with contextlib.ExitStack() as stack:
         if not env.get("DATABASE_URL"):
             import pgserver

@@ -1,0 +1,178 @@
+"""The access rules as one matrix: who, which patient, which action → allowed, sections, basis, audit row."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from audit.models import AccessEvent
+from consent.models import LegitimateRelationship
+from consent.policy import Action, decide, visible_patients
+from records.access import PatientNotFound, Shown, get_patient_for_user, patient_search_for_user
+from records.models import Patient
+from records.sections import CLINICAL_SECTIONS, DEMOGRAPHIC_SECTIONS, Section
+
+ALL = DEMOGRAPHIC_SECTIONS | CLINICAL_SECTIONS
+SOCIAL = DEMOGRAPHIC_SECTIONS | {
+    Section.ALERTS,
+    Section.LEGAL,
+    Section.SAFEGUARDING,
+    Section.ALLERGIES,
+    Section.PLANS,
+    Section.REFERRALS,
+    Section.ASSESSMENTS,
+    Section.SOCIAL_CONTEXT,
+    Section.PROFESSIONAL_CONTACTS,
+}
+
+MATRIX = [
+    # user, patient, allowed, sections, basis prefix
+    ("gp_ada", "patient_a", True, ALL, "registered-practice"),
+    ("gp_ada", "patient_b", False, None, None),
+    ("gp_ben", "patient_a", False, None, None),
+    ("gp_ben", "patient_b", True, ALL, "registered-practice"),
+    ("ed_cara", "patient_a", True, ALL, "care-event"),
+    ("ed_cara", "patient_b", False, None, None),
+    ("reception_dan", "patient_a", True, DEMOGRAPHIC_SECTIONS, "registered-practice"),
+    ("reception_dan", "patient_b", False, None, None),
+    ("social_eli", "patient_a", True, SOCIAL, "care-event"),
+    ("social_eli", "patient_b", False, None, None),
+    ("privacy_fay", "patient_a", False, None, None),
+    ("admin_gus", "patient_a", False, None, None),
+    ("admin_gus", "patient_b", False, None, None),
+]
+
+
+def _open(user, patient):
+    return get_patient_for_user(
+        user=user, public_id=patient.public_id, request=None, build=lambda p, d: (None, Shown(sections=["x"]))
+    )
+
+
+@pytest.mark.parametrize(("who", "whom", "allowed", "sections", "basis"), MATRIX)
+@pytest.mark.parametrize("action", [Action.SEARCH, Action.VIEW_RECORD])
+def test_access_matrix(cast, who, whom, allowed, sections, basis, action):
+    user, patient = getattr(cast, who), getattr(cast, whom)
+    decision = decide(user, patient, action)
+    assert decision.allowed is allowed
+    assert (patient in visible_patients(user, action)) is allowed
+    if allowed:
+        assert decision.sections == sections
+        assert decision.basis.startswith(basis)
+        assert decision.withholds_sensitive
+    else:
+        assert decision.sections == frozenset()
+        assert decision.why_not
+
+
+@pytest.mark.parametrize(("who", "whom", "allowed", "sections", "basis"), MATRIX)
+def test_door_audits_every_view_allowed_or_denied(cast, who, whom, allowed, sections, basis):
+    user, patient = getattr(cast, who), getattr(cast, whom)
+    before = AccessEvent.objects.count()
+    if allowed:
+        access = _open(user, patient)
+        assert access.patient == patient
+    else:
+        with pytest.raises(PatientNotFound):
+            _open(user, patient)
+    assert AccessEvent.objects.count() == before + 1
+    event = AccessEvent.objects.order_by("-id").first()
+    assert event.patient_id == patient.pk
+    assert event.user_id == user.pk
+    assert event.action == AccessEvent.Action.VIEW_RECORD
+    assert event.outcome == (AccessEvent.Outcome.ALLOWED if allowed else AccessEvent.Outcome.DENIED)
+    assert event.sections_shown == (["x"] if allowed else [])
+
+
+def test_decide_and_visible_patients_never_disagree(cast):
+    users = [cast.gp_ada, cast.gp_ben, cast.ed_cara, cast.reception_dan, cast.social_eli, cast.privacy_fay]
+    users.append(cast.admin_gus)
+    for user in users:
+        visible = set(visible_patients(user))
+        for patient in Patient.objects.all():
+            assert decide(user, patient, Action.SEARCH).allowed == (patient in visible), (user, patient)
+
+
+def test_expired_relationship_denies_at_once(cast):
+    LegitimateRelationship.objects.filter(
+        content_object=cast.patient_a, group=cast.cuh.group
+    ).update(valid_until=timezone.now() - timedelta(seconds=1))
+    assert not decide(cast.ed_cara, cast.patient_a, Action.VIEW_RECORD).allowed
+    assert cast.patient_a not in visible_patients(cast.ed_cara)
+
+
+def test_relationship_not_yet_started_denies(cast):
+    LegitimateRelationship.objects.filter(content_object=cast.patient_a, group=cast.practice_a.group).update(
+        valid_from=timezone.now() + timedelta(hours=1)
+    )
+    assert not decide(cast.gp_ada, cast.patient_a, Action.VIEW_RECORD).allowed
+
+
+def test_inactive_user_is_denied(cast):
+    cast.gp_ada.is_active = False
+    cast.gp_ada.save()
+    assert not decide(cast.gp_ada, cast.patient_a, Action.VIEW_RECORD).allowed
+    assert not visible_patients(cast.gp_ada).exists()
+
+
+def test_user_of_inactive_organisation_is_denied(cast):
+    cast.practice_a.is_active = False
+    cast.practice_a.save()
+    cast.gp_ada.refresh_from_db()
+    assert not decide(cast.gp_ada, cast.patient_a, Action.VIEW_RECORD).allowed
+    assert not visible_patients(cast.gp_ada).exists()
+
+
+def test_superuser_with_clinical_role_still_needs_a_relationship(cast):
+    cast.gp_ben.is_superuser = True
+    cast.gp_ben.save()
+    assert not decide(cast.gp_ben, cast.patient_a, Action.VIEW_RECORD).allowed
+
+
+def test_unknown_action_and_purpose_are_denied(cast):
+    assert not decide(cast.gp_ada, cast.patient_a, "export").allowed
+    assert not decide(cast.gp_ada, cast.patient_a, Action.VIEW_RECORD, purpose="research").allowed
+
+
+def test_denied_and_missing_look_the_same_to_the_caller(cast):
+    with pytest.raises(PatientNotFound) as denied:
+        _open(cast.gp_ben, cast.patient_a)
+    with pytest.raises(PatientNotFound) as missing:
+        get_patient_for_user(
+            user=cast.gp_ben,
+            public_id="00000000-0000-0000-0000-000000000000",
+            request=None,
+            build=lambda p, d: (None, Shown()),
+        )
+    assert str(denied.value) == str(missing.value)
+    assert AccessEvent.objects.filter(outcome=AccessEvent.Outcome.NOT_FOUND, patient_id=None).exists()
+
+
+def test_search_audits_hit_miss_and_denial(cast):
+    assert patient_search_for_user(user=cast.gp_ada, nhs_number_text="999 000 0018", request=None) == cast.patient_a
+    with pytest.raises(PatientNotFound):
+        patient_search_for_user(user=cast.gp_ada, nhs_number_text="9000000009", request=None)
+    with pytest.raises(PatientNotFound):
+        patient_search_for_user(user=cast.gp_ben, nhs_number_text="9990000018", request=None)
+    outcomes = list(
+        AccessEvent.objects.filter(action=AccessEvent.Action.SEARCH).order_by("id").values_list("outcome", "query")
+    )
+    assert outcomes == [("allowed", "9990000018"), ("not-found", "9000000009"), ("denied", "9990000018")]
+
+
+def test_access_fails_when_the_audit_row_cannot_be_written(cast):
+    built = []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION refuse_audit() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'audit store down'; END $$"
+            " LANGUAGE plpgsql;"
+            "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_accessevent FOR EACH ROW EXECUTE FUNCTION refuse_audit();"
+        )
+    with pytest.raises(Exception, match="audit store down"):
+        get_patient_for_user(
+            user=cast.gp_ada,
+            public_id=cast.patient_a.public_id,
+            request=None,
+            build=lambda p, d: (built.append(p) or "record", Shown()),
+        )
