@@ -20,8 +20,16 @@ def _read_audit(request: HttpRequest, what: str, patient_id: int | None = None) 
 
 
 @admin.register(AccessEvent)
-class AccessEventAdmin(admin.ModelAdmin):
-    list_display = ("occurred_at", "username", "job_role", "organisation_ods", "action", "outcome", "patient_id")
+class AccessEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = (
+        "occurred_at",
+        "username",
+        "job_role",
+        "organisation_ods",
+        "action",
+        "outcome",
+        "patient_id",
+    )
     list_filter = ("action", "outcome", "purpose", "organisation_ods")
     search_fields = ("=username", "=patient_id", "=query", "=request_id")
     date_hierarchy = "occurred_at"
@@ -40,12 +48,18 @@ class AccessEventAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: AccessEvent | None = None) -> bool:
         return False
 
-    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         _read_audit(request, f"access event list {request.GET.urlencode()}"[:500])
         return super().changelist_view(request, extra_context)
 
     def change_view(
-        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
         event = AccessEvent.objects.filter(pk=object_id).first() if object_id.isdigit() else None
         _read_audit(request, f"access event {object_id}", event.patient_id if event else None)

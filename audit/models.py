@@ -54,9 +54,7 @@ class AccessEvent(models.Model):
     class Meta:
         ordering = ["-occurred_at", "-id"]
         triggers = [
-            pgtrigger.Protect(
-                name="access_event_append_only", operation=pgtrigger.Update | pgtrigger.Delete
-            ),
+            pgtrigger.Protect(name="access_event_append_only", operation=pgtrigger.Update | pgtrigger.Delete),
         ]
 
     def __str__(self) -> str:

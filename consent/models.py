@@ -12,7 +12,9 @@ from records.models import Organisation, Patient
 class StaffProfile(models.Model):
     """Ties a user to the partner organisation that employs them and the national RBAC job role they hold."""
 
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="staff_profile")
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="staff_profile"
+    )
     organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="staff")
     job_role = models.CharField(max_length=8, choices=JobRole.choices)
     sds_user_id = models.CharField("SDS user id", max_length=20, blank=True)

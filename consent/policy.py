@@ -100,7 +100,9 @@ def decide(
     activities = activities_for_role(profile.job_role)
     if Activity.PATIENT_TRACE not in activities:
         return _deny("role may not trace patients")
-    relationship = _current_relationships(profile, now).filter(content_object=patient).order_by("basis").first()
+    relationship = (
+        _current_relationships(profile, now).filter(content_object=patient).order_by("basis").first()
+    )
     if relationship is None:
         return _deny("no legitimate relationship")
     return Decision(
@@ -113,7 +115,9 @@ def decide(
     )
 
 
-def visible_patients(user: AbstractBaseUser | AnonymousUser, action: str = Action.SEARCH) -> QuerySet[Patient]:
+def visible_patients(
+    user: AbstractBaseUser | AnonymousUser, action: str = Action.SEARCH
+) -> QuerySet[Patient]:
     """The patients `decide(user, patient, action)` would allow, as one queryset (the two must never disagree)."""
     now = timezone.now()
     profile = staff_profile_of(user)

@@ -22,7 +22,9 @@ def _access_permission() -> Permission:
     return Permission.objects.get(codename="access_record", content_type__app_label="records")
 
 
-def staff_profile_set(*, user_id: int, organisation: Organisation, job_role: str, sds_user_id: str = "") -> StaffProfile:
+def staff_profile_set(
+    *, user_id: int, organisation: Organisation, job_role: str, sds_user_id: str = ""
+) -> StaffProfile:
     """Give a user their organisation and role, and make them a member of the organisation's group."""
     with transaction.atomic():
         profile, _ = StaffProfile.objects.update_or_create(
@@ -86,7 +88,9 @@ def relationships_refresh(patient_ids: Iterable[int]) -> int:
             wanted = _derive(chunk, now)
             existing = {
                 (row.content_object_id, row.group_id): row
-                for row in LegitimateRelationship.objects.select_for_update().filter(content_object_id__in=chunk)
+                for row in LegitimateRelationship.objects.select_for_update().filter(
+                    content_object_id__in=chunk
+                )
             }
             to_create, to_update, to_delete = [], [], []
             for key, (basis, valid_until) in wanted.items():

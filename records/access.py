@@ -116,7 +116,11 @@ def get_patient_for_user(
     except ValueError:
         key = None
     with transaction.atomic():
-        patient = Patient.objects.select_related("registered_practice").filter(public_id=key).first() if key else None
+        patient = (
+            Patient.objects.select_related("registered_practice").filter(public_id=key).first()
+            if key
+            else None
+        )
         if patient is None:
             access_event_record(
                 actor_of(user),

@@ -43,7 +43,9 @@ def explain_invalid(value: str) -> str | None:
     if len(number) != 10:
         return f"An NHS number has 10 digits; this has {len(number)}."
     if not is_valid(number):
-        return "This is not a valid NHS number: the check digit does not match. Please check it and try again."
+        return (
+            "This is not a valid NHS number: the check digit does not match. Please check it and try again."
+        )
     return None
 
 

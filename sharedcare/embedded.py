@@ -74,7 +74,8 @@ def services(profile: str) -> Iterator[dict[str, str]]:
             server = pgserver.get_server(profile_dir / "postgres", cleanup_mode="stop")
             stack.callback(server.cleanup)
             database = "sharedcare"
-            exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
+            # The database name is the constant above, never input.
+            exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")  # noqa: S608
             if "(1 row)" not in exists:
                 server.psql(f"CREATE DATABASE {database};")
             env["DATABASE_URL"] = _socket_uri_to_url(server.get_uri(), database)
@@ -127,11 +128,33 @@ def _run(host: str, port: int) -> int:
         children = [
             subprocess.Popen([*manage, "runserver", "--noreload", f"{host}:{port}"], env=env),
             subprocess.Popen(
-                [python, "-m", "celery", "-A", "sharedcare", "worker", "--loglevel", "INFO", "--concurrency", "2"],
+                [
+                    python,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "sharedcare",
+                    "worker",
+                    "--loglevel",
+                    "INFO",
+                    "--concurrency",
+                    "2",
+                ],
                 env=env,
             ),
             subprocess.Popen(
-                [python, "-m", "celery", "-A", "sharedcare", "beat", "--loglevel", "INFO", "-s", str(beat_schedule)],
+                [
+                    python,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "sharedcare",
+                    "beat",
+                    "--loglevel",
+                    "INFO",
+                    "-s",
+                    str(beat_schedule),
+                ],
                 env=env,
             ),
         ]
@@ -140,7 +163,10 @@ def _run(host: str, port: int) -> int:
         print(f"Demo logins (password for all: {env['DEMO_PASSWORD']}):")
         for username, what in DEMO_LOGINS:
             print(f"  {username:<15} {what}")
-        print("Demo patients: 9990000018 (practice A), 9990000026 (practice B). Ctrl-C stops everything.\n", flush=True)
+        print(
+            "Demo patients: 9990000018 (practice A), 9990000026 (practice B). Ctrl-C stops everything.\n",
+            flush=True,
+        )
 
         stopping = False
 

@@ -136,7 +136,9 @@ REST_FRAMEWORK = {
 
 REDIS_URL = env_str("REDIS_URL") or ""
 if not REDIS_URL:
-    raise ImproperlyConfigured("REDIS_URL must name a Redis server; `make run` and `make test` start an embedded one.")
+    raise ImproperlyConfigured(
+        "REDIS_URL must name a Redis server; `make run` and `make test` start an embedded one."
+    )
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True

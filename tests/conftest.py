@@ -60,7 +60,9 @@ class Cast:
     patient_sensitive: Patient
 
 
-def make_user(username: str, organisation: Organisation | None = None, role: str | None = None, **extra: object):
+def make_user(
+    username: str, organisation: Organisation | None = None, role: str | None = None, **extra: object
+):
     user = get_user_model().objects.create_user(username=username, password=PASSWORD, **extra)
     if organisation is not None and role is not None:
         staff_profile_set(user_id=user.pk, organisation=organisation, job_role=role)
@@ -112,18 +114,26 @@ def make_entry(
 
 @pytest.fixture
 def cast(db) -> Cast:
-    practice_a = organisation_upsert(ods_code="D81001", name="Riverside Surgery", kind=Organisation.Kind.GP_PRACTICE)
-    practice_b = organisation_upsert(ods_code="D81002", name="Fenland Practice", kind=Organisation.Kind.GP_PRACTICE)
+    practice_a = organisation_upsert(
+        ods_code="D81001", name="Riverside Surgery", kind=Organisation.Kind.GP_PRACTICE
+    )
+    practice_b = organisation_upsert(
+        ods_code="D81002", name="Fenland Practice", kind=Organisation.Kind.GP_PRACTICE
+    )
     cuh = organisation_upsert(
         ods_code="RGT", name="Cambridge University Hospitals", kind=Organisation.Kind.ACUTE_TRUST
     )
     cpft = organisation_upsert(
-        ods_code="RT1", name="Cambridgeshire and Peterborough NHS FT", kind=Organisation.Kind.MENTAL_HEALTH_TRUST
+        ods_code="RT1",
+        name="Cambridgeshire and Peterborough NHS FT",
+        kind=Organisation.Kind.MENTAL_HEALTH_TRUST,
     )
     county = organisation_upsert(
         ods_code="CCC01", name="Cambridgeshire County Council", kind=Organisation.Kind.LOCAL_AUTHORITY
     )
-    icb = organisation_upsert(ods_code="QUE", name="Cambridgeshire and Peterborough ICB", kind=Organisation.Kind.ICB)
+    icb = organisation_upsert(
+        ods_code="QUE", name="Cambridgeshire and Peterborough ICB", kind=Organisation.Kind.ICB
+    )
     gp_a_feed = feed_upsert(
         code="gp-d81001", organisation=practice_a, name="GP record", sections=[], can_create_patients=True
     )
@@ -161,7 +171,13 @@ def cast(db) -> Cast:
         registered_practice=practice_a,
     )
     make_entry(patient_a, gp_a_feed, Section.PROBLEMS, "Type 2 diabetes mellitus")
-    make_entry(patient_a, gp_a_feed, Section.MEDICATIONS, "Metformin 500mg tablets", resource_type="MedicationStatement")
+    make_entry(
+        patient_a,
+        gp_a_feed,
+        Section.MEDICATIONS,
+        "Metformin 500mg tablets",
+        resource_type="MedicationStatement",
+    )
     make_entry(
         patient_a,
         cuh_feed,
@@ -171,10 +187,18 @@ def cast(db) -> Cast:
         status="finished",
         effective_end=timezone.now() - timedelta(days=2),
     )
-    make_entry(patient_a, cpft_feed, Section.PLANS, "Community mental health care plan", resource_type="CarePlan")
-    make_entry(patient_a, county_feed, Section.ASSESSMENTS, "Care Act needs assessment", resource_type="Observation")
     make_entry(
-        patient_a, county_feed, Section.SOCIAL_CONTEXT, "Adult social care case", resource_type="EpisodeOfCare"
+        patient_a, cpft_feed, Section.PLANS, "Community mental health care plan", resource_type="CarePlan"
+    )
+    make_entry(
+        patient_a, county_feed, Section.ASSESSMENTS, "Care Act needs assessment", resource_type="Observation"
+    )
+    make_entry(
+        patient_a,
+        county_feed,
+        Section.SOCIAL_CONTEXT,
+        "Adult social care case",
+        resource_type="EpisodeOfCare",
     )
     make_entry(patient_b, gp_b_feed, Section.PROBLEMS, "Asthma")
     make_entry(patient_sensitive, gp_a_feed, Section.PROBLEMS, "Hypertension")

@@ -32,7 +32,11 @@ def test_each_event_is_chained_to_the_one_before(db):
 )
 def test_database_refuses_update_and_delete(db, statement):
     _event(1)
-    with pytest.raises(DatabaseError, match="Cannot update or delete"), transaction.atomic(), connection.cursor() as cursor:
+    with (
+        pytest.raises(DatabaseError, match="Cannot update or delete"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
         cursor.execute(statement)
     assert AccessEvent.objects.get().username == "user1"
 

@@ -39,7 +39,18 @@ def test_exec_starts_real_services_and_stops_them_after():
     env = {key: value for key, value in os.environ.items() if key not in {"DATABASE_URL", "REDIS_URL"}}
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "sharedcare.embedded", "exec", "--profile", profile, "--", sys.executable, "-c", PROBE],
+            [
+                sys.executable,
+                "-m",
+                "sharedcare.embedded",
+                "exec",
+                "--profile",
+                profile,
+                "--",
+                sys.executable,
+                "-c",
+                PROBE,
+            ],
             cwd=ROOT,
             env=env,
             capture_output=True,
@@ -60,7 +71,16 @@ def test_exec_starts_real_services_and_stops_them_after():
 def test_exec_passes_on_the_commands_exit_code():
     env = dict(os.environ)  # DATABASE_URL and REDIS_URL are set here, so nothing is started
     result = subprocess.run(
-        [sys.executable, "-m", "sharedcare.embedded", "exec", "--", sys.executable, "-c", "raise SystemExit(3)"],
+        [
+            sys.executable,
+            "-m",
+            "sharedcare.embedded",
+            "exec",
+            "--",
+            sys.executable,
+            "-c",
+            "raise SystemExit(3)",
+        ],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -26,7 +26,7 @@ def test_spaces_and_hyphens_are_forgiven(typed):
     assert nhs_number.is_valid(typed)
 
 
-@pytest.mark.parametrize("typed", ["943476591", "94347659199", "94347659I9", "９４３４７６５９１９", ""])
+@pytest.mark.parametrize("typed", ["943476591", "94347659199", "94347659I9", "９４３４７６５９１９", ""])  # noqa: RUF001 - full-width digits on purpose
 def test_wrong_length_or_non_digits_are_refused_with_a_reason(typed):
     assert not nhs_number.is_valid(typed)
     assert nhs_number.explain_invalid(typed)
@@ -38,7 +38,7 @@ def test_display_groups_three_three_four():
 
 def _reference_check(digits: str) -> bool:
     # The rule exactly as DESIGN.md §9 states it, written independently of the implementation.
-    total = sum(int(d) * w for d, w in zip(digits[:9], range(10, 1, -1)))
+    total = sum(int(d) * w for d, w in zip(digits[:9], range(10, 1, -1), strict=True))
     check = 11 - total % 11
     if check == 11:
         check = 0

@@ -95,9 +95,9 @@ def test_decide_and_visible_patients_never_disagree(cast):
 
 
 def test_expired_relationship_denies_at_once(cast):
-    LegitimateRelationship.objects.filter(
-        content_object=cast.patient_a, group=cast.cuh.group
-    ).update(valid_until=timezone.now() - timedelta(seconds=1))
+    LegitimateRelationship.objects.filter(content_object=cast.patient_a, group=cast.cuh.group).update(
+        valid_until=timezone.now() - timedelta(seconds=1)
+    )
     assert not decide(cast.ed_cara, cast.patient_a, Action.VIEW_RECORD).allowed
     assert cast.patient_a not in visible_patients(cast.ed_cara)
 
@@ -150,13 +150,18 @@ def test_denied_and_missing_look_the_same_to_the_caller(cast):
 
 
 def test_search_audits_hit_miss_and_denial(cast):
-    assert patient_search_for_user(user=cast.gp_ada, nhs_number_text="999 000 0018", request=None) == cast.patient_a
+    assert (
+        patient_search_for_user(user=cast.gp_ada, nhs_number_text="999 000 0018", request=None)
+        == cast.patient_a
+    )
     with pytest.raises(PatientNotFound):
         patient_search_for_user(user=cast.gp_ada, nhs_number_text="9000000009", request=None)
     with pytest.raises(PatientNotFound):
         patient_search_for_user(user=cast.gp_ben, nhs_number_text="9990000018", request=None)
     outcomes = list(
-        AccessEvent.objects.filter(action=AccessEvent.Action.SEARCH).order_by("id").values_list("outcome", "query")
+        AccessEvent.objects.filter(action=AccessEvent.Action.SEARCH)
+        .order_by("id")
+        .values_list("outcome", "query")
     )
     assert outcomes == [("allowed", "9990000018"), ("not-found", "9000000009"), ("denied", "9990000018")]
 

@@ -30,7 +30,9 @@ def _settings_import(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 def test_no_secret_key_outside_debug_refuses_to_start():
-    result = _settings_import({"DATABASE_URL": "postgres://u@127.0.0.1/db", "REDIS_URL": "redis://127.0.0.1:1/0"})
+    result = _settings_import(
+        {"DATABASE_URL": "postgres://u@127.0.0.1/db", "REDIS_URL": "redis://127.0.0.1:1/0"}
+    )
     assert result.returncode != 0
     assert "SECRET_KEY must be set" in result.stderr
 

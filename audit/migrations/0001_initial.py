@@ -8,43 +8,98 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='AccessEvent',
+            name="AccessEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('occurred_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('user_id', models.BigIntegerField(blank=True, db_index=True, null=True)),
-                ('username', models.CharField(blank=True, max_length=150)),
-                ('job_role', models.CharField(blank=True, max_length=8)),
-                ('organisation_ods', models.CharField(blank=True, max_length=6)),
-                ('patient_id', models.BigIntegerField(blank=True, db_index=True, null=True)),
-                ('query', models.CharField(blank=True, max_length=200)),
-                ('action', models.CharField(choices=[('search', 'Search'), ('view-record', 'View record'), ('view-section', 'View section'), ('view-document', 'View document'), ('export', 'Export'), ('declare-relationship', 'Declare relationship'), ('break-glass', 'Break glass'), ('read-audit', 'Read audit')], max_length=32)),
-                ('purpose', models.CharField(choices=[('direct-care', 'Direct care'), ('audit', 'Audit and investigation'), ('feed-support', 'Fixing a partner feed')], default='direct-care', max_length=32)),
-                ('basis', models.CharField(blank=True, max_length=200)),
-                ('reason', models.TextField(blank=True)),
-                ('sections_shown', django.contrib.postgres.fields.ArrayField(base_field=models.CharField(max_length=64), blank=True, default=list, size=None)),
-                ('partners_shown', django.contrib.postgres.fields.ArrayField(base_field=models.CharField(max_length=6), blank=True, default=list, size=None)),
-                ('withheld', models.TextField(blank=True)),
-                ('outcome', models.CharField(choices=[('allowed', 'Allowed'), ('denied', 'Denied'), ('not-found', 'Not found')], max_length=16)),
-                ('request_id', models.CharField(blank=True, max_length=64)),
-                ('client_address', models.GenericIPAddressField(blank=True, null=True)),
-                ('previous_hash', models.CharField(max_length=64)),
-                ('hash', models.CharField(max_length=64, unique=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("occurred_at", models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
+                ("user_id", models.BigIntegerField(blank=True, db_index=True, null=True)),
+                ("username", models.CharField(blank=True, max_length=150)),
+                ("job_role", models.CharField(blank=True, max_length=8)),
+                ("organisation_ods", models.CharField(blank=True, max_length=6)),
+                ("patient_id", models.BigIntegerField(blank=True, db_index=True, null=True)),
+                ("query", models.CharField(blank=True, max_length=200)),
+                (
+                    "action",
+                    models.CharField(
+                        choices=[
+                            ("search", "Search"),
+                            ("view-record", "View record"),
+                            ("view-section", "View section"),
+                            ("view-document", "View document"),
+                            ("export", "Export"),
+                            ("declare-relationship", "Declare relationship"),
+                            ("break-glass", "Break glass"),
+                            ("read-audit", "Read audit"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                (
+                    "purpose",
+                    models.CharField(
+                        choices=[
+                            ("direct-care", "Direct care"),
+                            ("audit", "Audit and investigation"),
+                            ("feed-support", "Fixing a partner feed"),
+                        ],
+                        default="direct-care",
+                        max_length=32,
+                    ),
+                ),
+                ("basis", models.CharField(blank=True, max_length=200)),
+                ("reason", models.TextField(blank=True)),
+                (
+                    "sections_shown",
+                    django.contrib.postgres.fields.ArrayField(
+                        base_field=models.CharField(max_length=64), blank=True, default=list, size=None
+                    ),
+                ),
+                (
+                    "partners_shown",
+                    django.contrib.postgres.fields.ArrayField(
+                        base_field=models.CharField(max_length=6), blank=True, default=list, size=None
+                    ),
+                ),
+                ("withheld", models.TextField(blank=True)),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[("allowed", "Allowed"), ("denied", "Denied"), ("not-found", "Not found")],
+                        max_length=16,
+                    ),
+                ),
+                ("request_id", models.CharField(blank=True, max_length=64)),
+                ("client_address", models.GenericIPAddressField(blank=True, null=True)),
+                ("previous_hash", models.CharField(max_length=64)),
+                ("hash", models.CharField(max_length=64, unique=True)),
             ],
             options={
-                'ordering': ['-occurred_at', '-id'],
+                "ordering": ["-occurred_at", "-id"],
             },
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='accessevent',
-            trigger=pgtrigger.compiler.Trigger(name='access_event_append_only', sql=pgtrigger.compiler.UpsertTriggerSql(func="RAISE EXCEPTION 'pgtrigger: Cannot update or delete rows from % table', TG_TABLE_NAME;", hash='0bc7adef1f7ae5580f43b269c51bca2bf02edc0c', operation='UPDATE OR DELETE', pgid='pgtrigger_access_event_append_only_6ec80', table='audit_accessevent', when='BEFORE')),
+            model_name="accessevent",
+            trigger=pgtrigger.compiler.Trigger(
+                name="access_event_append_only",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func="RAISE EXCEPTION 'pgtrigger: Cannot update or delete rows from % table', TG_TABLE_NAME;",
+                    hash="0bc7adef1f7ae5580f43b269c51bca2bf02edc0c",
+                    operation="UPDATE OR DELETE",
+                    pgid="pgtrigger_access_event_append_only_6ec80",
+                    table="audit_accessevent",
+                    when="BEFORE",
+                ),
+            ),
         ),
     ]
