@@ -35,6 +35,12 @@ def _no_network_but_loopback() -> None:
     os.environ.pop("HTTPS_PROXY", None)
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings) -> None:
+    # Argon2 is deliberately slow; the cast creates seven users per test. Production hashing is tested apart.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @dataclass
 class Cast:
     practice_a: Organisation
