@@ -144,7 +144,10 @@ class IngestRun(models.Model):
     updated = models.PositiveIntegerField(default=0)
     unchanged = models.PositiveIntegerField(default=0)
     quarantined = models.PositiveIntegerField(default=0)
+    # Patient resources are counted in created/updated/unchanged/quarantined like any other; these say how many of
+    # the created and updated were patients rather than record entries.
     patients_created = models.PositiveIntegerField(default=0)
+    patients_updated = models.PositiveIntegerField(default=0)
     checksum = models.CharField(max_length=64, blank=True)
     error = models.TextField(blank=True)
 

@@ -1,0 +1,368 @@
+"""One validated clinical FHIR resource -> the fields of its RecordEntry.
+
+Pure functions of the resource: no database, no patient. What always holds: every supported resource type maps to
+exactly one clinical PRSB section; a `meta.tag` from the RecordStandardHeadings code system overrides the default;
+dates are timezone-aware; the summary is non-empty and at most 500 characters.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from consent.sensitive import SNOMED_CT, is_sensitive_snomed_code
+from records.ingest.fhir import (
+    JsonObject,
+    as_list,
+    as_object,
+    codings,
+    content_hash,
+    is_restricted,
+    parse_datetime,
+    text,
+    walk_codings,
+)
+from records.sections import CLINICAL_SECTIONS, HEADINGS_SYSTEM, Section
+
+SUMMARY_MAX = 500
+ENTERED_IN_ERROR = "entered-in-error"
+
+DEFAULT_SECTIONS: dict[str, Section] = {
+    "Condition": Section.PROBLEMS,
+    "AllergyIntolerance": Section.ALLERGIES,
+    "MedicationRequest": Section.MEDICATIONS,
+    "MedicationStatement": Section.MEDICATIONS,
+    "MedicationDispense": Section.MEDICATIONS,
+    "MedicationAdministration": Section.MEDICATIONS,
+    "Procedure": Section.PROCEDURES,
+    "Observation": Section.INVESTIGATIONS,
+    "DiagnosticReport": Section.INVESTIGATIONS,
+    "Immunization": Section.VACCINATIONS,
+    "Encounter": Section.ENCOUNTERS,
+    "EpisodeOfCare": Section.ENCOUNTERS,
+    "CarePlan": Section.PLANS,
+    "ServiceRequest": Section.REFERRALS,
+    "Flag": Section.ALERTS,
+    "DocumentReference": Section.DOCUMENTS,
+    "Composition": Section.DOCUMENTS,
+    "Consent": Section.LEGAL,
+    "QuestionnaireResponse": Section.ASSESSMENTS,
+    "RiskAssessment": Section.ASSESSMENTS,
+    "CareTeam": Section.PROFESSIONAL_CONTACTS,
+}
+SUPPORTED_TYPES = frozenset(DEFAULT_SECTIONS)
+
+# Observation.category codes (http://terminology.hl7.org/CodeSystem/observation-category, plus "assessment",
+# which UK partners use for scored assessments).
+OBSERVATION_CATEGORY_SECTIONS: dict[str, Section] = {
+    "laboratory": Section.INVESTIGATIONS,
+    "imaging": Section.INVESTIGATIONS,
+    "vital-signs": Section.INVESTIGATIONS,
+    "exam": Section.INVESTIGATIONS,
+    "procedure": Section.INVESTIGATIONS,
+    "social-history": Section.SOCIAL_CONTEXT,
+    "survey": Section.ASSESSMENTS,
+    "assessment": Section.ASSESSMENTS,
+}
+
+# Where each type keeps the concept that names it, in order of preference.
+CONCEPT_FIELDS: dict[str, tuple[str, ...]] = {
+    "MedicationRequest": ("medicationCodeableConcept",),
+    "MedicationStatement": ("medicationCodeableConcept",),
+    "MedicationDispense": ("medicationCodeableConcept",),
+    "MedicationAdministration": ("medicationCodeableConcept",),
+    "Immunization": ("vaccineCode",),
+    "Encounter": ("type", "serviceType", "class"),
+    "EpisodeOfCare": ("type",),
+    "CarePlan": ("category",),
+    "DocumentReference": ("type", "category"),
+    "Composition": ("type", "category"),
+    "Consent": ("scope", "category"),
+    "QuestionnaireResponse": (),
+    "CareTeam": ("category",),
+}
+_DEFAULT_CONCEPT_FIELDS = ("code",)
+
+# FHIR names its moments consistently across resources; the first one present wins.
+_EFFECTIVE_FIELDS = (
+    "effective",
+    "occurrence",
+    "performed",
+    "onset",
+    "period",
+    "whenHandedOver",
+    "whenPrepared",
+    "authoredOn",
+    "authored",
+    "dateTime",
+    "date",
+    "dateAsserted",
+    "created",
+    "issued",
+    "recordedDate",
+)
+_RECORDED_FIELDS = (
+    "recordedDate",
+    "recorded",
+    "issued",
+    "dateAsserted",
+    "authoredOn",
+    "authored",
+    "created",
+    "date",
+)
+_WHITESPACE = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class MappedEntry:
+    section: str
+    resource_type: str
+    source_id: str
+    source_version: str
+    source_last_updated: datetime | None
+    effective_at: datetime | None
+    effective_end: datetime | None
+    recorded_at: datetime | None
+    code_system: str
+    code: str
+    display: str
+    status: str
+    summary: str
+    resource: JsonObject
+    content_hash: str
+    is_sensitive: bool
+    is_confidential: bool
+    is_entered_in_error: bool
+
+
+def map_resource(resource: JsonObject) -> MappedEntry:
+    """Map a validated resource of a type in SUPPORTED_TYPES."""
+    resource_type = text(resource.get("resourceType"))
+    meta = as_object(resource.get("meta"))
+    digest = content_hash(resource)
+    coding, concept_text = main_coding(resource)
+    title = concept_text or text(coding.get("display"))
+    effective_at, effective_end = _effective(resource)
+    return MappedEntry(
+        section=section_for(resource),
+        resource_type=resource_type,
+        # No id: the content decides, so the same resource sent twice is still one entry.
+        source_id=text(resource.get("id")) or f"sha256:{digest}",
+        source_version=text(meta.get("versionId"))[:64],
+        source_last_updated=parse_datetime(meta.get("lastUpdated")),
+        effective_at=effective_at,
+        effective_end=effective_end,
+        recorded_at=_first_moment(resource, _RECORDED_FIELDS)[0],
+        code_system=text(coding.get("system"))[:200],
+        code=text(coding.get("code"))[:64],
+        display=(text(coding.get("display")) or concept_text)[:500],
+        status=status_of(resource)[:64],
+        summary=summary_of(resource, title),
+        resource=resource,
+        content_hash=digest,
+        is_sensitive=is_sensitive(resource),
+        is_confidential=is_restricted(resource),
+        is_entered_in_error=is_entered_in_error(resource),
+    )
+
+
+def section_for(resource: JsonObject) -> Section:
+    resource_type = text(resource.get("resourceType"))
+    for tag in as_list(as_object(resource.get("meta")).get("tag")):
+        tag = as_object(tag)
+        if tag.get("system") == HEADINGS_SYSTEM and tag.get("code") in CLINICAL_SECTIONS:
+            return Section(tag["code"])
+    if resource_type == "Observation":
+        for category in as_list(resource.get("category")):
+            for coding in codings(category):
+                section = OBSERVATION_CATEGORY_SECTIONS.get(text(coding.get("code")))
+                if section is not None:
+                    return section
+    if resource_type == "Flag" and _mentions_safeguarding(resource.get("category")):
+        return Section.SAFEGUARDING
+    return DEFAULT_SECTIONS[resource_type]
+
+
+def _mentions_safeguarding(categories: object) -> bool:
+    for category in as_list(categories):
+        words = [text(as_object(category).get("text"))]
+        for coding in codings(category):
+            words += [text(coding.get("code")), text(coding.get("display"))]
+        if any("safeguard" in word.lower() for word in words):
+            return True
+    return False
+
+
+def _concept(value: object) -> tuple[JsonObject, str]:
+    """The preferred coding of a CodeableConcept (or a bare Coding) and the concept's text."""
+    first = as_object(as_list(value)[0]) if as_list(value) else {}
+    if "coding" not in first and "code" in first:
+        return first, ""
+    found = codings(first)
+    coded = [coding for coding in found if text(coding.get("code"))]
+    snomed = [coding for coding in coded if coding.get("system") == SNOMED_CT]
+    chosen = (snomed or coded or found or [{}])[0]
+    return chosen, text(first.get("text"))
+
+
+def main_coding(resource: JsonObject) -> tuple[JsonObject, str]:
+    resource_type = text(resource.get("resourceType"))
+    for field in CONCEPT_FIELDS.get(resource_type, _DEFAULT_CONCEPT_FIELDS):
+        coding, concept_text = _concept(resource.get(field))
+        if coding or concept_text:
+            return coding, concept_text
+    if resource_type.startswith("Medication"):
+        return {}, _medication_reference_name(resource)
+    return {}, ""
+
+
+def _medication_reference_name(resource: JsonObject) -> str:
+    reference = as_object(resource.get("medicationReference"))
+    target = text(reference.get("reference"))
+    if target.startswith("#"):
+        for contained in as_list(resource.get("contained")):
+            contained = as_object(contained)
+            if contained.get("resourceType") == "Medication" and contained.get("id") == target[1:]:
+                coding, concept_text = _concept(contained.get("code"))
+                return concept_text or text(coding.get("display"))
+    return text(reference.get("display"))
+
+
+def status_of(resource: JsonObject) -> str:
+    status = text(resource.get("status"))
+    if status:
+        return status
+    coding, concept_text = _concept(resource.get("clinicalStatus"))
+    return text(coding.get("code")) or concept_text
+
+
+def is_entered_in_error(resource: JsonObject) -> bool:
+    if text(resource.get("status")) == ENTERED_IN_ERROR:
+        return True
+    return any(
+        text(coding.get("code")) == ENTERED_IN_ERROR for coding in codings(resource.get("verificationStatus"))
+    )
+
+
+def is_sensitive(resource: JsonObject) -> bool:
+    return any(
+        coding.get("system") == SNOMED_CT and is_sensitive_snomed_code(text(coding.get("code")))
+        for coding in walk_codings(resource)
+    )
+
+
+def _moment(value: object) -> tuple[datetime | None, datetime | None]:
+    if isinstance(value, dict):
+        start, end = parse_datetime(value.get("start")), parse_datetime(value.get("end"))
+        return start or end, end
+    return parse_datetime(value), None
+
+
+def _first_moment(resource: JsonObject, names: tuple[str, ...]) -> tuple[datetime | None, datetime | None]:
+    for name in names:
+        for key in (name, f"{name}DateTime", f"{name}Period", f"{name}Instant"):
+            start, end = _moment(resource.get(key))
+            if start is not None:
+                return start, end
+    return None, None
+
+
+def _effective(resource: JsonObject) -> tuple[datetime | None, datetime | None]:
+    start, end = _first_moment(resource, _EFFECTIVE_FIELDS)
+    if end is None:
+        # A resolved problem's abatement is when it ended.
+        abated_from, abated_to = _first_moment(resource, ("abatement",))
+        end = abated_to or abated_from
+    return start, end
+
+
+def _number(value: object) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _value_text(holder: JsonObject) -> str:
+    quantity = as_object(holder.get("valueQuantity"))
+    if "value" in quantity:
+        unit = text(quantity.get("unit")) or text(quantity.get("code"))
+        return f"{_number(quantity['value'])} {unit}".strip()
+    if "valueCodeableConcept" in holder:
+        coding, concept_text = _concept(holder["valueCodeableConcept"])
+        return concept_text or text(coding.get("display"))
+    for key in ("valueString", "valueDateTime", "valueInteger", "valueTime"):
+        if key in holder:
+            return _number(holder[key])
+    if "valueBoolean" in holder:
+        return "yes" if holder["valueBoolean"] else "no"
+    return ""
+
+
+def _observation_value(resource: JsonObject) -> str:
+    value = _value_text(resource)
+    if value:
+        return value
+    parts = []
+    for component in as_list(resource.get("component")):
+        component = as_object(component)
+        coding, concept_text = _concept(component.get("code"))
+        name = concept_text or text(coding.get("display"))
+        reading = _value_text(component)
+        if reading:
+            parts.append(f"{name} {reading}".strip())
+    return "; ".join(parts)
+
+
+def _dosage(resource: JsonObject) -> str:
+    for key in ("dosageInstruction", "dosage"):
+        for dosage in as_list(resource.get(key)):
+            dosage = as_object(dosage)
+            if text(dosage.get("text")):
+                return text(dosage.get("text"))
+            dose = as_object(dosage.get("dose"))
+            if "value" in dose:
+                return f"{_number(dose['value'])} {text(dose.get('unit'))}".strip()
+    return ""
+
+
+def _questionnaire_name(resource: JsonObject) -> str:
+    canonical = text(resource.get("questionnaire")).split("|")[0].rstrip("/")
+    return canonical.rsplit("/", 1)[-1] if canonical else ""
+
+
+def _words(resource_type: str) -> str:
+    spaced = re.sub(r"(?<!^)(?=[A-Z])", " ", resource_type)
+    return spaced[:1] + spaced[1:].lower()
+
+
+def summary_of(resource: JsonObject, title: str) -> str:
+    """A short line for the record page: what it is, and the detail a clinician looks for first."""
+    resource_type = text(resource.get("resourceType"))
+    detail = ""
+    if resource_type.startswith("Medication"):
+        detail = _dosage(resource)
+    elif resource_type == "Observation":
+        detail = _observation_value(resource)
+    elif resource_type == "AllergyIntolerance":
+        reaction = as_object((as_list(resource.get("reaction")) or [{}])[0])
+        coding, concept_text = _concept(reaction.get("manifestation"))
+        detail = concept_text or text(coding.get("display"))
+    elif resource_type == "Immunization" and resource.get("status") == "not-done":
+        detail = "not given"
+    own_title = {
+        "CarePlan": text(resource.get("title")) or text(resource.get("description")),
+        "Composition": text(resource.get("title")),
+        "DocumentReference": text(resource.get("description")),
+        "CareTeam": text(resource.get("name")),
+        "QuestionnaireResponse": _questionnaire_name(resource),
+    }.get(resource_type, "")
+    title = own_title or title or _words(resource_type)
+    if resource_type == "QuestionnaireResponse" and own_title:
+        title = f"Questionnaire response: {own_title}"
+    line = f"{title[:1].upper()}{title[1:]}"
+    if detail:
+        line = f"{line}: {detail}" if resource_type == "Observation" else f"{line} — {detail}"
+    line = _WHITESPACE.sub(" ", line).strip()
+    return line if len(line) <= SUMMARY_MAX else line[: SUMMARY_MAX - 1] + "…"

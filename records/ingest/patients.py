@@ -1,0 +1,223 @@
+"""Patient resources -> Patient rows: demographics from a feed that is an authority on them, or a cross-check.
+
+What always holds:
+- a patient is created or its demographics changed only by a feed with `can_create_patients`;
+- a feed that may not create patients never changes one: it may only name patients we already hold, and a birth
+  date or family name that disagrees with ours quarantines the resource (`demographic-mismatch`);
+- when one run holds several Patient resources for the same NHS number, the newest (meta.lastUpdated, then
+  meta.versionId, then the last in the run) is the one applied, so the order of files never changes the result
+  and a second run of the same input changes nothing;
+- a Patient row is written only when a field actually differs.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from datetime import date
+from typing import Literal
+
+from django.utils import timezone
+
+from records.ingest.fhir import (
+    JsonObject,
+    as_list,
+    as_object,
+    is_restricted,
+    parse_datetime,
+    text,
+    version_key,
+)
+from records.ingest.matching import Reason, Unmatched
+from records.ingest.readers import ResourceUnit
+from records.models import Feed, Organisation, Patient
+
+ODS_SYSTEM = "https://fhir.nhs.uk/Id/ods-organization-code"
+_SEXES = {choice.value for choice in Patient.Sex}
+_BATCH_SIZE = 1000
+
+Outcome = Literal["created", "updated", "unchanged"]
+
+
+@dataclass(frozen=True)
+class Demographics:
+    given_name: str
+    family_name: str
+    birth_date: date | None
+    sex: str
+    address: str
+    postcode: str
+    phone: str
+    death_date: date | None
+    is_restricted: bool
+    practice_ods_codes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PatientCandidate:
+    """A validated Patient resource with a valid NHS number, and where it stood in the run."""
+
+    unit: ResourceUnit
+    resource: JsonObject
+    nhs_number: str
+    occurrence: int
+    raw: str  # as the partner sent it, for quarantine
+
+
+@dataclass(frozen=True)
+class PatientResult:
+    outcome: Outcome
+    patient_id: int
+
+
+def _preferred(items: list[JsonObject], uses: tuple[str, ...]) -> JsonObject:
+    for use in uses:
+        for item in items:
+            if item.get("use") == use:
+                return item
+    return items[0] if items else {}
+
+
+def demographics_of(resource: JsonObject) -> Demographics:
+    names = [as_object(name) for name in as_list(resource.get("name"))]
+    name = _preferred(names, ("official", "usual"))
+    given = " ".join(text(part) for part in as_list(name.get("given")) if text(part))
+    family = text(name.get("family"))
+    if not given and not family:
+        given = text(name.get("text"))
+    addresses = [as_object(address) for address in as_list(resource.get("address")) if address]
+    address = _preferred([a for a in addresses if a.get("use") != "old"] or addresses, ("home",))
+    lines = [text(line) for line in as_list(address.get("line")) if text(line)]
+    lines += [text(address.get(part)) for part in ("city", "district") if text(address.get(part))]
+    phones = [as_object(t) for t in as_list(resource.get("telecom")) if as_object(t).get("system") == "phone"]
+    phone = _preferred(phones, ("home", "mobile"))
+    born = parse_datetime(resource.get("birthDate"))
+    died = parse_datetime(resource.get("deceasedDateTime"))
+    gender = text(resource.get("gender"))
+    practices = []
+    for practitioner in as_list(resource.get("generalPractitioner")):
+        identifier = as_object(as_object(practitioner).get("identifier"))
+        if identifier.get("system") == ODS_SYSTEM and text(identifier.get("value")):
+            practices.append(text(identifier.get("value")).upper())
+    return Demographics(
+        given_name=given[:200],
+        family_name=family[:200],
+        birth_date=born.date() if born else None,
+        sex=gender if gender in _SEXES else Patient.Sex.UNKNOWN,
+        address=text(address.get("text")) or ", ".join(lines),
+        postcode=text(address.get("postalCode")).upper()[:10],
+        phone=text(phone.get("value"))[:40],
+        death_date=died.date() if died else None,
+        is_restricted=is_restricted(resource),
+        practice_ods_codes=tuple(practices),
+    )
+
+
+def practice_ods_codes(candidates: Sequence[PatientCandidate]) -> set[str]:
+    return {code for c in candidates for code in demographics_of(c.resource).practice_ods_codes}
+
+
+def _wanted_fields(
+    demographics: Demographics, practices: dict[str, Organisation], source: Organisation
+) -> dict[str, object]:
+    wanted: dict[str, object] = {
+        field.name: getattr(demographics, field.name)
+        for field in fields(Demographics)
+        if field.name != "practice_ods_codes"
+    }
+    # A practice we do not hold cannot be linked; the patient then shows "No known GP practice".
+    practice = next((practices[code] for code in demographics.practice_ods_codes if code in practices), None)
+    wanted["registered_practice_id"] = practice.pk if practice else None
+    wanted["source_organisation_id"] = source.pk
+    return wanted
+
+
+def mismatch(patient: Patient, demographics: Demographics) -> str | None:
+    """Why a resource from a feed that may not create patients does not look like the patient we hold."""
+    differing = []
+    if demographics.birth_date and patient.birth_date and demographics.birth_date != patient.birth_date:
+        differing.append("birth date")
+    family = demographics.family_name.casefold().strip()
+    if family and patient.family_name and family != patient.family_name.casefold().strip():
+        differing.append("family name")
+    if not differing:
+        return None
+    return f"The {' and '.join(differing)} differ from the patient held for this NHS number."
+
+
+def _winner(group: list[PatientCandidate]) -> PatientCandidate:
+    return max(group, key=lambda c: (version_key(c.unit.version_id, c.unit.last_updated), c.occurrence))
+
+
+def patients_upsert(
+    feed: Feed, candidates: Sequence[PatientCandidate]
+) -> dict[int, PatientResult | Unmatched]:
+    """Apply the Patient resources of one run; the result is keyed by each candidate's occurrence in the run."""
+    by_number: dict[str, list[PatientCandidate]] = defaultdict(list)
+    for candidate in candidates:
+        by_number[candidate.nhs_number].append(candidate)
+    numbers = sorted(by_number)
+    held = {
+        patient.nhs_number: patient
+        for start in range(0, len(numbers), _BATCH_SIZE)
+        for patient in Patient.objects.filter(nhs_number__in=numbers[start : start + _BATCH_SIZE])
+    }
+    results: dict[int, PatientResult | Unmatched] = {}
+    if not feed.can_create_patients:
+        for number, group in by_number.items():
+            patient = held.get(number)
+            for candidate in group:
+                results[candidate.occurrence] = _cross_check(patient, candidate)
+        return results
+
+    practices = {
+        o.ods_code: o for o in Organisation.objects.filter(ods_code__in=practice_ods_codes(candidates))
+    }
+    to_create: list[Patient] = []
+    to_update: list[Patient] = []
+    changed_fields: set[str] = set()
+    outcomes: dict[str, Outcome] = {}
+    now = timezone.now()
+    for number, group in sorted(by_number.items()):
+        wanted = _wanted_fields(demographics_of(_winner(group).resource), practices, feed.organisation)
+        patient = held.get(number)
+        if patient is None:
+            to_create.append(Patient(nhs_number=number, created_at=now, **wanted))
+            outcomes[number] = "created"
+            continue
+        changes = [name for name, value in wanted.items() if getattr(patient, name) != value]
+        if changes:
+            for name in changes:
+                setattr(patient, name, wanted[name])
+            patient.updated_at = now
+            to_update.append(patient)
+            changed_fields.update(name.removesuffix("_id") for name in changes)
+            outcomes[number] = "updated"
+        else:
+            outcomes[number] = "unchanged"
+    for patient in Patient.objects.bulk_create(to_create, batch_size=_BATCH_SIZE):
+        held[patient.nhs_number] = patient
+    if to_update:
+        Patient.objects.bulk_update(
+            to_update, sorted(changed_fields | {"updated_at"}), batch_size=_BATCH_SIZE
+        )
+    for number, group in by_number.items():
+        winner = _winner(group)
+        for candidate in group:
+            # The other copies of the same patient in this run changed nothing beyond what the newest did.
+            outcome = outcomes[number] if candidate is winner else "unchanged"
+            results[candidate.occurrence] = PatientResult(outcome, held[number].pk)
+    return results
+
+
+def _cross_check(patient: Patient | None, candidate: PatientCandidate) -> PatientResult | Unmatched:
+    if patient is None:
+        return Unmatched(
+            Reason.UNKNOWN_PATIENT,
+            "No patient is held for this NHS number, and this feed may not create patients.",
+        )
+    problem = mismatch(patient, demographics_of(candidate.resource))
+    if problem:
+        return Unmatched(Reason.DEMOGRAPHIC_MISMATCH, problem)
+    return PatientResult("unchanged", patient.pk)
