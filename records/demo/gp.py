@@ -1,0 +1,476 @@
+"""What a GP practice's system sends: the patient's demographics and the long-term record kept in primary care."""
+
+from __future__ import annotations
+
+import base64
+from datetime import date, timedelta
+from typing import Any
+
+from records.demo import codes
+from records.demo.codes import Concept
+from records.demo.partners import PARTNER_NAMES, ROYAL_PAPWORTH
+from records.demo.people import CLINICIAN_NAMES, NURSE_NAMES
+from records.demo.resources import ODS_SYSTEM, ResourceBuilder, instant, organisation_reference
+
+_ACTIVE = {"coding": [{"system": codes.CONDITION_CLINICAL, "code": "active", "display": "Active"}]}
+_CONFIRMED = {
+    "coding": [{"system": codes.CONDITION_VERIFICATION, "code": "confirmed", "display": "Confirmed"}]
+}
+_ALLERGY_ACTIVE = {"coding": [{"system": codes.ALLERGY_CLINICAL, "code": "active", "display": "Active"}]}
+_ALLERGY_CONFIRMED = {
+    "coding": [{"system": codes.ALLERGY_VERIFICATION, "code": "confirmed", "display": "Confirmed"}]
+}
+_PROBLEM_LIST = [
+    {
+        "coding": [
+            {"system": codes.CONDITION_CATEGORY, "code": "problem-list-item", "display": "Problem List Item"}
+        ]
+    }
+]
+
+_ALERTS: tuple[tuple[str, str, str], ...] = (
+    # (flag category code, display, alert text)
+    (
+        "clinical",
+        "Clinical",
+        "Hearing impaired: face the patient and speak clearly; induction loop at reception",
+    ),
+    ("admin", "Administrative", "Needs a British Sign Language interpreter for appointments"),
+    ("behavioral", "Behavioral", "Two staff members for home visits following a previous incident"),
+    (
+        "clinical",
+        "Clinical",
+        "Lives with dementia: a family member should be present for consent discussions",
+    ),
+    ("admin", "Administrative", "Large-print letters please (registered partially sighted)"),
+)
+
+# The clinic a GP refers to depends on what the patient has; the text is what the referral letter asks for.
+_REFERRAL_REASONS: dict[str, str] = {
+    "cardiac": "Referral to cardiology outpatient clinic",
+    "respiratory": "Referral to respiratory outpatient clinic",
+    "metabolic": "Referral to diabetes and endocrinology clinic",
+    "msk": "Referral to orthopaedic outpatient clinic",
+    "mental": "Referral to memory clinic",
+    "frailty": "Referral to falls clinic",
+}
+
+
+def _lab_observation(
+    builder: ResourceBuilder, key: str, concept: Concept, value: float, unit: str, days_ago: int
+) -> None:
+    taken = builder.at(days_ago, hour=9)
+    reported = builder.before_reference(taken + timedelta(hours=builder.rng.randint(4, 30)))
+    builder.add(
+        "Observation",
+        key,
+        {
+            "status": "final",
+            "category": [
+                {
+                    "coding": [
+                        {"system": codes.OBSERVATION_CATEGORY, "code": "laboratory", "display": "Laboratory"}
+                    ]
+                }
+            ],
+            "code": concept.codeable(),
+            "subject": builder.subject,
+            "effectiveDateTime": instant(taken),
+            "issued": instant(reported),
+            "valueQuantity": {"value": value, "unit": unit, "system": codes.UCUM, "code": unit},
+            "performer": [builder.organisation],
+        },
+        updated=reported,
+    )
+
+
+def _last_autumn(builder: ResourceBuilder, seasons_back: int) -> int:
+    """Days ago of a date in the autumn vaccination campaign, `seasons_back` seasons before the latest one."""
+    reference = builder.reference
+    year = reference.year if reference >= date(reference.year, 11, 1) else reference.year - 1
+    given = date(year - seasons_back, builder.rng.choice((9, 10, 10, 11)), builder.rng.randint(1, 28))
+    return max((reference - given).days, 1)
+
+
+def _patient(builder: ResourceBuilder) -> None:
+    patient = builder.patient
+    name: dict[str, Any] = {"use": "official", "family": patient.family_name, "given": [patient.given_name]}
+    if patient.prefix:
+        name["prefix"] = [patient.prefix]
+    telecom_use = "mobile" if patient.phone.startswith("07") else "home"
+    builder.add(
+        "Patient",
+        "patient",
+        {
+            "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": patient.nhs_number}],
+            "name": [name],
+            "telecom": [{"system": "phone", "value": patient.phone, "use": telecom_use}],
+            "gender": patient.gender,
+            "birthDate": patient.birth_date.isoformat(),
+            "address": [
+                {
+                    "use": "home",
+                    "line": [patient.address_line],
+                    "city": patient.town,
+                    "postalCode": patient.postcode,
+                    "country": "GB",
+                }
+            ],
+            "generalPractitioner": [
+                {
+                    "type": "Organization",
+                    "identifier": {"system": ODS_SYSTEM, "value": patient.practice},
+                    "display": PARTNER_NAMES[patient.practice],
+                }
+            ],
+        },
+        updated=builder.at(builder.rng.randint(30, 700)),
+    )
+
+
+def _problems_and_medicines(builder: ResourceBuilder) -> None:
+    for key in builder.patient.problems:
+        problem = codes.PROBLEMS_BY_KEY[key]
+        onset = builder.years_ago(1, 25)
+        builder.add(
+            "Condition",
+            f"condition/{key}",
+            {
+                "clinicalStatus": _ACTIVE,
+                "verificationStatus": _CONFIRMED,
+                "category": _PROBLEM_LIST,
+                "code": problem.concept.codeable(),
+                "subject": builder.subject,
+                "onsetDateTime": onset.date().isoformat(),
+                "recordedDate": instant(onset),
+            },
+            updated=onset,
+        )
+        if problem.medicine is None:
+            continue
+        last_issued = builder.at(builder.rng.randint(3, 56))
+        builder.add(
+            "MedicationStatement",
+            f"medication/{key}",
+            {
+                "status": "active",
+                "category": {
+                    "coding": [
+                        {
+                            "system": codes.MEDICATION_STATEMENT_CATEGORY,
+                            "code": "community",
+                            "display": "Community",
+                        }
+                    ]
+                },
+                "medicationCodeableConcept": problem.medicine.concept.codeable(),
+                "subject": builder.subject,
+                "effectivePeriod": {"start": onset.date().isoformat()},
+                "dateAsserted": instant(last_issued),
+                "reasonCode": [problem.concept.codeable()],
+                "dosage": [{"text": problem.medicine.dosage}],
+            },
+            updated=last_issued,
+        )
+
+
+def _sensitive_history(builder: ResourceBuilder) -> None:
+    """A few young adults have a treated sexually transmitted infection, so the demo shows sensitive withholding."""
+    if not 18 <= builder.age <= 45 or builder.rng.random() >= 0.05:
+        return
+    diagnosed = builder.years_ago(1, 6)
+    resolved = diagnosed + timedelta(days=21)
+    builder.add(
+        "Condition",
+        "condition/sensitive",
+        {
+            "clinicalStatus": {
+                "coding": [{"system": codes.CONDITION_CLINICAL, "code": "resolved", "display": "Resolved"}]
+            },
+            "verificationStatus": _CONFIRMED,
+            "category": _PROBLEM_LIST,
+            "code": codes.CHLAMYDIAL_INFECTION.codeable(),
+            "subject": builder.subject,
+            "onsetDateTime": diagnosed.date().isoformat(),
+            "abatementDateTime": resolved.date().isoformat(),
+            "recordedDate": instant(diagnosed),
+        },
+        updated=resolved,
+    )
+
+
+def _allergies(builder: ResourceBuilder) -> None:
+    roll = builder.rng.random()
+    recorded = builder.years_ago(1, 30)
+    if builder.patient.showcase or roll < 0.25:
+        allergy, category, reaction = builder.rng.choice(codes.ALLERGIES)
+        severe = reaction.code == "39579001"
+        builder.add(
+            "AllergyIntolerance",
+            "allergy/1",
+            {
+                "clinicalStatus": _ALLERGY_ACTIVE,
+                "verificationStatus": _ALLERGY_CONFIRMED,
+                "type": "allergy",
+                "category": [category],
+                "criticality": "high" if severe else "low",
+                "code": allergy.codeable(),
+                "patient": builder.subject,
+                "recordedDate": instant(recorded),
+                "reaction": [
+                    {"manifestation": [reaction.codeable()], "severity": "severe" if severe else "mild"}
+                ],
+            },
+            updated=recorded,
+        )
+    elif roll < 0.7:
+        builder.add(
+            "AllergyIntolerance",
+            "allergy/none-known",
+            {
+                "clinicalStatus": _ALLERGY_ACTIVE,
+                "verificationStatus": _ALLERGY_CONFIRMED,
+                "code": codes.NO_KNOWN_ALLERGY.codeable(),
+                "patient": builder.subject,
+                "recordedDate": instant(recorded),
+            },
+            updated=recorded,
+        )
+
+
+def _immunisation(builder: ResourceBuilder, key: str, vaccine: Concept, days_ago: int) -> None:
+    given = builder.at(days_ago)
+    letters = "".join(builder.rng.choice("ABCDEFGHJKLMNPRSTUVWXYZ") for _ in range(2))
+    builder.add(
+        "Immunization",
+        key,
+        {
+            "status": "completed",
+            "vaccineCode": vaccine.codeable(),
+            "patient": builder.subject,
+            "occurrenceDateTime": instant(given),
+            "recorded": instant(given),
+            "primarySource": True,
+            "lotNumber": f"{letters}{builder.rng.randint(1000, 9999)}",
+        },
+        updated=given,
+    )
+
+
+def _vaccinations(builder: ResourceBuilder) -> None:
+    groups = {codes.PROBLEMS_BY_KEY[key].group for key in builder.patient.problems}
+    at_risk = bool(groups & {"respiratory", "cardiac", "metabolic"})
+    if builder.age >= 65 or at_risk or builder.patient.showcase:
+        for season in range(2 if builder.age >= 65 else 1):
+            _immunisation(
+                builder,
+                f"immunisation/influenza/{season}",
+                codes.INFLUENZA_VACCINE,
+                _last_autumn(builder, season),
+            )
+    if builder.age >= 66:
+        days = builder.rng.randint(200, max((builder.age - 65) * 365, 201))
+        _immunisation(builder, "immunisation/pneumococcal", codes.PNEUMOCOCCAL_VACCINE, days)
+    if builder.age >= 75:
+        _immunisation(builder, "immunisation/covid-19", codes.COVID_VACCINE, _last_autumn(builder, 0) + 3)
+
+
+def _investigations(builder: ResourceBuilder) -> None:
+    problems = set(builder.patient.problems)
+    if "t2dm" in problems:
+        for number, days in enumerate((builder.rng.randint(10, 60), builder.rng.randint(190, 240))):
+            value = builder.rng.randint(48, 78)
+            _lab_observation(builder, f"observation/hba1c/{number}", codes.HBA1C, value, "mmol/mol", days)
+    if "ckd" in problems:
+        egfr = builder.rng.randint(32, 58)
+        _lab_observation(
+            builder, "observation/egfr", codes.EGFR, egfr, "mL/min/{1.73_m2}", builder.rng.randint(20, 150)
+        )
+    cardiac = bool(problems & {"hypertension", "chd", "stroke", "heart-failure"})
+    if cardiac or (builder.age >= 40 and builder.rng.random() < 0.3) or builder.patient.showcase:
+        cholesterol = round(builder.rng.uniform(3.4, 6.8), 1)
+        _lab_observation(
+            builder,
+            "observation/cholesterol",
+            codes.CHOLESTEROL,
+            cholesterol,
+            "mmol/L",
+            builder.rng.randint(30, 330),
+        )
+
+
+def _social_context_and_assessments(builder: ResourceBuilder) -> None:
+    problems = set(builder.patient.problems)
+    if builder.age >= 16:
+        if "copd" in problems:
+            status = builder.rng.choice((codes.EX_SMOKER, codes.SMOKER))
+        else:
+            status = builder.rng.choices((codes.NEVER_SMOKED, codes.EX_SMOKER, codes.SMOKER), (55, 30, 15))[0]
+        asked = builder.at(builder.rng.randint(20, 700))
+        builder.add(
+            "Observation",
+            "observation/smoking",
+            {
+                "status": "final",
+                "category": [
+                    {
+                        "coding": [
+                            {
+                                "system": codes.OBSERVATION_CATEGORY,
+                                "code": "social-history",
+                                "display": "Social History",
+                            }
+                        ]
+                    }
+                ],
+                "code": codes.SMOKING_STATUS.codeable(),
+                "subject": builder.subject,
+                "effectiveDateTime": instant(asked),
+                "valueCodeableConcept": status.codeable(),
+            },
+            updated=asked,
+        )
+    if problems & {"depression", "anxiety"} and builder.chance(0.7):
+        scored = builder.at(builder.rng.randint(14, 200))
+        builder.add(
+            "Observation",
+            "observation/phq-9",
+            {
+                "status": "final",
+                "category": [
+                    {
+                        "coding": [
+                            {"system": codes.OBSERVATION_CATEGORY, "code": "survey", "display": "Survey"}
+                        ]
+                    }
+                ],
+                "code": codes.PHQ9_SCORE.codeable(),
+                "subject": builder.subject,
+                "effectiveDateTime": instant(scored),
+                "valueInteger": builder.rng.randint(5, 19),
+            },
+            updated=scored,
+        )
+
+
+def _alerts_and_legal(builder: ResourceBuilder) -> None:
+    if builder.age >= 16 and builder.chance(0.08):
+        category, category_display, text = builder.rng.choice(_ALERTS)
+        raised = builder.years_ago(0, 6)
+        builder.add(
+            "Flag",
+            "flag/alert",
+            {
+                "status": "active",
+                "category": [
+                    {
+                        "coding": [
+                            {"system": codes.FLAG_CATEGORY, "code": category, "display": category_display}
+                        ]
+                    }
+                ],
+                "code": {"text": text},
+                "subject": builder.subject,
+                "period": {"start": instant(raised)},
+                "author": builder.organisation,
+            },
+            updated=raised,
+        )
+    if builder.age >= 70 and builder.chance(0.12):
+        signed = builder.years_ago(0, 5)
+        decision = "Advance decision to refuse treatment: no cardiopulmonary resuscitation, no mechanical ventilation"
+        builder.add(
+            "Consent",
+            "consent/advance-decision",
+            {
+                "status": "active",
+                "scope": {
+                    "coding": [
+                        {"system": codes.CONSENT_SCOPE, "code": "adr", "display": "Advanced Care Directive"}
+                    ],
+                    "text": "Advance decision to refuse treatment",
+                },
+                "category": [
+                    {
+                        "coding": [
+                            {"system": codes.CONSENT_CATEGORY, "code": "acd", "display": "Advance Directive"}
+                        ],
+                        "text": "Advance decision to refuse treatment",
+                    }
+                ],
+                "patient": builder.subject,
+                "dateTime": instant(signed),
+                "organization": [builder.organisation],
+                "sourceAttachment": {
+                    "contentType": "text/plain",
+                    "title": "Advance decision to refuse treatment",
+                    "data": base64.b64encode(decision.encode()).decode("ascii"),
+                },
+                "policyRule": {"text": "Mental Capacity Act 2005, sections 24 to 26"},
+                "provision": {"type": "deny", "code": [{"text": "Cardiopulmonary resuscitation"}]},
+            },
+            updated=signed,
+        )
+
+
+def _referral(builder: ResourceBuilder, named_gp: str) -> None:
+    groups = [codes.PROBLEMS_BY_KEY[key].group for key in builder.patient.problems]
+    reasons = [group for group in groups if group in _REFERRAL_REASONS]
+    if not reasons or not builder.chance(0.15):
+        return
+    group = reasons[0]
+    destination = ROYAL_PAPWORTH if group == "cardiac" else builder.patient.local_hospital
+    sent = builder.at(builder.rng.randint(5, 120))
+    builder.add(
+        "ServiceRequest",
+        "referral/1",
+        {
+            "status": "active",
+            "intent": "order",
+            "category": [codes.PATIENT_REFERRAL.codeable()],
+            "code": {"coding": [codes.REFERRAL_TO_SERVICE.coding()], "text": _REFERRAL_REASONS[group]},
+            "subject": builder.subject,
+            "authoredOn": instant(sent),
+            "requester": {"display": named_gp},
+            "performer": [organisation_reference(destination, PARTNER_NAMES[destination])],
+        },
+        updated=sent,
+    )
+
+
+def _care_team(builder: ResourceBuilder, named_gp: str) -> None:
+    registered = builder.years_ago(1, 30)
+    participants = [{"role": [{"text": "Named GP"}], "member": {"display": named_gp}}]
+    if builder.patient.problems:
+        nurse = builder.rng.choice(NURSE_NAMES)
+        participants.append(
+            {"role": [{"text": "Practice nurse (long-term conditions)"}], "member": {"display": nurse}}
+        )
+    builder.add(
+        "CareTeam",
+        "care-team/practice",
+        {
+            "status": "active",
+            "name": "GP practice care team",
+            "subject": builder.subject,
+            "period": {"start": registered.date().isoformat()},
+            "participant": participants,
+            "managingOrganization": [builder.organisation],
+        },
+        updated=registered,
+    )
+
+
+def gp_resources(builder: ResourceBuilder) -> None:
+    """The GP record: the Patient first (it creates the patient), then problems, medicines and the rest."""
+    named_gp = builder.rng.choice(CLINICIAN_NAMES)
+    _patient(builder)
+    _problems_and_medicines(builder)
+    _sensitive_history(builder)
+    _allergies(builder)
+    _vaccinations(builder)
+    _investigations(builder)
+    _social_context_and_assessments(builder)
+    _alerts_and_legal(builder)
+    _referral(builder, named_gp)
+    _care_team(builder, named_gp)

@@ -1,0 +1,408 @@
+"""What the acute trusts and the ambulance service send: attendances, admissions, results, procedures, letters."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime, timedelta
+from typing import Any
+
+from records.demo import codes
+from records.demo.codes import Concept
+from records.demo.partners import COMMUNITY_SERVICES, PARTNER_NAMES
+from records.demo.people import CLINICIAN_NAMES
+from records.demo.resources import ResourceBuilder, instant, organisation_reference, text_concept
+
+_EMERGENCY = {"system": codes.ACT_CODE, "code": "EMER", "display": "emergency"}
+_INPATIENT = {"system": codes.ACT_CODE, "code": "IMP", "display": "inpatient encounter"}
+_AMBULATORY = {"system": codes.ACT_CODE, "code": "AMB", "display": "ambulatory"}
+_LABORATORY = [
+    {"coding": [{"system": codes.OBSERVATION_CATEGORY, "code": "laboratory", "display": "Laboratory"}]}
+]
+_VITAL_SIGNS = [
+    {"coding": [{"system": codes.OBSERVATION_CATEGORY, "code": "vital-signs", "display": "Vital Signs"}]}
+]
+_HAEMATOLOGY = [{"coding": [{"system": codes.DIAGNOSTIC_SECTION, "code": "HM", "display": "Hematology"}]}]
+
+
+def _document(
+    builder: ResourceBuilder,
+    key: str,
+    *,
+    type_: dict[str, Any],
+    title: str,
+    text: str,
+    written: datetime,
+    encounter: str,
+    period: dict[str, str],
+) -> None:
+    builder.add(
+        "DocumentReference",
+        key,
+        {
+            "status": "current",
+            "docStatus": "final",
+            "type": type_,
+            "subject": builder.subject,
+            "date": instant(written),
+            "author": [builder.organisation],
+            "description": title,
+            "content": [
+                {
+                    "attachment": {
+                        "contentType": "text/plain",
+                        "language": "en-GB",
+                        "title": title,
+                        "creation": instant(written),
+                        "data": base64.b64encode(text.encode()).decode("ascii"),
+                    }
+                }
+            ],
+            "context": {"encounter": [{"reference": encounter}], "period": period},
+        },
+        updated=written,
+    )
+
+
+def _blood_results(builder: ResourceBuilder, key: str, encounter: str, taken: datetime) -> None:
+    """A full blood count: the report and the three results it points at."""
+    reported = builder.before_reference(taken + timedelta(hours=2))
+    values: tuple[tuple[str, Concept, float, str], ...] = (
+        ("haemoglobin", codes.HAEMOGLOBIN, builder.rng.randint(98, 158), "g/L"),
+        ("white-cells", codes.WHITE_CELLS, round(builder.rng.uniform(4.0, 16.5), 1), "10*9/L"),
+        ("platelets", codes.PLATELETS, builder.rng.randint(140, 420), "10*9/L"),
+    )
+    results = []
+    for name, concept, value, unit in values:
+        full_url = builder.add(
+            "Observation",
+            f"{key}/{name}",
+            {
+                "status": "final",
+                "category": _LABORATORY,
+                "code": concept.codeable(),
+                "subject": builder.subject,
+                "encounter": {"reference": encounter},
+                "effectiveDateTime": instant(taken),
+                "issued": instant(reported),
+                "valueQuantity": {"value": value, "unit": unit, "system": codes.UCUM, "code": unit},
+            },
+            updated=reported,
+        )
+        results.append({"reference": full_url})
+    builder.add(
+        "DiagnosticReport",
+        key,
+        {
+            "status": "final",
+            "category": _HAEMATOLOGY,
+            "code": codes.FULL_BLOOD_COUNT.codeable(),
+            "subject": builder.subject,
+            "encounter": {"reference": encounter},
+            "effectiveDateTime": instant(taken),
+            "issued": instant(reported),
+            "performer": [builder.organisation],
+            "result": results,
+            "conclusion": "Reviewed by the admitting team.",
+        },
+        updated=reported,
+    )
+
+
+def _emergency_attendance(builder: ResourceBuilder, number: int, days_ago: int) -> None:
+    arrived = builder.at(days_ago)
+    left = builder.before_reference(arrived + timedelta(hours=builder.rng.randint(2, 9)))
+    reason = builder.pick(codes.PRESENTATIONS)
+    period = {"start": instant(arrived), "end": instant(left)}
+    encounter = builder.add(
+        "Encounter",
+        f"encounter/emergency/{number}",
+        {
+            "status": "finished",
+            "class": _EMERGENCY,
+            "type": [codes.EMERGENCY_VISIT.codeable()],
+            "subject": builder.subject,
+            "period": period,
+            "reasonCode": [reason.codeable()],
+            "hospitalization": {"dischargeDisposition": text_concept("Discharged home")},
+            "serviceProvider": builder.organisation,
+        },
+        updated=left,
+    )
+    if number == 0 and builder.chance(0.6):
+        _blood_results(builder, f"report/emergency/{number}", encounter, arrived + timedelta(minutes=40))
+    if number == 0 and builder.chance(0.4):
+        letter = (
+            f"Attended the emergency department with {reason.display.lower()}. Examined and investigated; "
+            "no serious cause found. Discharged home with advice. GP: please review in one to two weeks."
+        )
+        _document(
+            builder,
+            f"document/emergency/{number}",
+            type_={"text": "Emergency department discharge letter"},
+            title="Emergency department discharge letter",
+            text=letter,
+            written=left,
+            encounter=encounter,
+            period=period,
+        )
+
+
+def _admission(builder: ResourceBuilder) -> None:
+    reason = builder.pick(codes.ADMISSION_REASONS)
+    in_progress = builder.rng.random() < 0.1
+    admitted = builder.at(builder.rng.randint(1, 6) if in_progress else builder.rng.randint(8, 900))
+    period = {"start": instant(admitted)}
+    discharged = builder.before_reference(admitted + timedelta(days=builder.rng.randint(2, 12), hours=3))
+    if not in_progress:
+        period["end"] = instant(discharged)
+    body: dict[str, Any] = {
+        "status": "in-progress" if in_progress else "finished",
+        "class": _INPATIENT,
+        "type": [codes.HOSPITAL_ADMISSION.codeable()],
+        "subject": builder.subject,
+        "period": period,
+        "reasonCode": [reason.codeable()],
+        "hospitalization": {"admitSource": text_concept("Emergency department")},
+        "serviceProvider": builder.organisation,
+    }
+    if not in_progress:
+        body["hospitalization"]["dischargeDisposition"] = text_concept("Usual place of residence")
+    encounter = builder.add(
+        "Encounter", "encounter/admission", body, updated=admitted if in_progress else discharged
+    )
+    _blood_results(builder, "report/admission", encounter, admitted + timedelta(hours=1))
+    procedure = codes.ADMISSION_PROCEDURES.get(reason.code)
+    if procedure is not None:
+        performed = admitted + timedelta(hours=builder.rng.randint(3, 40))
+        builder.add(
+            "Procedure",
+            "procedure/admission",
+            {
+                "status": "completed",
+                "code": procedure.codeable(),
+                "subject": builder.subject,
+                "encounter": {"reference": encounter},
+                "performedDateTime": instant(builder.before_reference(performed)),
+            },
+            updated=builder.before_reference(performed),
+        )
+    if in_progress:
+        return
+    consultant = builder.rng.choice(CLINICIAN_NAMES)
+    summary = (
+        f"Admitted with {reason.display.lower()}. Treated on the ward and discharged to usual residence after "
+        f"{(discharged - admitted).days} days. Medicines unchanged unless listed. Follow-up: GP review in two "
+        f"weeks. Consultant: {consultant}."
+    )
+    _document(
+        builder,
+        "document/discharge-summary",
+        type_=codes.DISCHARGE_SUMMARY.codeable(),
+        title="Inpatient discharge summary",
+        text=summary,
+        written=discharged,
+        encounter=encounter,
+        period=period,
+    )
+    if builder.chance(0.4):
+        builder.add(
+            "ServiceRequest",
+            "referral/discharge",
+            {
+                "status": "active",
+                "intent": "order",
+                "category": [codes.PATIENT_REFERRAL.codeable()],
+                "code": {
+                    "coding": [codes.REFERRAL_TO_SERVICE.coding()],
+                    "text": "Referral to community rehabilitation",
+                },
+                "subject": builder.subject,
+                "encounter": {"reference": encounter},
+                "authoredOn": instant(discharged),
+                "requester": {"display": consultant},
+                "performer": [organisation_reference(COMMUNITY_SERVICES, PARTNER_NAMES[COMMUNITY_SERVICES])],
+            },
+            updated=discharged,
+        )
+
+
+def acute_resources(builder: ResourceBuilder) -> None:
+    """An acute trust: emergency attendances (a recent one for showcase patients), maybe an admission."""
+    first_days_ago = 3 if builder.patient.showcase else builder.rng.randint(2, 700)
+    _emergency_attendance(builder, 0, first_days_ago)
+    if builder.rng.random() < 0.3:
+        _emergency_attendance(builder, 1, builder.rng.randint(701, 1500))
+    if builder.chance(0.35):
+        _admission(builder)
+    if builder.rng.random() < 0.1:
+        performed = builder.at(builder.rng.randint(60, 1500))
+        builder.add(
+            "Procedure",
+            "procedure/elective",
+            {
+                "status": "completed",
+                "code": builder.pick(codes.ELECTIVE_PROCEDURES).codeable(),
+                "subject": builder.subject,
+                "performedDateTime": instant(performed),
+            },
+            updated=performed,
+        )
+
+
+def papworth_resources(builder: ResourceBuilder) -> None:
+    """The heart and lung hospital: a clinic appointment, the test or operation it led to, and the letter."""
+    respiratory_only = "copd" in builder.patient.problems and not {"chd", "af", "heart-failure"} & set(
+        builder.patient.problems
+    )
+    clinic = "Respiratory outpatient appointment" if respiratory_only else "Cardiology outpatient appointment"
+    seen = builder.at(builder.rng.randint(14, 400))
+    period = {"start": instant(seen), "end": instant(seen + timedelta(minutes=30))}
+    encounter = builder.add(
+        "Encounter",
+        "encounter/outpatient",
+        {
+            "status": "finished",
+            "class": _AMBULATORY,
+            "type": [text_concept(clinic)],
+            "subject": builder.subject,
+            "period": period,
+            "serviceProvider": builder.organisation,
+        },
+        updated=seen + timedelta(minutes=30),
+    )
+    if "chd" in builder.patient.problems:
+        procedure = builder.pick(codes.CARDIAC_PROCEDURES[2:])
+    else:
+        procedure = builder.pick(codes.CARDIAC_PROCEDURES[:2])
+    performed = seen + timedelta(minutes=20)
+    builder.add(
+        "Procedure",
+        "procedure/cardiothoracic",
+        {
+            "status": "completed",
+            "code": procedure.codeable(),
+            "subject": builder.subject,
+            "encounter": {"reference": encounter},
+            "performedDateTime": instant(performed),
+        },
+        updated=performed,
+    )
+    consultant = builder.rng.choice(CLINICIAN_NAMES)
+    letter = (
+        f"Seen in clinic. {procedure.display} performed. Plan: continue current medicines, review in six "
+        f"months. {consultant}, consultant."
+    )
+    written = builder.before_reference(seen + timedelta(days=2))
+    _document(
+        builder,
+        "document/clinic-letter",
+        type_={"text": "Outpatient clinic letter"},
+        title=f"{clinic}: clinic letter",
+        text=letter,
+        written=written,
+        encounter=encounter,
+        period=period,
+    )
+
+
+def _vital_sign(
+    builder: ResourceBuilder,
+    key: str,
+    encounter: str,
+    taken: datetime,
+    concept: Concept,
+    value: dict[str, Any],
+) -> None:
+    builder.add(
+        "Observation",
+        key,
+        {
+            "status": "final",
+            "category": _VITAL_SIGNS,
+            "code": concept.codeable(),
+            "subject": builder.subject,
+            "encounter": {"reference": encounter},
+            "effectiveDateTime": instant(taken),
+            **value,
+        },
+        updated=taken,
+    )
+
+
+def _quantity(value: float, unit: str) -> dict[str, Any]:
+    return {"valueQuantity": {"value": value, "unit": unit, "system": codes.UCUM, "code": unit}}
+
+
+def ambulance_resources(builder: ResourceBuilder) -> None:
+    """An ambulance incident and the observations the crew took."""
+    incidents = 2 if builder.rng.random() < 0.25 else 1
+    for number in range(incidents):
+        days_ago = 10 if builder.patient.showcase and number == 0 else builder.rng.randint(2, 900)
+        called = builder.at(days_ago)
+        handed_over = builder.before_reference(called + timedelta(minutes=builder.rng.randint(40, 110)))
+        reason = builder.pick(codes.PRESENTATIONS)
+        conveyed = builder.rng.random() < 0.65
+        outcome = "Conveyed to emergency department" if conveyed else "Treated at scene, not conveyed"
+        encounter = builder.add(
+            "Encounter",
+            f"encounter/incident/{number}",
+            {
+                "status": "finished",
+                "class": _EMERGENCY,
+                "type": [text_concept("Emergency ambulance attendance")],
+                "subject": builder.subject,
+                "period": {"start": instant(called), "end": instant(handed_over)},
+                "reasonCode": [reason.codeable()],
+                "hospitalization": {"dischargeDisposition": text_concept(outcome)},
+                "serviceProvider": builder.organisation,
+            },
+            updated=handed_over,
+        )
+        taken = called + timedelta(minutes=15)
+        prefix = f"observation/incident/{number}"
+        _vital_sign(
+            builder,
+            f"{prefix}/heart-rate",
+            encounter,
+            taken,
+            codes.HEART_RATE,
+            _quantity(builder.rng.randint(58, 124), "/min"),
+        )
+        _vital_sign(
+            builder,
+            f"{prefix}/respiratory-rate",
+            encounter,
+            taken,
+            codes.RESPIRATORY_RATE,
+            _quantity(builder.rng.randint(12, 28), "/min"),
+        )
+        _vital_sign(
+            builder,
+            f"{prefix}/oxygen-saturation",
+            encounter,
+            taken,
+            codes.OXYGEN_SATURATION,
+            _quantity(builder.rng.randint(89, 99), "%"),
+        )
+        _vital_sign(
+            builder,
+            f"{prefix}/temperature",
+            encounter,
+            taken,
+            codes.BODY_TEMPERATURE,
+            _quantity(round(builder.rng.uniform(36.1, 38.9), 1), "Cel"),
+        )
+        systolic, diastolic = builder.rng.randint(98, 172), builder.rng.randint(58, 98)
+        _vital_sign(
+            builder,
+            f"{prefix}/blood-pressure",
+            encounter,
+            taken,
+            codes.BLOOD_PRESSURE,
+            {
+                "component": [
+                    {"code": codes.SYSTOLIC.codeable(), **_quantity(systolic, "mm[Hg]")},
+                    {"code": codes.DIASTOLIC.codeable(), **_quantity(diastolic, "mm[Hg]")},
+                ]
+            },
+        )

@@ -1,0 +1,125 @@
+"""Writes the demo: partners and their feeds, the demo users, then every feed's bundles through the real ingestion.
+
+Safe to run again: partners, feeds and users are updated in place, and the bundles carry stable ids, so a second
+load on the same day reads everything and changes nothing (its runs report all resources unchanged).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.password_validation import validate_password
+from django.db import transaction
+
+from consent.models import StaffProfile
+from consent.services import staff_profile_set
+from records.demo.generator import write_demo_bundles
+from records.demo.partners import FEEDS, LIVE_FEEDS, PARTNERS, USERS
+from records.ingest.pipeline import ingest_path
+from records.models import Feed, IngestRun, Organisation
+from records.services import feed_upsert, organisation_upsert
+
+
+@dataclass(frozen=True)
+class FeedLoad:
+    feed: Feed
+    # None when this demo holds no data for the feed (possible only with very few patients).
+    run: IngestRun | None
+
+
+def demo_partners_upsert() -> dict[str, Feed]:
+    """Create or update every demo partner and dataset. Returns all demo feeds, live or not, by code."""
+    with transaction.atomic():
+        organisations: dict[str, Organisation] = {
+            spec.ods_code: organisation_upsert(
+                ods_code=spec.ods_code,
+                name=spec.name,
+                kind=spec.kind,
+                primary_care_network=spec.primary_care_network,
+            )
+            for spec in PARTNERS
+        }
+        return {
+            spec.code: feed_upsert(
+                code=spec.code,
+                organisation=organisations[spec.ods_code],
+                name=spec.name,
+                sections=[section.value for section in spec.sections],
+                state=spec.state,
+                can_create_patients=spec.can_create_patients,
+            )
+            for spec in FEEDS
+        }
+
+
+def demo_users_upsert(password: str) -> list[AbstractUser]:
+    """Create or update the seven demo users, all with `password`, each with exactly the role the demo describes.
+
+    Always holds afterwards: every demo user is active and has this password; only admin.gus is staff or superuser,
+    and admin.gus has no staff profile, so it reaches no patient data (superusers get no clinical access).
+    Raises django's ValidationError if the password fails the project's password rules.
+    """
+    validate_password(password)
+    user_model = get_user_model()
+    organisations = {organisation.ods_code: organisation for organisation in Organisation.objects.all()}
+    users: list[AbstractUser] = []
+    with transaction.atomic():
+        for spec in USERS:
+            user, _ = user_model.objects.get_or_create(username=spec.username)
+            user.first_name = spec.first_name
+            user.last_name = spec.last_name
+            user.is_active = True
+            user.is_staff = spec.is_superuser
+            user.is_superuser = spec.is_superuser
+            user.set_password(password)
+            user.save()
+            if spec.ods_code is not None and spec.job_role is not None:
+                staff_profile_set(
+                    user_id=user.pk, organisation=organisations[spec.ods_code], job_role=spec.job_role
+                )
+            else:
+                StaffProfile.objects.filter(user=user).delete()
+            users.append(user)
+    return users
+
+
+def demo_ingest(
+    feeds: dict[str, Feed], folder: Path, *, on_feed: Callable[[FeedLoad], None] | None = None
+) -> list[FeedLoad]:
+    """Ingest `<folder>/<feed-code>/` for every live demo feed: GP feeds first, since only they create patients."""
+    ordered = sorted(LIVE_FEEDS, key=lambda spec: not spec.can_create_patients)
+    loads = []
+    for spec in ordered:
+        feed = feeds[spec.code]
+        feed_folder = folder / spec.code
+        has_data = feed_folder.is_dir() and any(feed_folder.glob("*.json"))
+        load = FeedLoad(feed=feed, run=ingest_path(feed, feed_folder) if has_data else None)
+        if on_feed is not None:
+            on_feed(load)
+        loads.append(load)
+    return loads
+
+
+def demo_load(
+    *,
+    password: str,
+    patients: int,
+    seed: int,
+    reference: date,
+    folder: Path,
+    on_feed: Callable[[FeedLoad], None] | None = None,
+) -> list[FeedLoad]:
+    """Load the whole demo: partners and feeds, users, bundles written to `folder`, then ingested feed by feed.
+
+    The password is checked before anything is written, so a refused password leaves the database as it was.
+    """
+    validate_password(password)
+    feeds = demo_partners_upsert()
+    demo_users_upsert(password)
+    write_demo_bundles(folder, patients=patients, seed=seed, reference=reference)
+    return demo_ingest(feeds, folder, on_feed=on_feed)
