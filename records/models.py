@@ -190,12 +190,21 @@ class QuarantinedRecord(models.Model):
     source_id = models.CharField(max_length=200, blank=True)
     location = models.CharField(max_length=500, blank=True, help_text="File and position of the record")
     raw_payload = models.TextField()
+    # sha256 of the raw payload: the same bad record sent again is not quarantined twice while one is pending.
+    payload_hash = models.CharField(max_length=64)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["feed", "status", "reason"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["feed", "reason", "payload_hash"],
+                condition=models.Q(status="pending"),
+                name="quarantine_pending_once",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_reason_display()} ({self.resource_type or 'unknown type'})"

@@ -1,5 +1,6 @@
 """Ingestion of real public FHIR data: the 215 UK Core examples (XML) and Synthea bundles (JSON, no NHS numbers)."""
 
+import json
 import re
 import shutil
 from io import StringIO
@@ -112,6 +113,7 @@ def test_second_run_of_the_uk_core_examples_changes_nothing(cast):
     first, _ = ingest(UKCORE, cast.gp_a_feed)
     entries = dict(RecordEntry.objects.values_list("pk", "updated_at"))
     patients = dict(Patient.objects.values_list("pk", "updated_at"))
+    pending = set(QuarantinedRecord.objects.values_list("pk", flat=True))
 
     second, output = ingest(UKCORE, cast.gp_a_feed)
 
@@ -123,6 +125,8 @@ def test_second_run_of_the_uk_core_examples_changes_nothing(cast):
     assert dict(RecordEntry.objects.values_list("pk", "updated_at")) == entries
     assert dict(Patient.objects.values_list("pk", "updated_at")) == patients
     assert not RecordEntry.objects.filter(ingest_run=second).exists()
+    # The same bad records are still pending once each, not quarantined a second time.
+    assert set(QuarantinedRecord.objects.values_list("pk", flat=True)) == pending
 
 
 def synthea_folder(tmp_path: Path, how_many: int | None) -> Path:
@@ -134,13 +138,20 @@ def synthea_folder(tmp_path: Path, how_many: int | None) -> Path:
     return folder
 
 
-def assert_all_quarantined_for_want_of_nhs_numbers(run: IngestRun, bundles: int) -> None:
+def assert_all_quarantined_for_want_of_nhs_numbers(run: IngestRun, bundles: int, folder: Path) -> None:
     assert run.status == IngestRun.Status.SUCCEEDED
     assert run.resources_read > 100 * bundles
     assert (run.created, run.updated, run.unchanged, run.patients_created) == (0, 0, 0, 0)
     assert run.quarantined == run.resources_read
     quarantined = QuarantinedRecord.objects.filter(ingest_run=run)
-    assert quarantined.count() == run.resources_read
+    # Nothing lost: every resource read is kept, an identical payload sent twice once.
+    sent = {
+        (entry["resource"]["resourceType"], entry["resource"]["id"])
+        for path in folder.glob("*.json")
+        for entry in json.loads(path.read_text())["entry"]
+    }
+    assert set(quarantined.values_list("resource_type", "source_id")) == sent
+    assert quarantined.count() == quarantined.values("payload_hash").distinct().count()
     patients = quarantined.filter(resource_type="Patient")
     assert patients.count() == bundles
     assert set(patients.values_list("reason", flat=True)) == {QuarantinedRecord.Reason.NO_NHS_NUMBER}
@@ -154,13 +165,15 @@ def assert_all_quarantined_for_want_of_nhs_numbers(run: IngestRun, bundles: int)
 def test_synthea_patients_without_nhs_numbers_are_quarantined_never_guessed(cast, tmp_path):
     patients_before, entries_before = Patient.objects.count(), RecordEntry.objects.count()
 
-    run, _ = ingest(synthea_folder(tmp_path, 3), cast.gp_a_feed)
+    folder = synthea_folder(tmp_path, 3)
+    run, _ = ingest(folder, cast.gp_a_feed)
 
-    assert_all_quarantined_for_want_of_nhs_numbers(run, bundles=3)
+    assert_all_quarantined_for_want_of_nhs_numbers(run, bundles=3, folder=folder)
     assert (Patient.objects.count(), RecordEntry.objects.count()) == (patients_before, entries_before)
 
 
 def test_all_synthea_bundles_are_quarantined(cast, tmp_path):
-    run, _ = ingest(synthea_folder(tmp_path, None), cast.gp_a_feed)
+    folder = synthea_folder(tmp_path, None)
+    run, _ = ingest(folder, cast.gp_a_feed)
 
-    assert_all_quarantined_for_want_of_nhs_numbers(run, bundles=len(list(SYNTHEA.glob("*.json"))))
+    assert_all_quarantined_for_want_of_nhs_numbers(run, bundles=len(list(SYNTHEA.glob("*.json"))), folder=folder)

@@ -23,6 +23,8 @@ input would "update" them again.
 
 from __future__ import annotations
 
+import hashlib
+
 import pathlib
 import sys
 from collections.abc import Iterable, Sequence
@@ -367,13 +369,15 @@ class _Run:
                 source_id=source_id[:200],
                 location=location[:500],
                 raw_payload=raw,
+                payload_hash=hashlib.sha256(raw.encode("utf-8", "surrogateescape")).hexdigest(),
             )
         )
         if len(self.quarantine) >= BATCH_SIZE:
             self.write_quarantine()
 
     def write_quarantine(self) -> None:
-        QuarantinedRecord.objects.bulk_create(self.quarantine)
+        # A payload already pending for the same reason stays as the one row to fix and replay.
+        QuarantinedRecord.objects.bulk_create(self.quarantine, ignore_conflicts=True)
         self.quarantine.clear()
 
     def finish(self, checksum: str) -> None:
