@@ -1,0 +1,368 @@
+"""The record page: what each role sees, what is withheld and said to be, paging, the data banner."""
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from audit.models import AccessEvent
+from records.models import Feed, Organisation, Patient
+from records.sections import CLINICAL_SECTIONS, Section
+from records.selectors import ROLE_DEMOGRAPHICS_ONLY, SENSITIVE_WITHHELD
+from records.services import feed_upsert, organisation_upsert
+from tests.conftest import make_entry
+
+NHS_NUMBER_FORMS = ("9990000018", "999 000 0018", "999-000-0018", "999+000+0018", "999%20000%200018")
+RECORD_PAGE_QUERY_CEILING = 20
+
+
+def record_url(patient: Patient) -> str:
+    return reverse("records:patient-detail", kwargs={"public_id": patient.public_id})
+
+
+def open_record(client, user, patient: Patient, query: dict[str, str] | None = None) -> str:
+    client.force_login(user)
+    response = client.get(record_url(patient), query or {})
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def section_html(page: str, key: str) -> str:
+    start = page.index(f'<section id="{key}"')
+    return page[start : page.index("</section>", start)]
+
+
+def section_headings(page: str) -> list[str]:
+    return re.findall(r'<h2 id="([a-z-]+)-heading"', page)
+
+
+def test_gp_sees_entries_from_every_partner_each_labelled_with_its_source(client, cast):
+    page = open_record(client, cast.gp_ada, cast.patient_a)
+    expected = {
+        Section.PROBLEMS: ("Type 2 diabetes mellitus", "Riverside Surgery", "D81001"),
+        Section.ENCOUNTERS: ("Emergency department attendance", "Cambridge University Hospitals", "RGT"),
+        Section.PLANS: ("Community mental health care plan", "Cambridgeshire and Peterborough NHS FT", "RT1"),
+        Section.ASSESSMENTS: ("Care Act needs assessment", "Cambridgeshire County Council", "CCC01"),
+    }
+    for section, (summary, partner, ods_code) in expected.items():
+        rows = re.findall(r"<tr>(.*?)</tr>", section_html(page, section.value), re.S)
+        row = next(row for row in rows if summary in row)
+        assert f'{partner} <span class="ods">({ods_code})</span>' in row
+        assert "<time datetime=" in row
+
+
+def test_gp_sees_demographics_and_gp_practice_first(client, cast):
+    page = open_record(client, cast.gp_ada, cast.patient_a)
+    demographics = section_html(page, "person-demographics")
+    for value in (
+        "Alice ASHBY",
+        "999 000 0018",
+        "14 Mar 1950",
+        "Female",
+        "1 Mill Road, Cambridge",
+        "01223 000001",
+    ):
+        assert value in demographics
+    assert "Riverside Surgery" in section_html(page, "gp-practice")
+    headings = section_headings(page)
+    assert headings.index("person-demographics") < headings.index("gp-practice") < headings.index("alerts")
+    assert page.count("<h1") == 1
+
+
+def test_every_clinical_section_appears_in_standard_order_with_an_empty_message(client, cast):
+    page = open_record(client, cast.gp_ada, cast.patient_a)
+    clinical = [heading for heading in section_headings(page) if heading in CLINICAL_SECTIONS]
+    assert clinical == [section.value for section in Section if section in CLINICAL_SECTIONS]
+    assert "No entries from partners" in section_html(page, Section.ALLERGIES)
+    assert f'<a href="#{Section.ALLERGIES.value}">' in page
+
+
+def test_patient_without_a_practice_says_no_known_gp_practice(client, cast):
+    Patient.objects.filter(pk=cast.patient_a.pk).update(registered_practice=None)
+    # Registration gone, but an open care event still gives the council a relationship.
+    page = open_record(client, cast.social_eli, cast.patient_a)
+    assert "No known GP practice" in section_html(page, "gp-practice")
+
+
+def test_date_of_death_and_age_at_death_are_shown(client, cast):
+    Patient.objects.filter(pk=cast.patient_a.pk).update(death_date=datetime(2020, 3, 13).date())
+    page = open_record(client, cast.gp_ada, cast.patient_a)
+    demographics = section_html(page, "person-demographics")
+    assert "Date of death" in demographics
+    assert "13 Mar 2020" in demographics
+    assert "(aged 69 years)" in demographics
+
+
+def test_receptionist_sees_demographics_and_no_clinical_section_or_item(client, cast):
+    page = open_record(client, cast.reception_dan, cast.patient_a)
+    assert "999 000 0018" in page
+    assert "1 Mill Road, Cambridge" in page
+    assert ROLE_DEMOGRAPHICS_ONLY in page
+    assert "Some information has been withheld" in page
+    assert not set(section_headings(page)) & {section.value for section in CLINICAL_SECTIONS}
+    for section in CLINICAL_SECTIONS:
+        assert f">{section.label}<" not in page
+    for text in (
+        "Type 2 diabetes",
+        "Metformin",
+        "Emergency department",
+        "care plan",
+        "Care Act",
+        "social care case",
+    ):
+        assert text not in page
+
+
+def test_social_worker_sees_social_care_sections_only(client, cast):
+    page = open_record(client, cast.social_eli, cast.patient_a)
+    shown = set(section_headings(page)) & {section.value for section in CLINICAL_SECTIONS}
+    assert shown == {
+        Section.ALERTS,
+        Section.LEGAL,
+        Section.SAFEGUARDING,
+        Section.ALLERGIES,
+        Section.PLANS,
+        Section.REFERRALS,
+        Section.ASSESSMENTS,
+        Section.SOCIAL_CONTEXT,
+        Section.PROFESSIONAL_CONTACTS,
+    }
+    for text in ("Care Act needs assessment", "Adult social care case", "Community mental health care plan"):
+        assert text in page
+    for text in ("Type 2 diabetes", "Metformin", "Emergency department attendance"):
+        assert text not in page
+    assert "Your role does not open these sections, so they are not shown" in page
+
+
+def test_sensitive_entry_is_withheld_and_the_notice_says_so(client, cast):
+    page = open_record(client, cast.gp_ada, cast.patient_sensitive)
+    assert "Hypertension" in page
+    assert "Chlamydia" not in page
+    assert "Some information has been withheld" in page
+    assert SENSITIVE_WITHHELD in page
+    # The count in the contents is of what is shown, so it does not hint at the hidden entry either.
+    assert (
+        '<a href="#problems-and-issues">Problems and diagnoses</a> <span class="text-body-secondary">(1<'
+        in page
+    )
+    event = AccessEvent.objects.get()
+    assert "sensitive-entries:1" in event.withheld
+
+
+def test_entry_the_source_marked_confidential_is_withheld(client, cast):
+    make_entry(
+        cast.patient_a, cast.cpft_feed, Section.PROBLEMS, "Sealed psychiatric history", is_confidential=True
+    )
+    page = open_record(client, cast.gp_ada, cast.patient_a)
+    assert "Sealed psychiatric history" not in page
+    assert SENSITIVE_WITHHELD in page
+
+
+def test_nothing_withheld_means_no_withheld_notice(client, cast):
+    page = open_record(client, cast.gp_ada, cast.patient_a)
+    assert "Some information has been withheld" not in page
+    assert AccessEvent.objects.get().withheld == ""
+
+
+def test_entered_in_error_entries_are_never_shown(client, cast):
+    make_entry(
+        cast.patient_a, cast.gp_a_feed, Section.PROBLEMS, "Asthma recorded in error", is_entered_in_error=True
+    )
+    page = open_record(client, cast.gp_ada, cast.patient_a)
+    assert "Asthma recorded in error" not in page
+    assert (
+        '<a href="#problems-and-issues">Problems and diagnoses</a> <span class="text-body-secondary">(1<'
+        in page
+    )
+
+
+def test_restricted_patient_address_phone_and_practice_are_hidden_with_a_notice(client, cast):
+    Patient.objects.filter(pk=cast.patient_a.pk).update(is_restricted=True)
+    page = open_record(client, cast.gp_ada, cast.patient_a)
+    for value in ("Mill Road", "CB1 2AB", "01223 000001"):
+        assert value not in page
+    assert "Riverside Surgery" not in section_html(page, "gp-practice")
+    assert "record is restricted" in section_html(page, "person-demographics")
+    assert "Some information has been withheld" in page
+    event = AccessEvent.objects.get()
+    assert "restricted-demographics" in event.withheld
+    assert Section.GP_PRACTICE.value not in event.sections_shown
+
+
+def test_record_view_audits_sections_and_partners_shown(client, cast):
+    open_record(client, cast.gp_ada, cast.patient_a)
+    event = AccessEvent.objects.get()
+    assert (event.action, event.outcome) == (AccessEvent.Action.VIEW_RECORD, AccessEvent.Outcome.ALLOWED)
+    assert event.patient_id == cast.patient_a.pk
+    assert event.basis == "registered-practice:D81001"
+    assert event.partners_shown == ["CCC01", "D81001", "RGT", "RT1"]
+    assert {"person-demographics", "gp-practice", "problems-and-issues", "encounters"} <= set(
+        event.sections_shown
+    )
+    assert event.request_id
+
+
+def _many_problems(cast, how_many: int) -> None:
+    for number in range(1, how_many + 1):
+        make_entry(
+            cast.patient_a,
+            cast.gp_a_feed,
+            Section.PROBLEMS,
+            f"Problem {number:02d}",
+            effective_at=datetime(2020, 1, 1, tzinfo=UTC) + timedelta(days=number),
+        )
+
+
+def test_long_sections_page_most_recent_first(client, cast, settings):
+    settings.RECORD_PAGE_SIZE = 10
+    _many_problems(cast, 25)  # with the cast's own problem: 26, so pages of 10, 10 and 6
+    first = section_html(open_record(client, cast.gp_ada, cast.patient_a), Section.PROBLEMS)
+    assert first.index("Type 2 diabetes mellitus") < first.index("Problem 25") < first.index("Problem 17")
+    assert "Problem 16" not in first
+    assert "Showing 1 to 10 of 26." in first
+    last = section_html(
+        open_record(client, cast.gp_ada, cast.patient_a, {Section.PROBLEMS.value: "3"}), Section.PROBLEMS
+    )
+    assert last.index("Problem 06") < last.index("Problem 01")
+    assert "Problem 07" not in last
+    assert "Showing 21 to 26 of 26." in last
+    assert 'href="?problems-and-issues=2#problems-and-issues">Previous' in last.replace(
+        record_url(cast.patient_a), ""
+    )
+
+
+@pytest.mark.parametrize(
+    ("asked", "shown"), [("abc", "Showing 1 to 10"), ("0", "Showing 1 to 10"), ("99", "Showing 11")]
+)
+def test_page_number_that_is_not_a_page_falls_back_to_a_real_one(client, cast, settings, asked, shown):
+    settings.RECORD_PAGE_SIZE = 10
+    _many_problems(cast, 14)
+    page = open_record(client, cast.gp_ada, cast.patient_a, {Section.PROBLEMS.value: asked})
+    assert shown in section_html(page, Section.PROBLEMS)
+
+
+def test_each_section_pages_on_its_own_and_entries_without_a_date_come_last(client, cast, settings):
+    settings.RECORD_PAGE_SIZE = 10
+    _many_problems(cast, 14)
+    for number in range(1, 12):
+        make_entry(
+            cast.patient_a,
+            cast.cuh_feed,
+            Section.MEDICATIONS,
+            f"Medicine {number:02d}",
+            resource_type="MedicationStatement",
+            effective_at=datetime(2021, 1, 1, tzinfo=UTC) + timedelta(days=number),
+        )
+    undated = make_entry(cast.patient_a, cast.cuh_feed, Section.MEDICATIONS, "Undated medicine")
+    type(undated).objects.filter(pk=undated.pk).update(effective_at=None)
+    query = {Section.PROBLEMS.value: "2", Section.MEDICATIONS.value: "2"}
+    page = open_record(client, cast.gp_ada, cast.patient_a, query)
+    problems = section_html(page, Section.PROBLEMS)
+    medicines = section_html(page, Section.MEDICATIONS)
+    assert "Showing 11 to 15 of 15." in problems
+    assert "Showing 11 to 13 of 13." in medicines
+    assert medicines.index("Medicine 01") < medicines.index("Undated medicine")
+    assert "Not recorded" in medicines
+    # A page link for one section keeps the other section where it is.
+    assert (
+        'href="' + record_url(cast.patient_a) + "?medications-and-medical-devices=2#problems-and-issues"
+        in problems
+    )
+
+
+def test_page_links_carry_section_pages_only(client, cast, settings):
+    settings.RECORD_PAGE_SIZE = 10
+    _many_problems(cast, 14)
+    page = open_record(client, cast.gp_ada, cast.patient_a, {"problems-and-issues": "2", "nhs": "9990000018"})
+    links = re.findall(r'href="([^"]*)"', section_html(page, Section.PROBLEMS))
+    assert links
+    assert all("nhs" not in link for link in links)
+
+
+def test_no_url_in_any_portal_page_carries_the_nhs_number(client, cast, settings):
+    settings.RECORD_PAGE_SIZE = 10
+    _many_problems(cast, 25)
+    client.force_login(cast.gp_ada)
+    pages = [
+        client.get(reverse("records:home")),
+        client.get(reverse("records:patient-search")),
+        client.post(reverse("records:patient-search"), {"nhs_number": "999 000 0019"}),
+        client.get(record_url(cast.patient_a)),
+        client.get(record_url(cast.patient_a), {Section.PROBLEMS.value: "2"}),
+    ]
+    hit = client.post(reverse("records:patient-search"), {"nhs_number": "999 000 0018"})
+    urls = [hit["Location"]]
+    for response in pages:
+        assert response.status_code == 200
+        urls += re.findall(r'(?:href|action|src)="([^"]*)"', response.content.decode())
+    assert len(urls) > 20
+    for url in urls:
+        for form in NHS_NUMBER_FORMS:
+            assert form not in url
+
+
+def _availability(page: str) -> str:
+    return section_html(page, "data-availability")
+
+
+def test_banner_shows_live_datasets_with_last_success_and_partners_not_yet_joined(client, cast):
+    Feed.objects.filter(pk=cast.cuh_feed.pk).update(last_success_at=datetime(2026, 1, 5, 7, 30, tzinfo=UTC))
+    feed_upsert(code="cuh-pathology", organisation=cast.cuh, name="Pathology results", sections=[])
+    feed_upsert(
+        code="que-onboarding",
+        organisation=cast.icb,
+        name="ICB dataset",
+        sections=[],
+        state=Feed.State.ONBOARDING,
+    )
+    dormant = organisation_upsert(
+        ods_code="RYC", name="East of England Ambulance Service", kind=Organisation.Kind.AMBULANCE_TRUST
+    )
+    gone = organisation_upsert(
+        ods_code="RGN", name="Departed Trust", kind=Organisation.Kind.ACUTE_TRUST, is_active=False
+    )
+    feed_upsert(code="rgn-epr", organisation=gone, name="Old EPR", sections=[])
+    banner = _availability(open_record(client, cast.gp_ada, cast.patient_a))
+    live, not_joined = banner.split("Not yet joined")
+    assert "Hospital EPR" in live
+    assert "Pathology results" in live
+    assert "5 Jan 2026, 07:30" in live
+    assert "never" in live
+    for partner in ("Riverside Surgery", "Fenland Practice", "Cambridgeshire County Council"):
+        assert partner in live
+    assert cast.icb.name in not_joined
+    assert dormant.name in not_joined
+    assert "ICB dataset" not in banner
+    assert "Departed Trust" not in banner
+    assert "Live data from 5 partners." in banner
+    assert "2 partners have not yet joined" in banner
+
+
+def test_record_page_queries_are_bounded_and_do_not_grow_with_the_record(
+    client, cast, settings, django_assert_max_num_queries
+):
+    settings.RECORD_PAGE_SIZE = 10
+    client.force_login(cast.gp_ada)
+    url = record_url(cast.patient_a)
+    with django_assert_max_num_queries(RECORD_PAGE_QUERY_CEILING):
+        assert client.get(url).status_code == 200
+    with CaptureQueriesContext(connection) as small:
+        client.get(url)
+    feeds = [cast.gp_a_feed, cast.cuh_feed, cast.cpft_feed, cast.county_feed]
+    for number in range(60):
+        section = [
+            Section.PROBLEMS,
+            Section.ENCOUNTERS,
+            Section.PLANS,
+            Section.ASSESSMENTS,
+            Section.DOCUMENTS,
+        ][number % 5]
+        make_entry(cast.patient_a, feeds[number % 4], section, f"Entry {number}", effective_at=timezone.now())
+    feed_upsert(code="extra", organisation=cast.icb, name="Extra", sections=[])
+    with CaptureQueriesContext(connection) as large:
+        assert client.get(url).status_code == 200
+    assert len(large.captured_queries) == len(small.captured_queries)
