@@ -20,7 +20,7 @@ def _read_audit(request: HttpRequest, what: str, patient_id: int | None = None) 
 
 
 @admin.register(AccessEvent)
-class AccessEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class AccessEventAdmin(admin.ModelAdmin[AccessEvent]):
     list_display = (
         "occurred_at",
         "username",

@@ -1,15 +1,17 @@
 """Back office: users with their organisation and role."""
 
+from typing import Any
+
 from django.contrib import admin
-from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.models import User
+from django.http import HttpRequest
 
 from consent.models import StaffProfile
+from consent.services import staff_profile_set
 
-User = get_user_model()
 
-
-class StaffProfileInline(admin.StackedInline):
+class StaffProfileInline(admin.StackedInline[StaffProfile, User]):
     model = StaffProfile
     can_delete = False
     fk_name = "user"
@@ -17,7 +19,7 @@ class StaffProfileInline(admin.StackedInline):
     verbose_name = "Organisation and role"
 
 
-class StaffUserAdmin(UserAdmin):
+class StaffUserAdmin(UserAdmin[User]):
     inlines = (StaffProfileInline,)
     list_display = ("username", "first_name", "last_name", "role", "organisation", "is_active", "is_staff")
     list_filter = ("is_active", "is_staff", "staff_profile__job_role", "staff_profile__organisation__kind")
@@ -33,13 +35,11 @@ class StaffUserAdmin(UserAdmin):
         profile = getattr(user, "staff_profile", None)
         return str(profile.organisation) if profile else "—"
 
-    def save_related(self, request, form, formsets, change) -> None:  # type: ignore[no-untyped-def]
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)
         # Membership of the organisation's group is what legitimate relationships are granted to.
         profile = getattr(form.instance, "staff_profile", None)
         if profile is not None:
-            from consent.services import staff_profile_set
-
             staff_profile_set(
                 user_id=form.instance.pk,
                 organisation=profile.organisation,

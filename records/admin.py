@@ -16,7 +16,7 @@ from records.models import Feed, IngestRun, Organisation, QuarantinedRecord
 
 
 @admin.register(Organisation)
-class OrganisationAdmin(admin.ModelAdmin):
+class OrganisationAdmin(admin.ModelAdmin[Organisation]):
     list_display = ("name", "ods_code", "kind", "primary_care_network", "is_active")
     list_filter = ("kind", "is_active")
     search_fields = ("name", "ods_code", "primary_care_network")
@@ -30,7 +30,7 @@ class OrganisationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Feed)
-class FeedAdmin(admin.ModelAdmin):
+class FeedAdmin(admin.ModelAdmin[Feed]):
     list_display = ("code", "organisation", "name", "format", "state", "last_success_at")
     list_filter = ("state", "format", "organisation__kind")
     search_fields = ("code", "name", "organisation__name", "organisation__ods_code")
@@ -39,7 +39,7 @@ class FeedAdmin(admin.ModelAdmin):
 
 
 @admin.register(IngestRun)
-class IngestRunAdmin(admin.ModelAdmin):
+class IngestRunAdmin(admin.ModelAdmin[IngestRun]):
     list_display = (
         "pk",
         "feed",
@@ -72,7 +72,7 @@ class IngestRunAdmin(admin.ModelAdmin):
 
 
 @admin.register(QuarantinedRecord)
-class QuarantinedRecordAdmin(admin.ModelAdmin):
+class QuarantinedRecordAdmin(admin.ModelAdmin[QuarantinedRecord]):
     list_display = ("created_at", "feed", "reason", "resource_type", "source_id", "location", "status")
     list_filter = ("reason", "status", "feed")
     search_fields = ("=source_id", "detail", "location")

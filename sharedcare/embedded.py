@@ -71,7 +71,7 @@ def services(profile: str) -> Iterator[dict[str, str]]:
         if not env.get("DATABASE_URL"):
             import pgserver
 
-            server = pgserver.get_server(profile_dir / "postgres", cleanup_mode="stop")
+            server = pgserver.get_server(profile_dir / "postgres", cleanup_mode="stop")  # type: ignore[attr-defined]
             stack.callback(server.cleanup)
             database = "sharedcare"
             # The database name is the constant above, never input.
@@ -125,7 +125,7 @@ def _run(host: str, port: int) -> int:
                 print(f"`manage.py {' '.join(step)}` failed; stopping.", file=sys.stderr)
                 return result.returncode
         beat_schedule = DATA_DIR / "run" / "celerybeat-schedule"
-        children = [
+        children: list[subprocess.Popen[bytes]] = [
             subprocess.Popen([*manage, "runserver", "--noreload", f"{host}:{port}"], env=env),
             subprocess.Popen(
                 [
@@ -180,7 +180,7 @@ def _run(host: str, port: int) -> int:
         while not stopping:
             for child in children:
                 if child.poll() is not None:
-                    print(f"{child.args[2:4]} exited with {child.returncode}; stopping.", file=sys.stderr)
+                    print(f"process {child.pid} exited with {child.returncode}; stopping.", file=sys.stderr)
                     stopping = True
                     exit_code = child.returncode or 1
             time.sleep(0.5)

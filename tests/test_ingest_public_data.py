@@ -176,4 +176,6 @@ def test_all_synthea_bundles_are_quarantined(cast, tmp_path):
     folder = synthea_folder(tmp_path, None)
     run, _ = ingest(folder, cast.gp_a_feed)
 
-    assert_all_quarantined_for_want_of_nhs_numbers(run, bundles=len(list(SYNTHEA.glob("*.json"))), folder=folder)
+    assert_all_quarantined_for_want_of_nhs_numbers(
+        run, bundles=len(list(SYNTHEA.glob("*.json"))), folder=folder
+    )

@@ -24,7 +24,6 @@ input would "update" them again.
 from __future__ import annotations
 
 import hashlib
-
 import pathlib
 import sys
 from collections.abc import Iterable, Sequence
