@@ -81,3 +81,27 @@ def test_clinician_cannot_open_the_back_office(client, cast):
     response = client.get(reverse("admin:audit_accessevent_changelist"))
     assert response.status_code == 302
     assert not AccessEvent.objects.exists()
+
+
+def test_changes_to_partners_and_roles_are_recorded_by_auditlog(admin_client, cast):
+    from auditlog.models import LogEntry
+
+    from consent.models import StaffProfile
+
+    organisation = cast.cuh
+    response = admin_client.post(
+        reverse("admin:records_organisation_change", args=[organisation.pk]),
+        {"ods_code": "RGT", "name": "CUH renamed", "kind": "acute-trust", "is_active": "on"},
+    )
+    assert response.status_code == 302
+    change = LogEntry.objects.get_for_object(organisation).latest("timestamp")
+    assert change.actor == cast.admin_gus
+    assert change.changes_dict["name"] == ["Cambridge University Hospitals", "CUH renamed"]
+
+    profile = StaffProfile.objects.get(user=cast.gp_ben)
+    profile.job_role = "R8008"
+    profile.save()
+    assert LogEntry.objects.get_for_object(profile).latest("timestamp").changes_dict["job_role"] == [
+        "R8000",
+        "R8008",
+    ]
