@@ -1,7 +1,9 @@
 """Partners, patients, their record entries, and the feeds that bring the entries in."""
 
 import uuid
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import Group
 from django.contrib.postgres.fields import ArrayField
 from django.core.validators import RegexValidator
@@ -65,6 +67,10 @@ class Patient(models.Model):
     registered_practice = models.ForeignKey(
         Organisation, null=True, blank=True, on_delete=models.PROTECT, related_name="registered_patients"
     )
+    # Set when a source merges this record into another (HL7 A40, FHIR Patient.link replaced-by).
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="merged_from"
+    )
     death_date = models.DateField(null=True, blank=True)
     # PDS "R" / S-flag: address, phone and practice are hidden from roles without the sensitive-records activity.
     is_restricted = models.BooleanField(default=False)
@@ -101,9 +107,14 @@ class Feed(models.Model):
 
     class Format(models.TextChoices):
         FHIR = "fhir", "FHIR R4 (JSON, XML or NDJSON)"
+        CSV = "csv", "CSV extract with a declared column mapping"
+        HL7V2 = "hl7v2", "HL7 v2 ADT messages"
 
     class Source(models.TextChoices):
         FILE = "file", "Files given to the ingest command"
+        INBOX = "inbox", "Inbox folder"
+        HTTP_PULL = "http-pull", "Pull from the partner's FHIR endpoint"
+        PUSH = "push", "Pushed by the partner to the API"
 
     class State(models.TextChoices):
         ONBOARDING = "onboarding", "Onboarding"
@@ -119,6 +130,16 @@ class Feed(models.Model):
     state = models.CharField(max_length=16, choices=State.choices, default=State.ONBOARDING)
     # Only a feed that is an authority on demographics (a GP system, PDS) may create patients.
     can_create_patients = models.BooleanField(default=False)
+    # How often the feed is due, in minutes; a feed with no success within twice this is stale.
+    schedule_minutes = models.PositiveIntegerField(default=60)
+    # HTTP pull: the partner's FHIR base URL, and the name of the environment variable holding the value of the
+    # Authorization header to send (the secret itself never sits in the database).
+    endpoint_url = models.URLField(blank=True)
+    endpoint_auth_env = models.CharField(max_length=64, blank=True)
+    # CSV: which column holds what, e.g. {"nhs_number": "NHS No", "birth_date": "DOB", ...}.
+    csv_mapping = models.JSONField(default=dict, blank=True)
+    # HTTP pull: resources last updated at or before this were fetched by a committed run.
+    watermark = models.DateTimeField(null=True, blank=True)
     last_success_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -127,6 +148,62 @@ class Feed(models.Model):
     def __str__(self) -> str:
         return self.code
 
+    def is_stale(self, now: datetime) -> bool:
+        """A live feed with no success within twice its schedule."""
+        if self.state != self.State.LIVE:
+            return False
+        if self.last_success_at is None:
+            return True
+        return now - self.last_success_at > timedelta(minutes=2 * self.schedule_minutes)
+
+
+class PartnerCredential(models.Model):
+    """An API key a partner's system uses to push data. Only a hash of the key is stored."""
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="credentials")
+    name = models.CharField(max_length=200, help_text="Which system uses this key")
+    key_prefix = models.CharField(
+        max_length=12, unique=True, help_text="The first characters, to tell keys apart"
+    )
+    key_hash = models.CharField(max_length=64, unique=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.key_prefix}…)"
+
+
+class PushedBatch(models.Model):
+    """A payload a partner pushed, kept whole until a worker has ingested it."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PROCESSING = "processing", "Processing"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    feed = models.ForeignKey(Feed, on_delete=models.PROTECT, related_name="pushed_batches")
+    credential = models.ForeignKey(PartnerCredential, on_delete=models.PROTECT, related_name="batches")
+    content_type = models.CharField(max_length=100)
+    payload = models.BinaryField()
+    size = models.PositiveIntegerField()
+    checksum = models.CharField(max_length=64)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    received_at = models.DateTimeField(default=timezone.now)
+    ingest_run = models.OneToOneField(
+        "IngestRun", null=True, blank=True, on_delete=models.PROTECT, related_name="pushed_batch"
+    )
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        verbose_name_plural = "pushed batches"
+
+    def __str__(self) -> str:
+        return f"batch {self.public_id}"
+
 
 class IngestRun(models.Model):
     class Status(models.TextChoices):
@@ -134,7 +211,14 @@ class IngestRun(models.Model):
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
 
+    class Trigger(models.TextChoices):
+        COMMAND = "command", "Ingest command"
+        SCHEDULE = "schedule", "Schedule"
+        PUSH = "push", "Partner push"
+        REPLAY = "replay", "Quarantine replay"
+
     feed = models.ForeignKey(Feed, on_delete=models.PROTECT, related_name="runs")
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.COMMAND)
     source_name = models.CharField(max_length=500, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
     started_at = models.DateTimeField(default=timezone.now)
@@ -163,6 +247,13 @@ class IngestRun(models.Model):
             return None
         return (self.finished_at - self.started_at).total_seconds()
 
+    @property
+    def resources_per_second(self) -> float | None:
+        seconds = self.duration_seconds
+        if not seconds:
+            return None
+        return self.resources_read / seconds
+
 
 class QuarantinedRecord(models.Model):
     """A partner record the ingester could not use, kept whole with the reason, to be replayed after a fix."""
@@ -179,6 +270,7 @@ class QuarantinedRecord(models.Model):
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
+        REPLAYING = "replaying", "Being replayed"
         REPLAYED = "replayed", "Replayed"
         DISCARDED = "discarded", "Discarded"
 
@@ -192,8 +284,18 @@ class QuarantinedRecord(models.Model):
     raw_payload = models.TextField()
     # sha256 of the raw payload: the same bad record sent again is not quarantined twice while one is pending.
     payload_hash = models.CharField(max_length=64)
+    # The NHS number the record names, when it could be read: an unknown patient is replayed once they arrive.
+    nhs_number = models.CharField(max_length=10, blank=True, db_index=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     created_at = models.DateTimeField(default=timezone.now)
+    replayed_by = models.ForeignKey(
+        IngestRun, null=True, blank=True, on_delete=models.PROTECT, related_name="replayed_records"
+    )
+    discarded_reason = models.TextField(blank=True)
+    discarded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    closed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -235,6 +337,8 @@ class RecordEntry(models.Model):
     is_sensitive = models.BooleanField(default=False)
     is_confidential = models.BooleanField(default=False)
     is_entered_in_error = models.BooleanField(default=False)
+    # The source deleted the resource: kept for the audit trail, never shown.
+    is_deleted_at_source = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 

@@ -149,7 +149,9 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 30 * 60, minimum=60)
 # The visibility timeout must outlast the longest task, or Redis hands a running task to a second worker.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 5 * 60}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", CELERY_TASK_TIME_LIMIT + 5 * 60, minimum=10)
+}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
@@ -160,6 +162,10 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", 
 RELATIONSHIP_ENCOUNTER_DAYS = env_int("RELATIONSHIP_ENCOUNTER_DAYS", 90, minimum=1)
 # Largest partner file the ingester reads, in bytes.
 INGEST_MAX_FILE_BYTES = env_int("INGEST_MAX_FILE_BYTES", 100 * 1024 * 1024, minimum=1024)
+# Each inbox feed reads <FEED_INBOX_ROOT>/<feed code>/incoming and moves files to processed/ or failed/.
+FEED_INBOX_ROOT = Path(env_str("FEED_INBOX_ROOT") or BASE_DIR / ".data" / "inbox")
+# Largest body a partner may push in one request, in bytes.
+PUSH_MAX_BYTES = env_int("PUSH_MAX_BYTES", 50 * 1024 * 1024, minimum=1024)
 RECORD_PAGE_SIZE = env_int("RECORD_PAGE_SIZE", 10, minimum=1)
 
 LOGGING = {
