@@ -205,6 +205,41 @@ class PushedBatch(models.Model):
         return f"batch {self.public_id}"
 
 
+class PushAttempt(models.Model):
+    """Every push to the API, accepted or refused: who tried, into which feed, and what they were told."""
+
+    class Outcome(models.TextChoices):
+        ACCEPTED = "accepted", "Accepted"
+        UNAUTHENTICATED = "unauthenticated", "Wrong or missing credentials"
+        FORBIDDEN = "forbidden", "Not this partner's feed"
+        UNKNOWN_FEED = "unknown-feed", "No such feed"
+        UNSUPPORTED_MEDIA_TYPE = "unsupported-media-type", "Wrong content type"
+        TOO_LARGE = "too-large", "Body too large"
+        INVALID = "invalid", "Empty or unreadable body"
+
+    occurred_at = models.DateTimeField(default=timezone.now, db_index=True)
+    feed_code = models.CharField(max_length=64)
+    credential = models.ForeignKey(
+        PartnerCredential, null=True, blank=True, on_delete=models.PROTECT, related_name="attempts"
+    )
+    key_prefix = models.CharField(max_length=12, blank=True)
+    outcome = models.CharField(max_length=32, choices=Outcome.choices)
+    status_code = models.PositiveSmallIntegerField()
+    content_type = models.CharField(max_length=100, blank=True)
+    size = models.PositiveIntegerField(default=0)
+    batch = models.OneToOneField(
+        PushedBatch, null=True, blank=True, on_delete=models.PROTECT, related_name="attempt"
+    )
+    request_id = models.CharField(max_length=64, blank=True)
+    client_address = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-occurred_at"]
+
+    def __str__(self) -> str:
+        return f"push to {self.feed_code}: {self.get_outcome_display()}"
+
+
 class IngestRun(models.Model):
     class Status(models.TextChoices):
         RUNNING = "running", "Running"
