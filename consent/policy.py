@@ -86,6 +86,8 @@ def decide(
     profile = staff_profile_of(user)
     if action not in _ACTIONS:
         return _deny("unknown action")
+    if patient.merged_into_id is not None:
+        return _deny("record merged into another; open the surviving record")
     if purpose != "direct-care":
         return _deny("only direct care is a purpose for reading a record")
     if not getattr(user, "is_active", False):
@@ -135,4 +137,4 @@ def visible_patients(
     if Activity.PATIENT_TRACE not in activities_for_role(profile.job_role):
         return none
     related = _current_relationships(profile, now).values("content_object_id")
-    return Patient.objects.filter(pk__in=related)
+    return Patient.objects.filter(pk__in=related, merged_into__isnull=True)

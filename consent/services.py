@@ -41,7 +41,10 @@ def _derive(patient_ids: list[int], now: datetime) -> dict[tuple[int, int], tupl
     window = timedelta(days=settings.RELATIONSHIP_ENCOUNTER_DAYS)
     care_events = (
         RecordEntry.objects.filter(
-            patient_id__in=patient_ids, resource_type__in=CARE_EVENT_TYPES, is_entered_in_error=False
+            patient_id__in=patient_ids,
+            resource_type__in=CARE_EVENT_TYPES,
+            is_entered_in_error=False,
+            is_deleted_at_source=False,
         )
         .values("patient_id", "organisation__group_id")
         .annotate(
@@ -49,7 +52,12 @@ def _derive(patient_ids: list[int], now: datetime) -> dict[tuple[int, int], tupl
             last_end=Max(Coalesce("effective_end", "effective_at")),
         )
     )
+    retired = set(
+        Patient.objects.filter(pk__in=patient_ids, merged_into__isnull=False).values_list("pk", flat=True)
+    )
     for event in care_events:
+        if event["patient_id"] in retired:
+            continue
         last_end = event["last_end"]
         if event["open_events"]:
             valid_until = None
@@ -61,9 +69,10 @@ def _derive(patient_ids: list[int], now: datetime) -> dict[tuple[int, int], tupl
             LegitimateRelationship.Basis.CARE_EVENT,
             valid_until,
         )
-    registered = Patient.objects.filter(pk__in=patient_ids, registered_practice__isnull=False).values_list(
-        "pk", "registered_practice__group_id"
-    )
+    # A record merged into another keeps no relationships of its own: access goes through the survivor.
+    registered = Patient.objects.filter(
+        pk__in=patient_ids, registered_practice__isnull=False, merged_into__isnull=True
+    ).values_list("pk", "registered_practice__group_id")
     for patient_id, group_id in registered:
         wanted[(patient_id, group_id)] = (LegitimateRelationship.Basis.REGISTERED_PRACTICE, None)
     return wanted

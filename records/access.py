@@ -32,6 +32,21 @@ class PatientNotFound(Exception):
     """No such patient, or none this user may see: deliberately the same thing to the caller."""
 
 
+# Merge chains are short in practice; the bound only guards against a cycle in bad source data.
+_MAX_MERGE_HOPS = 10
+
+
+def _survivor(patient: Patient | None) -> Patient | None:
+    """Follow merges (HL7 A40, FHIR replaced-by) to the record that now holds the patient's data."""
+    hops = 0
+    while patient is not None and patient.merged_into_id is not None and hops < _MAX_MERGE_HOPS:
+        patient = (
+            Patient.objects.select_related("registered_practice").filter(pk=patient.merged_into_id).first()
+        )
+        hops += 1
+    return patient
+
+
 @dataclass(frozen=True)
 class Shown:
     """What a page is about to show, for the audit row."""
@@ -72,7 +87,9 @@ def patient_search_for_user(*, user: User, nhs_number_text: str, request: HttpRe
     """
     number = nhs_number.normalise(nhs_number_text)
     with transaction.atomic():
-        patient = Patient.objects.select_related("registered_practice").filter(nhs_number=number).first()
+        patient = _survivor(
+            Patient.objects.select_related("registered_practice").filter(nhs_number=number).first()
+        )
         decision = decide(user, patient, Action.SEARCH) if patient is not None else None
         if patient is None:
             outcome = AccessEvent.Outcome.NOT_FOUND
@@ -116,11 +133,12 @@ def get_patient_for_user(
     except ValueError:
         key = None
     with transaction.atomic():
-        patient = (
+        found = (
             Patient.objects.select_related("registered_practice").filter(public_id=key).first()
             if key
             else None
         )
+        patient = _survivor(found)
         if patient is None:
             access_event_record(
                 actor_of(user),

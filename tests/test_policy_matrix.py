@@ -181,3 +181,33 @@ def test_access_fails_when_the_audit_row_cannot_be_written(cast):
             request=None,
             build=lambda p, d: (built.append(p) or "record", Shown()),
         )
+
+
+def test_merged_record_opens_as_its_survivor_and_is_never_listed(cast):
+    retired = Patient.objects.create(
+        nhs_number="9449305552",
+        family_name="Ashby",
+        registered_practice=cast.practice_a,
+        merged_into=cast.patient_a,
+    )
+    from consent.services import relationships_refresh
+
+    relationships_refresh([retired.pk])
+    assert not decide(cast.gp_ada, retired, Action.VIEW_RECORD).allowed
+    assert retired not in visible_patients(cast.gp_ada)
+    access = _open(cast.gp_ada, retired)
+    assert access.patient == cast.patient_a
+    assert (
+        patient_search_for_user(user=cast.gp_ada, nhs_number_text="9449305552", request=None)
+        == cast.patient_a
+    )
+    with pytest.raises(PatientNotFound):
+        _open(cast.gp_ben, retired)
+
+
+def test_entries_deleted_at_source_give_no_relationship(cast):
+    from consent.services import relationships_refresh
+
+    cast.patient_a.entries.filter(resource_type="Encounter").update(is_deleted_at_source=True)
+    relationships_refresh([cast.patient_a.pk])
+    assert not decide(cast.ed_cara, cast.patient_a, Action.VIEW_RECORD).allowed
