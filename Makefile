@@ -31,5 +31,9 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
 
+# An ingestion benchmark on a scratch database (BENCH_ARGS="--profile" says where the time goes); no assertions.
+bench: install
+	$(EMBEDDED) exec --profile bench -- $(PY) -m bench.ingest $(BENCH_ARGS)
+
 clean:
 	rm -rf .data/test

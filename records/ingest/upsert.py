@@ -1,29 +1,44 @@
-"""Writing one batch of mapped entries: one read of what is held, one INSERT ... ON CONFLICT for what changed.
+"""Writing one batch of mapped entries: one read of what is held, then COPY and one INSERT ... ON CONFLICT.
 
 What always holds: a resource is one row per (partner, resource type, source id); a resource whose content hash
-matches the stored one is not written at all; a copy known to be older than the stored one (meta.lastUpdated,
-then meta.versionId) never overwrites it and is counted as unchanged, because the record already holds something
-newer from the same partner and nothing about it is wrong.
+(and patient) matches the stored one is not written at all; a copy known to be older than the stored one
+(meta.lastUpdated, then meta.versionId) never overwrites it and is counted as unchanged, because the record already
+holds something newer from the same partner and nothing about it is wrong. Every entry of a batch is counted once,
+as created, updated or unchanged.
+
+Why COPY: an INSERT with parameters makes the driver quote every value into the SQL text, and a FHIR resource is
+mostly characters that need quoting; that was most of the cost of a batch. The rows that need writing are copied
+into a temporary staging table instead (COPY sends them as they are), and one INSERT ... SELECT moves them into
+place. The older-copy and same-content rules are applied twice: in Python, so that unchanged resources are never
+sent at all, and again in the ON CONFLICT clause, so that a row another run wrote after this batch read what was
+held is still never overwritten by an older copy; the counts come from what the INSERT reports it did.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from records.ingest.fhir import is_older
 from records.ingest.mapping import MappedEntry
-from records.models import Feed, IngestRun, RecordEntry
+from records.models import Feed, IngestRun, QuarantinedRecord, RecordEntry
 
-_UNIQUE_FIELDS = ["organisation", "resource_type", "source_id"]
-_UPDATE_FIELDS = [
-    "patient",
-    "feed",
-    "ingest_run",
+_ENTRIES = RecordEntry._meta.db_table
+# Written on insert, in this order; `_values` gives them in the same order.
+_ENTRY_COLUMNS = (
+    "patient_id",
+    "organisation_id",
+    "feed_id",
+    "ingest_run_id",
     "section",
+    "resource_type",
+    "source_id",
     "source_version",
     "source_last_updated",
     "effective_at",
@@ -39,8 +54,49 @@ _UPDATE_FIELDS = [
     "is_sensitive",
     "is_confidential",
     "is_entered_in_error",
+    "is_deleted_at_source",
+    "created_at",
     "updated_at",
-]
+)
+# Replaced when a newer or different copy arrives; the key and created_at are kept. A copy sent again after the
+# source deleted the resource brings it back (is_deleted_at_source is written false).
+_ENTRY_UPDATED = tuple(
+    column
+    for column in _ENTRY_COLUMNS
+    if column not in {"organisation_id", "resource_type", "source_id", "created_at"}
+)
+
+# One lookup in the unique index per resource of the batch. The LIMIT keeps the planner from turning this into a
+# join that reads every entry the partner holds, which it otherwise does while the table's statistics are stale
+# (as they are during a first, large ingest), making each batch cost as much as the whole table.
+_READ_HELD = f"""
+SELECT wanted.resource_type, wanted.source_id, held.patient_id, held.content_hash, held.source_version,
+    held.source_last_updated, held.is_deleted_at_source
+FROM unnest(%s::text[], %s::text[]) AS wanted (resource_type, source_id)
+CROSS JOIN LATERAL (
+    SELECT patient_id, content_hash, source_version, source_last_updated, is_deleted_at_source FROM {_ENTRIES}
+    WHERE organisation_id = %s AND resource_type = wanted.resource_type AND source_id = wanted.source_id
+    LIMIT 1
+) AS held
+"""  # noqa: S608 - the table name is the model's
+
+# The WHERE is the same-content rule and `fhir.is_older`, in SQL. RETURNING (xmax = 0) is true for a row the
+# statement inserted and false for one it updated; a row the WHERE left as it was is not returned at all.
+_ENTRY_CONFLICT = f"""
+ON CONFLICT (organisation_id, resource_type, source_id) DO UPDATE
+SET {", ".join(f"{column} = EXCLUDED.{column}" for column in _ENTRY_UPDATED)}
+WHERE (held.content_hash, held.patient_id, held.is_deleted_at_source)
+    IS DISTINCT FROM (EXCLUDED.content_hash, EXCLUDED.patient_id, EXCLUDED.is_deleted_at_source)
+AND NOT CASE
+    WHEN held.source_last_updated IS NOT NULL AND EXCLUDED.source_last_updated IS NOT NULL
+        AND held.source_last_updated <> EXCLUDED.source_last_updated
+        THEN EXCLUDED.source_last_updated < held.source_last_updated
+    WHEN held.source_version ~ '^[0-9]+$' AND EXCLUDED.source_version ~ '^[0-9]+$'
+        THEN EXCLUDED.source_version::numeric < held.source_version::numeric
+    ELSE FALSE
+END
+RETURNING (xmax = 0)
+"""
 
 
 @dataclass
@@ -58,6 +114,7 @@ class _Held:
     content_hash: str
     source_version: str
     source_last_updated: datetime | None
+    is_deleted_at_source: bool
 
 
 def entries_upsert(feed: Feed, run: IngestRun, batch: Sequence[tuple[MappedEntry, int]]) -> BatchResult:
@@ -65,24 +122,9 @@ def entries_upsert(feed: Feed, run: IngestRun, batch: Sequence[tuple[MappedEntry
     result = BatchResult()
     if not batch:
         return result
-    organisation = feed.organisation
-    held = {
-        (resource_type, source_id): _Held(patient_id, digest, version, last_updated)
-        for resource_type, source_id, patient_id, digest, version, last_updated in RecordEntry.objects.filter(
-            organisation=organisation,
-            resource_type__in={mapped.resource_type for mapped, _ in batch},
-            source_id__in={mapped.source_id for mapped, _ in batch},
-        ).values_list(
-            "resource_type",
-            "source_id",
-            "patient_id",
-            "content_hash",
-            "source_version",
-            "source_last_updated",
-        )
-    }
+    held = _held(feed, batch)
     now = timezone.now()
-    rows: list[RecordEntry] = []
+    rows: list[tuple[Any, ...]] = []
     seen: set[tuple[str, str]] = set()
     for mapped, patient_id in batch:
         key = (mapped.resource_type, mapped.source_id)
@@ -94,7 +136,11 @@ def entries_upsert(feed: Feed, run: IngestRun, batch: Sequence[tuple[MappedEntry
             continue
         seen.add(key)
         if stored is not None and (
-            (stored.content_hash == mapped.content_hash and stored.patient_id == patient_id)
+            (
+                stored.content_hash == mapped.content_hash
+                and stored.patient_id == patient_id
+                and not stored.is_deleted_at_source
+            )
             or is_older(
                 mapped.source_version,
                 mapped.source_last_updated,
@@ -104,44 +150,118 @@ def entries_upsert(feed: Feed, run: IngestRun, batch: Sequence[tuple[MappedEntry
         ):
             result.unchanged += 1
             continue
-        if stored is None:
-            result.created += 1
-        else:
-            result.updated += 1
+        if stored is not None:
             result.touched_patient_ids.add(stored.patient_id)
         result.touched_patient_ids.add(patient_id)
-        rows.append(_row(mapped, patient_id, feed, run, now))
+        rows.append(_values(mapped, patient_id, feed, run, now))
     if rows:
-        RecordEntry.objects.bulk_create(
-            rows, update_conflicts=True, unique_fields=_UNIQUE_FIELDS, update_fields=_UPDATE_FIELDS
-        )
+        inserted, updated = _write(rows)
+        result.created += inserted
+        result.updated += updated
+        result.unchanged += len(rows) - inserted - updated
     return result
 
 
-def _row(mapped: MappedEntry, patient_id: int, feed: Feed, run: IngestRun, now: datetime) -> RecordEntry:
-    return RecordEntry(
-        patient_id=patient_id,
-        organisation_id=feed.organisation_id,
-        feed=feed,
-        ingest_run=run,
-        section=mapped.section,
-        resource_type=mapped.resource_type,
-        source_id=mapped.source_id,
-        source_version=mapped.source_version,
-        source_last_updated=mapped.source_last_updated,
-        effective_at=mapped.effective_at,
-        effective_end=mapped.effective_end,
-        recorded_at=mapped.recorded_at,
-        code_system=mapped.code_system,
-        code=mapped.code,
-        display=mapped.display,
-        status=mapped.status,
-        summary=mapped.summary,
-        resource=mapped.resource,
-        content_hash=mapped.content_hash,
-        is_sensitive=mapped.is_sensitive,
-        is_confidential=mapped.is_confidential,
-        is_entered_in_error=mapped.is_entered_in_error,
-        created_at=now,
-        updated_at=now,
+def _held(feed: Feed, batch: Sequence[tuple[MappedEntry, int]]) -> dict[tuple[str, str], _Held]:
+    """What this partner already holds for the resources of the batch, by (resource type, source id)."""
+    wanted = {(mapped.resource_type, mapped.source_id) for mapped, _ in batch}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _READ_HELD,
+            [
+                [resource_type for resource_type, _ in wanted],
+                [source_id for _, source_id in wanted],
+                feed.organisation_id,
+            ],
+        )
+        return {
+            (resource_type, source_id): _Held(patient_id, digest, version, last_updated, deleted)
+            for resource_type, source_id, patient_id, digest, version, last_updated, deleted in cursor.fetchall()
+        }
+
+
+def _write(rows: list[tuple[Any, ...]]) -> tuple[int, int]:
+    """Stage the rows and move them into place; (inserted, updated), as the database did it."""
+    outcomes = [inserted for (inserted,) in _copy_insert(_ENTRIES, _ENTRY_COLUMNS, rows, _ENTRY_CONFLICT)]
+    inserted = sum(outcomes)
+    return inserted, len(outcomes) - inserted
+
+
+def quarantine_insert(records: Sequence[QuarantinedRecord]) -> None:
+    """Insert quarantined records as `bulk_create(records, ignore_conflicts=True)` would, through COPY.
+
+    A record whose payload is already pending for the same reason and feed is skipped (the partial unique
+    constraint), so the one pending row stays the one to fix and replay. Like bulk_create, no signal is sent and
+    the objects are not given primary keys.
+    """
+    if not records:
+        return
+    columns, rows = _model_rows(QuarantinedRecord, records)
+    _copy_insert(QuarantinedRecord._meta.db_table, columns, rows, "ON CONFLICT DO NOTHING")
+
+
+def _model_rows(
+    model: type[models.Model], objects: Iterable[models.Model]
+) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
+    """Every concrete column but the primary key, and each object's values prepared as Django would save them."""
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    rows = [
+        tuple(f.get_db_prep_save(f.pre_save(obj, add=True), connection) for f in fields) for obj in objects
+    ]
+    return tuple(str(f.column) for f in fields), rows
+
+
+def _copy_insert(
+    table: str, columns: tuple[str, ...], rows: Iterable[tuple[Any, ...]], conflict: str
+) -> list[tuple[Any, ...]]:
+    """COPY rows into a temporary twin of `table`, then INSERT ... SELECT them with the `conflict` clause.
+
+    Returns what the INSERT returns (nothing unless `conflict` ends in RETURNING). The twin is emptied before
+    each use and dropped when the transaction ends, so this runs in a transaction even when called outside one.
+    """
+    # Every name below comes from a model or a constant of this module, never from input.
+    staging = f"ingest_staging_{table}"
+    column_list = ", ".join(columns)
+    twin = f"SELECT {column_list} FROM {table} WITH NO DATA"  # noqa: S608
+    move = f"INSERT INTO {table} AS held ({column_list}) SELECT {column_list} FROM {staging} {conflict}"  # noqa: S608
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} ON COMMIT DROP AS {twin}")
+        cursor.execute(f"TRUNCATE {staging}")
+        with cursor.copy(f"COPY {staging} ({column_list}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(move)
+        return cursor.fetchall() if cursor.description else []
+
+
+def _values(
+    mapped: MappedEntry, patient_id: int, feed: Feed, run: IngestRun, now: datetime
+) -> tuple[Any, ...]:
+    return (
+        patient_id,
+        feed.organisation_id,
+        feed.pk,
+        run.pk,
+        mapped.section,
+        mapped.resource_type,
+        mapped.source_id,
+        mapped.source_version,
+        mapped.source_last_updated,
+        mapped.effective_at,
+        mapped.effective_end,
+        mapped.recorded_at,
+        mapped.code_system,
+        mapped.code,
+        mapped.display,
+        mapped.status,
+        mapped.summary,
+        # As Django's JSONField would write it: the standard encoder, non-ASCII escaped.
+        json.dumps(mapped.resource),
+        mapped.content_hash,
+        mapped.is_sensitive,
+        mapped.is_confidential,
+        mapped.is_entered_in_error,
+        False,
+        now,
+        now,
     )

@@ -1,0 +1,97 @@
+"""The ingestion benchmark: `make bench`, or `python -m bench.ingest` with DATABASE_URL and REDIS_URL set.
+
+Creates a scratch database on the server DATABASE_URL names, migrates it, measures (see `bench.measure`), prints
+a table, and drops the database again, so it never touches the data of `make run` or the tests.
+
+This module is a launcher: it imports nothing from Django at module level, because the settings must see the
+scratch database's URL when they are first read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import dj_database_url
+import psycopg
+from psycopg import sql
+
+
+def _scratch_url(url: str, name: str) -> str:
+    return urlsplit(url)._replace(path=f"/{name}").geturl()
+
+
+def server_connection(url: str) -> psycopg.Connection[tuple[object, ...]]:
+    """A connection, in autocommit (CREATE and DROP DATABASE refuse a transaction), to the database in `url`."""
+    config = dj_database_url.parse(url)
+    return psycopg.connect(
+        dbname=str(config["NAME"]),
+        user=str(config.get("USER") or "") or None,
+        password=str(config.get("PASSWORD") or "") or None,
+        host=str(config.get("HOST") or "") or None,
+        port=str(config.get("PORT") or "") or None,
+        autocommit=True,
+    )
+
+
+@contextlib.contextmanager
+def scratch_database(url: str) -> Iterator[str]:
+    """Yield the URL of a new, empty database on the server `url` names; drop it afterwards, whatever happened."""
+    name = f"sharedcare_bench_{os.getpid()}"
+    with server_connection(url) as server:
+        server.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+        server.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield _scratch_url(url, name)
+    finally:
+        # Imported here, like all of Django: the settings must first see the scratch database's URL.
+        from django.db import connections
+
+        # The server refuses to drop a database with sessions open; close ours first.
+        connections.close_all()
+        with server_connection(url) as server:
+            server.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--synthea", type=int, default=None, metavar="N", help="ingest only the first N Synthea bundles"
+    )
+    parser.add_argument(
+        "--demo-patients", type=int, default=None, metavar="N", help="demo size (default: the demo's own)"
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also ingest the Synthea bundles once more under cProfile and say where the time went",
+    )
+    args = parser.parse_args(argv)
+    url = os.environ.get("DATABASE_URL", "")
+    if not url:
+        parser.error("DATABASE_URL is not set; run `make bench`, which starts an embedded PostgreSQL")
+    started = time.perf_counter()
+    with scratch_database(url) as scratch:
+        os.environ["DATABASE_URL"] = scratch
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sharedcare.settings")
+        import django
+
+        django.setup()
+        from bench import measure
+
+        try:
+            measure.run(synthea_bundles=args.synthea, demo_patients=args.demo_patients, profile=args.profile)
+        except measure.BenchmarkError as error:
+            print(f"benchmark stopped: {error}", file=sys.stderr)
+            return 1
+    print(f"\nwhole benchmark, setup included: {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
