@@ -273,26 +273,29 @@ def test_a_file_over_the_size_limit_is_quarantined_unread(cast, settings, tmp_pa
     assert not Patient.objects.filter(nhs_number=NEW_NUMBER).exists()
 
 
-def test_a_bundle_inside_a_bundle_and_a_delete_request_are_kept_not_dropped(cast):
+def test_a_bundle_inside_a_bundle_and_a_conditional_delete_are_kept_not_dropped(cast):
     document = bundle_json("transaction", ("urn:uuid:inner", bundle_json("collection")))
+    document["entry"].append({"request": {"method": "DELETE", "url": "Condition?code=195967001"}})
     document["entry"].append({"request": {"method": "DELETE", "url": "Condition/c1"}})
     document["entry"].append({"request": {"method": "GET", "url": "Patient/p1"}})
 
     run = ingest_texts(cast.gp_a_feed, [("tx.json", as_bytes(document))])
 
-    assert (run.resources_read, run.quarantined) == (2, 2)
+    # The plain DELETE names nothing held, so it is read and counted unchanged; GET carries no data at all.
+    assert (run.resources_read, run.quarantined, run.unchanged) == (3, 2, 1)
     nested, deletion = QuarantinedRecord.objects.filter(ingest_run=run).order_by("location")
     assert (nested.reason, nested.location, nested.resource_type) == (
         Reason.UNSUPPORTED_TYPE,
         "tx.json#entry[0]",
         "Bundle",
     )
-    assert (deletion.reason, deletion.resource_type, deletion.source_id) == (
+    assert (deletion.reason, deletion.resource_type, deletion.location) == (
         Reason.UNSUPPORTED_TYPE,
         "Condition",
-        "c1",
+        "tx.json#entry[1]",
     )
-    assert "DELETE" in deletion.detail
+    assert "conditional DELETE" in deletion.detail
+    assert json.loads(deletion.raw_payload)["request"]["url"] == "Condition?code=195967001"
 
 
 def test_an_invalid_resource_is_quarantined_with_the_validation_errors_summarised(cast):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime, time
 from functools import cache
@@ -27,6 +28,8 @@ RESTRICTED_CONFIDENTIALITY_CODES = frozenset({"R", "V"})
 JsonObject = dict[str, Any]
 
 _MAX_ERRORS_SHOWN = 5
+_ID_LENGTH = 64
+_NOT_ID_CHARACTERS = re.compile(r"[^A-Za-z0-9\-.]+")
 
 
 class InvalidResource(Exception):
@@ -101,6 +104,21 @@ def validate_xml(element: Any) -> JsonObject:
         ) from error
     dumped: JsonObject = validated.model_dump(mode="json", exclude_none=True)
     return dumped
+
+
+def fhir_id(value: str) -> str:
+    """A valid FHIR id (letters, digits, '-' and '.', at most 64) standing for a partner's own record id.
+
+    An id that is already valid is kept as it is, so the partner's reference stays recognisable. Any other is made
+    valid by replacing what FHIR does not allow and adding a short hash of the original, so two different partner
+    ids can never become the same FHIR id, and the same one always becomes the same.
+    """
+    value = value.strip()
+    if value and len(value) <= _ID_LENGTH and not _NOT_ID_CHARACTERS.search(value):
+        return value
+    digest = hashlib.sha256(value.encode("utf-8")).hexdigest()[:16]
+    readable = _NOT_ID_CHARACTERS.sub("-", value).strip("-")[: _ID_LENGTH - len(digest) - 1]
+    return f"{readable}-{digest}" if readable else digest
 
 
 def canonical_json(resource: Mapping[str, Any]) -> str:

@@ -18,10 +18,15 @@ Reason = QuarantinedRecord.Reason
 
 @dataclass(frozen=True)
 class Unmatched:
-    """Why a resource has no patient we can attach it to: a quarantine reason and a sentence for a person."""
+    """Why a resource has no patient we can attach it to: a quarantine reason and a sentence for a person.
+
+    `nhs_number` is the number the resource names when it is ten digits, so that the quarantined record can be
+    found, and replayed once that patient arrives.
+    """
 
     reason: str
     detail: str
+    nhs_number: str = ""
 
 
 @dataclass(frozen=True)
@@ -46,15 +51,34 @@ def nhs_number_of(resource: JsonObject) -> str | None:
     return None
 
 
+def well_formed(value: str | None) -> str:
+    """The number without spaces when it is ten digits (whether or not its check digit is right), else ""."""
+    number = nhs_number.normalise(value or "")
+    return number if len(number) == 10 and number.isascii() and number.isdigit() else ""
+
+
 def check_nhs_number(value: str | None, whose: str) -> str | Unmatched:
     """The NHS number if it is present and passes the Modulus 11 check, or why not."""
     if not value:
         return Unmatched(Reason.NO_NHS_NUMBER, f"{whose} has no NHS number ({NHS_NUMBER_SYSTEM}).")
     if not nhs_number.is_valid(value):
         return Unmatched(
-            Reason.INVALID_NHS_NUMBER, f"{whose} has an NHS number that fails the Modulus 11 check."
+            Reason.INVALID_NHS_NUMBER,
+            f"{whose} has an NHS number that fails the Modulus 11 check.",
+            well_formed(value),
         )
     return value
+
+
+def named_nhs_number(resource: JsonObject) -> str:
+    """The ten-digit NHS number a resource names, on a Patient's identifier or a subject/patient reference."""
+    if resource.get("resourceType") == "Patient":
+        return well_formed(nhs_number_of(resource))
+    for field in ("subject", "patient"):
+        identifier = as_object(as_object(resource.get(field)).get("identifier"))
+        if identifier.get("system") == NHS_NUMBER_SYSTEM:
+            return well_formed(text(identifier.get("value")))
+    return ""
 
 
 def _reference_candidates(reference: str) -> list[str]:

@@ -135,11 +135,23 @@ def _wanted_fields(
 
 def mismatch(patient: Patient, demographics: Demographics) -> str | None:
     """Why a resource from a feed that may not create patients does not look like the patient we hold."""
+    return demographics_mismatch(
+        patient.family_name, patient.birth_date, demographics.family_name, demographics.birth_date
+    )
+
+
+def demographics_mismatch(
+    held_family_name: str, held_birth_date: date | None, family_name: str, birth_date: date | None
+) -> str | None:
+    """Why a record's family name and birth date do not fit the patient held; either side may be blank.
+
+    Names compare without regard to case or surrounding spaces: partners send SMITH and Smith for the same person.
+    """
     differing = []
-    if demographics.birth_date and patient.birth_date and demographics.birth_date != patient.birth_date:
+    if birth_date and held_birth_date and birth_date != held_birth_date:
         differing.append("birth date")
-    family = demographics.family_name.casefold().strip()
-    if family and patient.family_name and family != patient.family_name.casefold().strip():
+    family = family_name.casefold().strip()
+    if family and held_family_name and family != held_family_name.casefold().strip():
         differing.append("family name")
     if not differing:
         return None
@@ -216,8 +228,9 @@ def _cross_check(patient: Patient | None, candidate: PatientCandidate) -> Patien
         return Unmatched(
             Reason.UNKNOWN_PATIENT,
             "No patient is held for this NHS number, and this feed may not create patients.",
+            candidate.nhs_number,
         )
     problem = mismatch(patient, demographics_of(candidate.resource))
     if problem:
-        return Unmatched(Reason.DEMOGRAPHIC_MISMATCH, problem)
+        return Unmatched(Reason.DEMOGRAPHIC_MISMATCH, problem, candidate.nhs_number)
     return PatientResult("unchanged", patient.pk)

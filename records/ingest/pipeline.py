@@ -1,5 +1,8 @@
 """One ingest run: partner files in, record entries and quarantined records out, and an IngestRun that adds up.
 
+The feed's format decides how bytes become FHIR resources: FHIR R4 as sent (`readers`), CSV extracts through the
+feed's declared mapping (`csv_extract`), HL7 v2 ADT messages (`hl7v2`). From there every format takes the same path.
+
 What always holds:
 - every resource read is counted exactly once, as created, updated, unchanged or quarantined (Patient resources
   included; `patients_created` and `patients_updated` say how many of the created and updated were patients), and
@@ -9,7 +12,13 @@ What always holds:
 - everything one run writes commits in one transaction, so a run that fails leaves no half-written record; its
   IngestRun is then marked failed, with the error, and shows zero counts because nothing of it was kept;
 - one run at a time per feed (a PostgreSQL advisory lock held until the transaction ends);
-- running the same input twice changes nothing the second time.
+- running the same input twice changes nothing the second time;
+- a transaction DELETE marks the stored entry deleted at source (kept for the audit trail, never shown), unless a
+  copy of the same resource comes later in the run; an unknown target is counted unchanged;
+- a Patient that is `replaced-by` another (or an HL7 A40) merges the two records (`merges`), and every reference to
+  a retired patient's NHS number reaches its survivor;
+- a quarantined record keeps the NHS number it names, and once a run that created patients commits, the records
+  quarantined for those unknown patients are queued for replay.
 
 A run reads its input twice. The first pass checksums the bytes, quarantines what cannot be read, applies every
 Patient resource and notes which copy of each resource is the newest; the second maps and writes everything else.
@@ -23,12 +32,15 @@ input would "update" them again.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import pathlib
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
+from functools import partial
 from itertools import count
 
 from django.conf import settings
@@ -37,40 +49,57 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from consent.services import relationships_refresh
+from records import nhs_number as nhs_numbers
+from records.ingest import csv_extract, hl7v2
 from records.ingest.fhir import (
     InvalidResource,
     JsonObject,
     is_resource_type,
+    text,
     validate_json,
     validate_xml,
     version_key,
 )
 from records.ingest.mapping import SUPPORTED_TYPES, MappedEntry, map_resource
 from records.ingest.matching import (
+    NHS_NUMBER_SYSTEM,
     NhsNumber,
     PatientIndex,
     Reason,
     Unmatched,
     check_nhs_number,
+    named_nhs_number,
     nhs_number_of,
     subject_target,
+    well_formed,
 )
-from records.ingest.patients import PatientCandidate, PatientResult, patients_upsert
+from records.ingest.merges import patients_merge, replaced_by, survivors
+from records.ingest.patients import (
+    PatientCandidate,
+    PatientResult,
+    demographics_mismatch,
+    patients_upsert,
+)
 from records.ingest.readers import (
+    SUFFIXES,
+    Deletion,
+    ExpectedPatient,
+    Reader,
     Rejection,
     ResourceUnit,
     Source,
     clean,
     new_checksum,
+    read_bytes,
     read_source,
     sources_for_path,
 )
-from records.ingest.upsert import entries_upsert
-from records.models import Feed, IngestRun, Patient, QuarantinedRecord
+from records.ingest.upsert import entries_upsert, quarantine_insert
+from records.models import Feed, IngestRun, Patient, QuarantinedRecord, RecordEntry
 
 BATCH_SIZE = 500
 # First key of the two-key advisory lock; the second is the feed's id.
-_ADVISORY_LOCK_NAMESPACE = 7_301_001
+INGEST_LOCK_NAMESPACE = 7_301_001
 # Reasons a referenced Patient resource passes on to the resources that refer to it; any other becomes
 # unknown-patient, because the referring resource itself is not invalid.
 _PASSED_ON = frozenset(
@@ -86,32 +115,85 @@ class IngestFailed(Exception):
         self.run = run
 
 
-def ingest_path(feed: Feed, path: pathlib.Path, *, progress: bool = False) -> IngestRun:
-    """Ingest a file, or every .json/.ndjson/.jsonl/.xml file below a folder (sorted), as one run of `feed`.
+def suffixes_for(feed: Feed) -> frozenset[str]:
+    """The file suffixes a folder given to this feed is searched for."""
+    if feed.format == Feed.Format.CSV:
+        return csv_extract.SUFFIXES
+    if feed.format == Feed.Format.HL7V2:
+        return hl7v2.SUFFIXES
+    return SUFFIXES
 
-    Returns the succeeded IngestRun; raises IngestFailed (the run row kept, marked failed) if the run could not
-    complete, and FileNotFoundError before any run starts if the path does not exist.
+
+def reader_for(feed: Feed) -> Reader:
+    """How this feed's bytes become resources; a CSV feed with a mapping that is not valid raises CsvMappingError."""
+    if feed.format == Feed.Format.CSV:
+        return csv_extract.reader(feed)
+    if feed.format == Feed.Format.HL7V2:
+        return hl7v2.reader(feed)
+    return read_bytes
+
+
+def ingest_path(
+    feed: Feed,
+    path: pathlib.Path,
+    *,
+    progress: bool = False,
+    trigger: str = IngestRun.Trigger.COMMAND,
+) -> IngestRun:
+    """Ingest a file, or every file of the feed's format below a folder (sorted), as one run of `feed`.
+
+    A folder is searched for .json/.ndjson/.jsonl/.xml (FHIR), .csv/.txt (CSV) or .hl7/.txt (HL7 v2) files by
+    the feed's format. Returns the succeeded IngestRun; raises IngestFailed (the run row kept, marked failed) if
+    the run could not complete, and FileNotFoundError before any run starts if the path does not exist.
     """
     if not path.exists():
         raise FileNotFoundError(f"no such file or folder: {path}")
-    return _ingest(feed, sources_for_path(path), source_name=str(path), progress=progress)
+    sources = sources_for_path(path, suffixes_for(feed))
+    return _ingest(feed, sources, source_name=str(path), progress=progress, trigger=trigger)
 
 
 def ingest_texts(
-    feed: Feed, texts: Iterable[tuple[str, bytes]], *, source_name: str = "", progress: bool = False
+    feed: Feed,
+    texts: Iterable[tuple[str, bytes]],
+    *,
+    source_name: str = "",
+    progress: bool = False,
+    trigger: str = IngestRun.Trigger.COMMAND,
 ) -> IngestRun:
     """Ingest (location, bytes) pairs as one run of `feed`, in the order given; as `ingest_path` otherwise."""
     sources = [Source(location=location, data=data) for location, data in texts]
-    return _ingest(feed, sources, source_name=source_name, progress=progress)
+    return _ingest(feed, sources, source_name=source_name, progress=progress, trigger=trigger)
 
 
-def _ingest(feed: Feed, sources: Sequence[Source], *, source_name: str, progress: bool) -> IngestRun:
-    run = IngestRun.objects.create(feed=feed, source_name=source_name[:500])
+@contextmanager
+def _fewer_collector_pauses() -> Iterator[None]:
+    """Run the cyclic garbage collector less often during a run.
+
+    A run allocates millions of short-lived, acyclic objects (parsed JSON, pydantic models), and the default
+    thresholds make the collector rescan them over and over: measured by `make bench`, about a fifth of a run.
+    """
+    thresholds = gc.get_threshold()
+    gc.set_threshold(50_000, 20, 100)
     try:
-        with transaction.atomic():
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+
+
+def _ingest(
+    feed: Feed, sources: Sequence[Source], *, source_name: str, progress: bool, trigger: str
+) -> IngestRun:
+    run = IngestRun.objects.create(feed=feed, source_name=source_name[:500], trigger=trigger)
+    try:
+        with _fewer_collector_pauses(), transaction.atomic():
             with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_ADVISORY_LOCK_NAMESPACE, feed.pk])
-            _Run(feed, run, sources, progress=progress).execute()
+                cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [INGEST_LOCK_NAMESPACE, feed.pk])
+            work = _Run(feed, run, sources, progress=progress)
+            work.execute()
+            created = sorted(work.tally.created_patient_ids)
+            if created:
+                # After commit only: the replay must see the new patients, and must not run for a run rolled back.
+                transaction.on_commit(partial(unknown_patients_replay_enqueue, created))
     except Exception as error:
         IngestRun.objects.filter(pk=run.pk).update(
             status=IngestRun.Status.FAILED,
@@ -123,13 +205,40 @@ def _ingest(feed: Feed, sources: Sequence[Source], *, source_name: str, progress
     return run
 
 
+def unknown_patients_replay_enqueue(patient_ids: list[int]) -> None:
+    """Queue the replay of records quarantined as unknown-patient for these newly created patients."""
+    # Imported here: the tasks module reaches the pipeline through the feed runners.
+    from records.tasks import unknown_patients_replay_task
+
+    unknown_patients_replay_task.delay(patient_ids)
+
+
 @dataclass
 class _Pending:
     unit: ResourceUnit
     mapped: MappedEntry
     target: int | NhsNumber
-    # A newer copy of the same resource comes elsewhere in this run; this one is read but not written.
+    # A newer copy of the same resource comes elsewhere in this run (or a later DELETE of it); this one is read but
+    # not written.
     is_superseded: bool
+    expected: ExpectedPatient | None = None
+
+
+@dataclass(frozen=True)
+class _MergeCandidate:
+    """A Patient resource saying its record is replaced by another: the retired record, to merge."""
+
+    unit: ResourceUnit
+    retired_number: str
+    survivor: JsonObject  # the link's `other` reference
+    raw: str
+
+
+@dataclass(frozen=True)
+class _HeldPatient:
+    survivor_id: int  # the patient itself, or the one it was merged into
+    family_name: str
+    birth_date: date | None
 
 
 @dataclass
@@ -143,6 +252,7 @@ class _Tally:
     patients_updated: int = 0
     clinical: int = 0  # resources left for the second pass, for its progress bar
     touched_patient_ids: set[int] = field(default_factory=set)
+    created_patient_ids: set[int] = field(default_factory=set)
 
 
 class _Run:
@@ -156,9 +266,15 @@ class _Run:
         self.index = PatientIndex()
         # (resource type, id) -> (version, occurrence) of the newest copy in this run.
         self.newest: dict[tuple[str, str], tuple[tuple[datetime, int], int]] = {}
-        self.nhs_numbers: dict[str, int | None] = {}
+        # (resource type, id) -> occurrence of the last DELETE of it, and of the last copy of it, in this run.
+        self.deleted_at: dict[tuple[str, str], int] = {}
+        self.sent_at: dict[tuple[str, str], int] = {}
+        self.deletions: list[tuple[Deletion, int]] = []
+        self.nhs_numbers: dict[str, _HeldPatient | None] = {}
         self.pending: list[_Pending] = []
         self.quarantine: list[QuarantinedRecord] = []
+        # Built here rather than at module level: a CSV feed's mapping is checked now, and a bad one fails the run.
+        self.read: Reader = reader_for(feed)
 
     def execute(self) -> None:
         checksum = self.first_pass()
@@ -170,37 +286,53 @@ class _Run:
     def first_pass(self) -> str:
         checksum = new_checksum()
         candidates: list[PatientCandidate] = []
+        merges: list[_MergeCandidate] = []
         occurrence = count()
         bar = tqdm(self.sources, desc="reading", unit="file", disable=not self.progress, file=sys.stderr)
         for source in bar:
-            for item in read_source(source, max_bytes=self.max_bytes, checksum=checksum):
+            for item in read_source(source, max_bytes=self.max_bytes, checksum=checksum, read=self.read):
                 position = next(occurrence)
                 self.tally.read += 1
                 if isinstance(item, Rejection):
                     self.reject(
-                        item.location, item.reason, item.detail, item.raw, item.resource_type, item.source_id
+                        item.location,
+                        item.reason,
+                        item.detail,
+                        item.raw,
+                        item.resource_type,
+                        item.source_id,
+                        nhs_number=item.nhs_number,
                     )
+                elif isinstance(item, Deletion):
+                    self.tally.clinical += 1
+                    self.deleted_at[(item.resource_type, item.source_id)] = position
                 elif item.resource_type == "Patient":
                     candidate = self.patient_candidate(item, position)
-                    if candidate is not None:
+                    if isinstance(candidate, _MergeCandidate):
+                        merges.append(candidate)
+                    elif candidate is not None:
                         candidates.append(candidate)
                 else:
                     self.tally.clinical += 1
                     self.note_version(item, position)
         self.apply_patients(candidates)
+        self.apply_merges(merges)
         return str(checksum.hexdigest())
 
     def note_version(self, unit: ResourceUnit, position: int) -> None:
         if not unit.source_id:
             return
         key = (unit.resource_type, unit.source_id)
+        self.sent_at[key] = position
         version = version_key(unit.version_id, unit.last_updated)
         current = self.newest.get(key)
         # Later in the run wins a tie, as if the copies had arrived one after another.
         if current is None or version >= current[0]:
             self.newest[key] = (version, position)
 
-    def patient_candidate(self, unit: ResourceUnit, position: int) -> PatientCandidate | None:
+    def patient_candidate(
+        self, unit: ResourceUnit, position: int
+    ) -> PatientCandidate | _MergeCandidate | None:
         try:
             resource = self.validate(unit)
         except InvalidResource as error:
@@ -209,23 +341,28 @@ class _Run:
             return None
         number = check_nhs_number(nhs_number_of(resource), "The Patient resource")
         if isinstance(number, Unmatched):
-            self.reject_unit(unit, number.reason, number.detail)
+            self.reject_unit(unit, number.reason, number.detail, number.nhs_number)
             self.index_patient(unit, number)
             return None
         # Keep the validated JSON and the raw text, not the XML element, which would hold its whole file in memory.
         light = replace(unit, json=resource, element=None)
+        survivor = replaced_by(resource)
+        if survivor is not None:
+            return _MergeCandidate(unit=light, retired_number=number, survivor=survivor, raw=unit.raw())
         return PatientCandidate(
             unit=light, resource=resource, nhs_number=number, occurrence=position, raw=unit.raw()
         )
 
     def apply_patients(self, candidates: list[PatientCandidate]) -> None:
         results = patients_upsert(self.feed, candidates)
+        # A patient merged into another earlier: what refers to it in this run belongs to the survivor.
+        ends = survivors({r.patient_id for r in results.values() if isinstance(r, PatientResult)})
         for candidate in candidates:
             result = results[candidate.occurrence]
             if isinstance(result, Unmatched):
-                unit = candidate.unit
-                self.reject(
-                    unit.location, result.reason, result.detail, candidate.raw, "Patient", unit.source_id
+                # The raw text as sent: the light unit no longer holds an XML resource's element.
+                self.reject_unit(
+                    candidate.unit, result.reason, result.detail, result.nhs_number, candidate.raw
                 )
                 self.index_patient(candidate.unit, result)
                 continue
@@ -234,13 +371,78 @@ class _Run:
                 container=candidate.unit.container,
                 full_url=candidate.unit.full_url,
                 source_id=candidate.unit.source_id,
-                target=result.patient_id,
+                target=ends[result.patient_id],
             )
+
+    def apply_merges(self, merges: list[_MergeCandidate]) -> None:
+        """Merge each retired patient into its survivor, after every Patient of the run is applied.
+
+        The survivor is found by the link's reference to a Patient of this run when it has one (so a survivor
+        quarantined in this run stops the merge), else by the NHS number identifier on the link.
+        """
+        for merge in merges:
+            unit = merge.unit
+            survivor = self.survivor_target(merge)
+            if isinstance(survivor, Unmatched):
+                number = survivor.nhs_number or merge.retired_number
+                self.reject_unit(unit, survivor.reason, survivor.detail, number, merge.raw)
+                self.index_patient(unit, survivor)
+                continue
+            result = patients_merge(merge.retired_number, survivor)
+            if isinstance(result, Unmatched):
+                self.reject_unit(unit, result.reason, result.detail, merge.retired_number, merge.raw)
+                self.index_patient(unit, result)
+                continue
+            if result.outcome == "updated":
+                self.tally.updated += 1
+                self.tally.patients_updated += 1
+            else:
+                self.tally.unchanged += 1
+            self.tally.touched_patient_ids |= result.touched_patient_ids
+            self.index.add(
+                container=unit.container,
+                full_url=unit.full_url,
+                source_id=unit.source_id,
+                target=result.survivor_id,
+            )
+
+    def survivor_target(self, merge: _MergeCandidate) -> int | Unmatched:
+        reference = text(merge.survivor.get("reference"))
+        if reference:
+            found = self.index.resolve(reference, merge.unit.container)
+            if isinstance(found, int):
+                return found
+            if isinstance(found, Unmatched):
+                return Unmatched(
+                    found.reason,
+                    f"The patient it is replaced by could not be used. {found.detail}",
+                    found.nhs_number,
+                )
+        identifier = merge.survivor.get("identifier")
+        value = text(identifier.get("value")) if isinstance(identifier, dict) else ""
+        if not isinstance(identifier, dict) or identifier.get("system") != NHS_NUMBER_SYSTEM:
+            return Unmatched(
+                Reason.UNKNOWN_PATIENT,
+                "The patient it is replaced by is named neither by a Patient resource of this run nor by an "
+                "NHS number identifier.",
+            )
+        checked = check_nhs_number(nhs_numbers.normalise(value), "The replaced-by link")
+        if isinstance(checked, Unmatched):
+            return checked
+        held = Patient.objects.filter(nhs_number=checked).values_list("pk", flat=True).first()
+        if held is None:
+            return Unmatched(
+                Reason.UNKNOWN_PATIENT,
+                "No patient is held for the NHS number of the patient it is replaced by, so nothing was merged.",
+                checked,
+            )
+        return held
 
     def count_patient(self, result: PatientResult) -> None:
         if result.outcome == "created":
             self.tally.created += 1
             self.tally.patients_created += 1
+            self.tally.created_patient_ids.add(result.patient_id)
         elif result.outcome == "updated":
             self.tally.updated += 1
             self.tally.patients_updated += 1
@@ -258,7 +460,7 @@ class _Run:
             container=unit.container,
             full_url=unit.full_url,
             source_id=unit.source_id,
-            target=Unmatched(reason, detail),
+            target=Unmatched(reason, detail, problem.nhs_number or named_nhs_number(unit.json or {})),
         )
 
     # Second pass: validate, match and map every other resource, and write in batches.
@@ -274,13 +476,19 @@ class _Run:
         )
         with bar:
             for source in self.sources:
-                for item in read_source(source, max_bytes=self.max_bytes):
+                for item in read_source(source, max_bytes=self.max_bytes, read=self.read):
                     position = next(occurrence)
-                    if isinstance(item, Rejection) or item.resource_type == "Patient":
+                    if isinstance(item, Rejection) or (
+                        isinstance(item, ResourceUnit) and item.resource_type == "Patient"
+                    ):
                         continue  # counted in the first pass
-                    self.ingest_unit(item, position)
+                    if isinstance(item, Deletion):
+                        self.deletions.append((item, position))
+                    else:
+                        self.ingest_unit(item, position)
                     bar.update(1)
         self.flush()
+        self.apply_deletions()
 
     def ingest_unit(self, unit: ResourceUnit, position: int) -> None:
         if not is_resource_type(unit.resource_type):
@@ -300,11 +508,12 @@ class _Run:
             return
         target = subject_target(resource, unit.container, self.index)
         if isinstance(target, Unmatched):
-            self.reject_unit(unit, target.reason, target.detail)
+            self.reject_unit(unit, target.reason, target.detail, target.nhs_number)
             return
-        newest = self.newest.get((unit.resource_type, unit.source_id))
-        superseded = newest is not None and newest[1] != position
-        self.pending.append(_Pending(unit, map_resource(resource), target, superseded))
+        key = (unit.resource_type, unit.source_id)
+        newest = self.newest.get(key)
+        superseded = (newest is not None and newest[1] != position) or self.deleted_at.get(key, -1) > position
+        self.pending.append(_Pending(unit, map_resource(resource), target, superseded, unit.expected))
         if len(self.pending) >= BATCH_SIZE:
             self.flush()
 
@@ -314,12 +523,19 @@ class _Run:
         for pending in self.pending:
             target = pending.target
             if isinstance(target, NhsNumber):
-                patient_id = self.nhs_numbers[target.value]
-                if patient_id is None:
+                held = self.nhs_numbers[target.value]
+                if held is None:
                     detail = "No patient is held for the NHS number on its subject reference."
-                    self.reject_unit(pending.unit, Reason.UNKNOWN_PATIENT, detail)
+                    self.reject_unit(pending.unit, Reason.UNKNOWN_PATIENT, detail, target.value)
                     continue
-                target = patient_id
+                expected = pending.expected
+                problem = expected and demographics_mismatch(
+                    held.family_name, held.birth_date, expected.family_name, expected.birth_date
+                )
+                if problem:
+                    self.reject_unit(pending.unit, Reason.DEMOGRAPHIC_MISMATCH, problem, target.value)
+                    continue
+                target = held.survivor_id
             if pending.is_superseded:
                 self.tally.unchanged += 1
                 continue
@@ -340,9 +556,51 @@ class _Run:
         }
         if not wanted:
             return
-        found = dict(Patient.objects.filter(nhs_number__in=wanted).values_list("nhs_number", "pk"))
+        found = {
+            number: (pk, merged_into_id, family_name, birth_date)
+            for number, pk, merged_into_id, family_name, birth_date in Patient.objects.filter(
+                nhs_number__in=wanted
+            ).values_list("nhs_number", "pk", "merged_into_id", "family_name", "birth_date")
+        }
+        # Only a batch that names a merged patient costs a look-up of survivors.
+        merged = {pk for pk, merged_into_id, _, _ in found.values() if merged_into_id is not None}
+        ends = survivors(merged) if merged else {}
         for number in wanted:
-            self.nhs_numbers[number] = found.get(number)
+            row = found.get(number)
+            self.nhs_numbers[number] = (
+                None if row is None else _HeldPatient(ends.get(row[0], row[0]), row[2], row[3])
+            )
+
+    def apply_deletions(self) -> None:
+        """Mark each entry a DELETE names as deleted at source, unless a later copy of it in this run re-sent it.
+
+        Counted as updated when a stored entry changes, unchanged when there is none (or it is already marked),
+        because deleting what we never held, or hold deleted already, leaves the record as it was.
+        """
+        wanted: dict[tuple[str, str], Deletion] = {}
+        for deletion, position in self.deletions:
+            key = (deletion.resource_type, deletion.source_id)
+            if self.sent_at.get(key, -1) > position or key in wanted:
+                self.tally.unchanged += 1
+            else:
+                wanted[key] = deletion
+        self.deletions.clear()
+        if not wanted:
+            return
+        held = RecordEntry.objects.filter(
+            organisation=self.feed.organisation,
+            resource_type__in={key[0] for key in wanted},
+            source_id__in={key[1] for key in wanted},
+            is_deleted_at_source=False,
+        ).values_list("pk", "resource_type", "source_id", "patient_id")
+        marked = {(resource_type, source_id): (pk, patient) for pk, resource_type, source_id, patient in held}
+        hits = [marked[key] for key in wanted if key in marked]
+        RecordEntry.objects.filter(pk__in=[pk for pk, _ in hits]).update(
+            is_deleted_at_source=True, ingest_run=self.run, updated_at=timezone.now()
+        )
+        self.tally.updated += len(hits)
+        self.tally.unchanged += len(wanted) - len(hits)
+        self.tally.touched_patient_ids |= {patient for _, patient in hits}
 
     # Shared.
 
@@ -351,13 +609,35 @@ class _Run:
             return validate_json(unit.json)
         return validate_xml(unit.element)
 
-    def reject_unit(self, unit: ResourceUnit, reason: str, detail: str) -> None:
-        self.reject(unit.location, reason, detail, unit.raw(), unit.resource_type, unit.source_id)
+    def reject_unit(
+        self, unit: ResourceUnit, reason: str, detail: str, nhs_number: str = "", raw: str | None = None
+    ) -> None:
+        self.reject(
+            unit.location,
+            reason,
+            detail,
+            unit.raw() if raw is None else raw,
+            unit.resource_type,
+            unit.source_id,
+            nhs_number=well_formed(nhs_number) or named_nhs_number(unit.json or {}),
+            part=unit.part,
+        )
 
     def reject(
-        self, location: str, reason: str, detail: str, raw: str, resource_type: str, source_id: str
+        self,
+        location: str,
+        reason: str,
+        detail: str,
+        raw: str,
+        resource_type: str,
+        source_id: str,
+        *,
+        nhs_number: str = "",
+        part: str = "",
     ) -> None:
         self.tally.quarantined += 1
+        # Resources made from one partner message share its text; each keeps its own row by hashing its part too.
+        hashed = f"{part}\n{raw}" if part else raw
         self.quarantine.append(
             QuarantinedRecord(
                 feed=self.feed,
@@ -368,7 +648,8 @@ class _Run:
                 source_id=source_id[:200],
                 location=location[:500],
                 raw_payload=raw,
-                payload_hash=hashlib.sha256(raw.encode("utf-8", "surrogateescape")).hexdigest(),
+                payload_hash=hashlib.sha256(hashed.encode("utf-8", "surrogateescape")).hexdigest(),
+                nhs_number=well_formed(nhs_number),
             )
         )
         if len(self.quarantine) >= BATCH_SIZE:
@@ -376,7 +657,7 @@ class _Run:
 
     def write_quarantine(self) -> None:
         # A payload already pending for the same reason stays as the one row to fix and replay.
-        QuarantinedRecord.objects.bulk_create(self.quarantine, ignore_conflicts=True)
+        quarantine_insert(self.quarantine)
         self.quarantine.clear()
 
     def finish(self, checksum: str) -> None:
@@ -395,5 +676,7 @@ class _Run:
         run.patients_created, run.patients_updated = tally.patients_created, tally.patients_updated
         run.checksum = checksum
         run.save()
-        self.feed.last_success_at = run.finished_at
-        self.feed.save(update_fields=["last_success_at"])
+        # Freshness is about what the partner sent: replaying quarantined records must not hide a stale feed.
+        if run.trigger != IngestRun.Trigger.REPLAY:
+            self.feed.last_success_at = run.finished_at
+            self.feed.save(update_fields=["last_success_at"])

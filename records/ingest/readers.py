@@ -1,5 +1,8 @@
 """From partner bytes to FHIR resources: JSON, NDJSON or XML; a single resource or a Bundle of any type.
 
+The other formats (`csv_extract`, `hl7v2`) build FHIR resources from their rows and messages and hand them on as the
+same `ResourceUnit`s, so every format goes through one validate/match/map/upsert path.
+
 Nothing here raises for bad input. Input that cannot be read becomes a `Rejection` carrying the raw text and a
 sentence saying why, so the pipeline can quarantine it and carry on with the rest.
 
@@ -13,15 +16,23 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from lxml import etree
 
-from records.ingest.fhir import FHIR_NAMESPACE, JsonObject, as_object, parse_datetime, safe_xml_parser, text
+from records.ingest.fhir import (
+    FHIR_NAMESPACE,
+    JsonObject,
+    as_object,
+    is_resource_type,
+    parse_datetime,
+    safe_xml_parser,
+    text,
+)
 from records.models import QuarantinedRecord
 
 Reason = QuarantinedRecord.Reason
@@ -71,6 +82,14 @@ class Source:
 
 
 @dataclass(frozen=True)
+class ExpectedPatient:
+    """What a record says about its patient besides the NHS number, to cross-check against the patient we hold."""
+
+    family_name: str = ""
+    birth_date: date | None = None
+
+
+@dataclass(frozen=True)
 class ResourceUnit:
     """One resource as read, before validation. Exactly one of `json` and `element` is set."""
 
@@ -83,8 +102,19 @@ class ResourceUnit:
     last_updated: datetime | None
     json: JsonObject | None = None
     element: Any = None
+    # Built from a partner's own text (an HL7 v2 message, a CSV header and row): quarantine keeps that text, which
+    # the same feed can read again on replay, rather than the FHIR we made of it.
+    source_text: str | None = None
+    # Which of the resources made from one source text this is ("Patient", "Encounter"), so that each one that is
+    # quarantined keeps its own row although they share the text.
+    part: str = ""
+    # Demographics the record states for its patient (a CSV row's surname and date of birth): a patient we hold
+    # with different ones is a demographic mismatch.
+    expected: ExpectedPatient | None = None
 
     def raw(self) -> str:
+        if self.source_text is not None:
+            return clean(self.source_text)
         if self.element is not None:
             return clean(etree.tostring(self.element, encoding="unicode"))
         return _dump(self.json)
@@ -100,9 +130,23 @@ class Rejection:
     raw: str
     resource_type: str = ""
     source_id: str = ""
+    # The NHS number the input names, when it could be read (ten digits): kept so it can be replayed.
+    nhs_number: str = ""
 
 
-Item = ResourceUnit | Rejection
+@dataclass(frozen=True)
+class Deletion:
+    """A transaction Bundle's DELETE of `resource_type/source_id`: the partner deleted that resource."""
+
+    location: str
+    resource_type: str
+    source_id: str
+    raw: str
+
+
+Item = ResourceUnit | Rejection | Deletion
+# Reads one file's bytes into items; each feed format has one.
+Reader = Callable[[str, bytes], Iterator[Item]]
 
 
 def _dump(value: object) -> str:
@@ -114,8 +158,8 @@ def clean(value: str) -> str:
     return value.replace("\x00", "\ufffd")
 
 
-def sources_for_path(path: Path) -> list[Source]:
-    """The inputs under a path: the file itself, or every .json/.ndjson/.jsonl/.xml file below a folder.
+def sources_for_path(path: Path, suffixes: frozenset[str] = SUFFIXES) -> list[Source]:
+    """The inputs under a path: the file itself, or every file below a folder whose suffix is one of `suffixes`.
 
     Folders are walked recursively and sorted by relative path, so a run does not depend on the order the file
     system lists them. Hidden files and folders (a leading dot) are skipped, as are files of other kinds.
@@ -127,13 +171,19 @@ def sources_for_path(path: Path) -> list[Source]:
         relative = candidate.relative_to(path)
         if any(part.startswith(".") for part in relative.parts):
             continue
-        if candidate.is_file() and candidate.suffix.lower() in SUFFIXES:
+        if candidate.is_file() and candidate.suffix.lower() in suffixes:
             found.append(Source(location=relative.as_posix(), path=candidate))
     return sorted(found, key=lambda source: source.location)
 
 
-def read_source(source: Source, *, max_bytes: int, checksum: Any | None = None) -> Iterator[Item]:
-    """Every resource in one input, in order, or the rejections that stand in for what could not be read."""
+def read_source(
+    source: Source, *, max_bytes: int, checksum: Any | None = None, read: Reader | None = None
+) -> Iterator[Item]:
+    """Every resource in one input, in order, or the rejections that stand in for what could not be read.
+
+    `read` turns the bytes of one input into items (FHIR by default); whatever the format, an input over
+    `max_bytes` is not read at all but quarantined whole with its first bytes as a preview.
+    """
     size = source.size()
     if size > max_bytes:
         if checksum is not None:
@@ -150,7 +200,7 @@ def read_source(source: Source, *, max_bytes: int, checksum: Any | None = None) 
     data = source.read()
     if checksum is not None:
         checksum.update(data)
-    yield from read_bytes(source.location, data)
+    yield from (read or read_bytes)(source.location, data)
 
 
 def read_bytes(location: str, data: bytes) -> Iterator[Item]:
@@ -158,16 +208,11 @@ def read_bytes(location: str, data: bytes) -> Iterator[Item]:
     try:
         decoded = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        bad = data[error.start : error.start + 1].hex()
-        yield _unreadable(
-            location,
-            f"The file is not valid UTF-8 (byte 0x{bad} at offset {error.start}: {error.reason}).",
-            data.decode("utf-8", errors="replace"),
-        )
+        yield unreadable(location, undecodable_detail(data, error), data.decode("utf-8", errors="replace"))
         return
     stripped = decoded.lstrip()
     if not stripped:
-        yield _unreadable(location, "The file is empty.", decoded)
+        yield unreadable(location, "The file is empty.", decoded)
     elif stripped.startswith("<"):
         yield from _read_xml(location, data, decoded)
     elif location.lower().endswith(tuple(_NDJSON_SUFFIXES)):
@@ -176,8 +221,21 @@ def read_bytes(location: str, data: bytes) -> Iterator[Item]:
         yield from _read_json_document(location, decoded)
 
 
-def _unreadable(location: str, detail: str, raw: str) -> Rejection:
+def unreadable(location: str, detail: str, raw: str) -> Rejection:
+    """A rejection of input that could not be read at all, keeping its raw text."""
     return Rejection(location=location, reason=Reason.UNREADABLE, detail=detail, raw=clean(raw))
+
+
+def undecodable_detail(data: bytes, error: UnicodeDecodeError) -> str:
+    """Says where UTF-8 decoding failed and, when the bytes show it, which encoding the file is in instead."""
+    bad = data[error.start : error.start + 1].hex()
+    found = ""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        found = " It starts with a UTF-16 byte order mark: save or export it as UTF-8."
+    return (
+        f"The file is not valid UTF-8 (byte 0x{bad} at offset {error.start}: {error.reason}).{found} "
+        "Only UTF-8 (with or without a byte order mark) is read."
+    )
 
 
 def _reject_constant(name: str) -> Any:
@@ -195,7 +253,7 @@ def _read_json_document(location: str, decoded: str) -> Iterator[Item]:
         if _looks_like_ndjson(decoded):
             yield from _read_ndjson(location, decoded)
             return
-        yield _unreadable(location, f"The file is not valid JSON: {error}.", decoded)
+        yield unreadable(location, f"The file is not valid JSON: {error}.", decoded)
         return
     yield from _from_json(location, decoded, document)
 
@@ -218,18 +276,18 @@ def _read_ndjson(location: str, decoded: str) -> Iterator[Item]:
         try:
             document = _load_json(line)
         except ValueError as error:
-            yield _unreadable(line_location, f"Line {number} is not valid JSON: {error}.", line)
+            yield unreadable(line_location, f"Line {number} is not valid JSON: {error}.", line)
             continue
         yield from _from_json(line_location, line, document)
 
 
 def _from_json(location: str, raw: str, document: Any) -> Iterator[Item]:
     if not isinstance(document, dict):
-        yield _unreadable(location, "A FHIR resource is a JSON object; this is not one.", raw)
+        yield unreadable(location, "A FHIR resource is a JSON object; this is not one.", raw)
         return
     if "\\u0000" in raw:
         # JSONB refuses the NUL character; the resource cannot be stored as sent.
-        yield _unreadable(
+        yield unreadable(
             location, "The JSON contains the NUL character (\\u0000), which cannot be stored.", raw
         )
         return
@@ -256,7 +314,7 @@ def _json_unit(location: str, container: str, full_url: str, resource: JsonObjec
 def _json_bundle(location: str, bundle: JsonObject) -> Iterator[Item]:
     entries = bundle.get("entry", [])
     if not isinstance(entries, list):
-        yield _unreadable(location, "Bundle.entry is not a list.", _dump(bundle))
+        yield unreadable(location, "Bundle.entry is not a list.", _dump(bundle))
         return
     for index, entry in enumerate(entries):
         entry_location = f"{location}#entry[{index}]"
@@ -269,11 +327,11 @@ def _json_bundle(location: str, bundle: JsonObject) -> Iterator[Item]:
         request = as_object(entry.get("request"))
         full_url = text(entry.get("fullUrl"))
         if resource is None:
-            rejection = _entry_without_resource(
+            item = _entry_without_resource(
                 entry_location, text(request.get("method")), text(request.get("url"))
             )
-            if rejection is not None:
-                yield replace(rejection, raw=_dump(entry))
+            if item is not None:
+                yield replace(item, raw=_dump(entry))
             continue
         if not isinstance(resource, dict):
             yield Rejection(
@@ -296,23 +354,36 @@ def _json_bundle(location: str, bundle: JsonObject) -> Iterator[Item]:
         yield _json_unit(entry_location, location, full_url, resource)
 
 
-def _entry_without_resource(location: str, method: str, url: str) -> Rejection | None:
-    """A transaction DELETE is kept for a person to apply; a read request (GET, HEAD) carries no data at all."""
+def _entry_without_resource(location: str, method: str, url: str) -> Deletion | Rejection | None:
+    """A transaction DELETE of `Type/id` is a deletion to apply; a read request (GET, HEAD) carries no data at all.
+
+    A conditional DELETE (`Type?search`) names no resource we can find without running the partner's search, so
+    it is quarantined for a person to apply rather than guessed at.
+    """
     if method.upper() != "DELETE":
         return None
-    return Rejection(
-        location,
-        Reason.UNSUPPORTED_TYPE,
-        f"A DELETE request for {url or 'an unnamed resource'}: deletions are not applied by the ingester yet.",
-        "",
-        resource_type=url.split("/")[0] if "/" in url else "",
-        source_id=url.split("/")[1] if url.count("/") == 1 else "",
-    )
+    if "?" in url:
+        return Rejection(
+            location,
+            Reason.UNSUPPORTED_TYPE,
+            f"A conditional DELETE ({url}) is not applied: the ingester deletes only a resource named as Type/id.",
+            "",
+            resource_type=url.split("?")[0].rsplit("/", 1)[-1],
+        )
+    parts = url.split("/_history/")[0].rstrip("/").split("/")
+    if len(parts) < 2 or not is_resource_type(parts[-2]) or not parts[-1]:
+        return Rejection(
+            location,
+            Reason.INVALID_RESOURCE,
+            f"A DELETE request must name the resource as Type/id; its url is {url or 'empty'}.",
+            "",
+        )
+    return Deletion(location, resource_type=parts[-2], source_id=parts[-1], raw="")
 
 
 def _read_xml(location: str, data: bytes, decoded: str) -> Iterator[Item]:
     if _DOCTYPE.search(data):
-        yield _unreadable(
+        yield unreadable(
             location,
             "XML with a document type declaration (DOCTYPE or ENTITY) is refused: FHIR XML never needs one, "
             "and entities are how entity-expansion and external-file attacks work.",
@@ -322,13 +393,13 @@ def _read_xml(location: str, data: bytes, decoded: str) -> Iterator[Item]:
     try:
         root = etree.fromstring(data, parser=safe_xml_parser())
     except etree.XMLSyntaxError as error:
-        yield _unreadable(location, f"The file is not well-formed XML: {error}.", decoded)
+        yield unreadable(location, f"The file is not well-formed XML: {error}.", decoded)
         return
     if root.getroottree().docinfo.doctype:
-        yield _unreadable(location, "XML with a document type declaration is refused.", decoded)
+        yield unreadable(location, "XML with a document type declaration is refused.", decoded)
         return
     if etree.QName(root).namespace != FHIR_NAMESPACE:
-        yield _unreadable(
+        yield unreadable(
             location,
             f"The root element <{etree.QName(root).localname}> is not in the FHIR namespace.",
             decoded,
@@ -366,13 +437,13 @@ def _xml_bundle(location: str, bundle: Any) -> Iterator[Item]:
         children = [child for child in holder if isinstance(child.tag, str)] if holder is not None else []
         raw = clean(etree.tostring(entry, encoding="unicode"))
         if not children:
-            rejection = _entry_without_resource(
+            item = _entry_without_resource(
                 entry_location,
                 _value(entry, f"{_NS}request/{_NS}method"),
                 _value(entry, f"{_NS}request/{_NS}url"),
             )
-            if rejection is not None:
-                yield replace(rejection, raw=raw)
+            if item is not None:
+                yield replace(item, raw=raw)
             continue
         resource = children[0]
         qualified = etree.QName(resource)
