@@ -17,4 +17,11 @@ app.conf.beat_schedule = {
         "task": "audit.access_chain_verify_task",
         "schedule": crontab(hour=2, minute=15),
     },
+    # Starts a run of every live inbox and HTTP-pull feed that is due (see records.feeds.scheduling).
+    "dispatch-due-feeds": {
+        "task": "records.feeds_due_dispatch_task",
+        "schedule": 60.0,
+        # A dispatch not started within its minute is superseded by the next one.
+        "options": {"expires": 55},
+    },
 }

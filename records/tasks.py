@@ -1,0 +1,93 @@
+"""Celery tasks of the records app.
+
+Every task here is thin: it takes ids (never patient data, because task arguments are logged and stored in Redis),
+calls one service, and retries only transient errors (a database that went away, a partner endpoint that timed out or
+answered 5xx). Everything else is terminal for that message: the service has already recorded it on an IngestRun or a
+quarantined record. Every task is safe to run twice, which is what late acknowledgement needs.
+"""
+
+import logging
+from typing import Any
+
+from celery import shared_task
+from django.db import InterfaceError, OperationalError
+
+from records.feeds.sources import TransientSourceError
+
+logger = logging.getLogger(__name__)
+
+# Errors worth another attempt: the same message may well succeed in a few seconds.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (OperationalError, InterfaceError, TransientSourceError)
+
+_RETRY_OPTIONS: dict[str, Any] = {
+    "acks_late": True,
+    "autoretry_for": TRANSIENT_ERRORS,
+    "retry_backoff": 5,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "max_retries": 4,
+}
+
+
+@shared_task(name="records.feeds_due_dispatch_task", acks_late=True)
+def feeds_due_dispatch_task() -> list[int]:
+    """Enqueue one `feed_run_task` per live, scheduled-source feed that is due; return their ids.
+
+    Beat runs this every minute. Enqueuing a feed twice is harmless: the second run finds the feed's lock held, or
+    finds it no longer due, and does nothing.
+    """
+    from records.feeds.scheduling import feeds_due
+
+    feed_ids = [feed.pk for feed in feeds_due()]
+    for feed_id in feed_ids:
+        feed_run_task.delay(feed_id)
+    if feed_ids:
+        logger.info("dispatched %d due feed(s): %s", len(feed_ids), feed_ids)
+    return feed_ids
+
+
+@shared_task(name="records.feed_run_task", **_RETRY_OPTIONS)
+def feed_run_task(feed_id: int) -> dict[str, Any]:
+    """Run one scheduled run of the feed: fetch from its source, ingest, record the IngestRun.
+
+    At most one run per feed at a time (a session advisory lock; a second one returns "already running" at once). A
+    run abandoned by a dead worker is marked failed at the start of the next one, whose ingest is idempotent, so a
+    redelivered message ingests every record exactly once. Returns a summary without patient data.
+    """
+    from records.feeds.scheduling import feed_run
+    from records.models import Feed
+
+    feed = Feed.objects.filter(pk=feed_id).first()
+    if feed is None:
+        logger.warning("feed %s no longer exists; nothing to run", feed_id)
+        return {"feed_id": feed_id, "outcome": "missing"}
+    result = feed_run(feed, trigger="schedule")
+    return result.as_dict()
+
+
+@shared_task(name="records.pushed_batch_process_task", **_RETRY_OPTIONS)
+def pushed_batch_process_task(batch_id: int) -> int | None:
+    """Ingest one batch a partner pushed to the API, by id; safe to run twice (the batch records its own state).
+
+    Returns the run's id only: task results are logged, and a run's error text may quote patient data.
+    """
+    from records.push import pushed_batch_process
+
+    run = pushed_batch_process(batch_id)
+    return run.pk if run is not None else None
+
+
+@shared_task(name="records.quarantine_replay_task", **_RETRY_OPTIONS)
+def quarantine_replay_task(record_ids: list[int], user_id: int | None = None) -> dict[str, Any]:
+    """Replay quarantined records by id (after a fix); a replayed record is never dropped nor ingested twice."""
+    from records.quarantine import quarantine_replay
+
+    return quarantine_replay(record_ids, user_id=user_id).as_dict()
+
+
+@shared_task(name="records.unknown_patients_replay_task", **_RETRY_OPTIONS)
+def unknown_patients_replay_task(patient_ids: list[int]) -> int:
+    """Replay records quarantined for an unknown patient, now that these patients exist."""
+    from records.quarantine import unknown_patients_replay
+
+    return unknown_patients_replay(patient_ids)
