@@ -212,6 +212,7 @@ class PushAttempt(models.Model):
         ACCEPTED = "accepted", "Accepted"
         UNAUTHENTICATED = "unauthenticated", "Wrong or missing credentials"
         FORBIDDEN = "forbidden", "Not this partner's feed"
+        FEED_CLOSED = "feed-closed", "Feed not open to pushes"
         UNKNOWN_FEED = "unknown-feed", "No such feed"
         UNSUPPORTED_MEDIA_TYPE = "unsupported-media-type", "Wrong content type"
         TOO_LARGE = "too-large", "Body too large"

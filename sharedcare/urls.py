@@ -13,5 +13,6 @@ account_urls = [
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include(account_urls)),
+    path("api/", include("records.api_urls")),
     path("", include("records.urls")),
 ]

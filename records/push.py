@@ -1,0 +1,385 @@
+"""Partners push batches to the API: their keys, receiving a batch, and processing it on the worker.
+
+What always holds:
+- a key is shown once, when it is made; only its sha256 and its first characters are stored;
+- every push attempt, accepted or refused, leaves exactly one PushAttempt saying who tried, into which feed, with
+  what, and the answer they got;
+- an accepted batch is stored whole (bytes, size, sha256) in the same transaction as its attempt, before the
+  partner hears 202, and its payload is never dropped, whatever becomes of its ingestion;
+- a body is never read past PUSH_MAX_BYTES (plus one byte, to know it is too large);
+- one worker at a time processes a batch, and processing it again changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count
+from django.utils import timezone
+
+from audit.services import RequestContext
+from records.ingest.pipeline import IngestFailed, ingest_texts
+from records.ingest.readers import clean
+from records.models import Feed, IngestRun, Organisation, PartnerCredential, PushAttempt, PushedBatch
+
+KEY_START = "sc_"
+KEY_PREFIX_LENGTH = 12
+# What `secrets.token_urlsafe` produces after the start; anything else is not a key and is not looked up.
+_KEY_PATTERN = re.compile(r"^sc_[A-Za-z0-9_-]{20,200}$")
+_READ_CHUNK_BYTES = 64 * 1024
+_LARGEST_COUNT = 2**31 - 1  # PositiveIntegerField
+FEED_CLOSED = PushAttempt.Outcome.FEED_CLOSED.value
+
+# Media type -> the file suffix the ingester's readers see, per feed format. The suffix matters: NDJSON is read line
+# by line, so one broken line is quarantined and the rest ingested.
+MEDIA_TYPES: Mapping[str, Mapping[str, str]] = {
+    Feed.Format.FHIR: {
+        "application/fhir+json": ".json",
+        "application/json": ".json",
+        "application/fhir+ndjson": ".ndjson",
+        "application/x-ndjson": ".ndjson",
+        "application/fhir+xml": ".xml",
+        "application/xml": ".xml",
+    },
+    Feed.Format.CSV: {"text/csv": ".csv"},
+    Feed.Format.HL7V2: {"x-application/hl7-v2+er7": ".hl7", "application/hl7-v2": ".hl7"},
+}
+
+
+# Keys.
+
+
+@dataclass(frozen=True)
+class NewKey:
+    key: str
+    prefix: str
+    hash: str
+
+
+def key_hash(key: str) -> str:
+    # A key carries 256 random bits: a fast hash is enough, there is nothing to guess from a dictionary.
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def key_new() -> NewKey:
+    """A fresh partner key, with the prefix and hash that are all the database keeps of it."""
+    key = KEY_START + secrets.token_urlsafe(32)
+    return NewKey(key=key, prefix=key[:KEY_PREFIX_LENGTH], hash=key_hash(key))
+
+
+def key_prefix_of(presented: str) -> str:
+    """The part of a presented key that may be recorded: its first characters, made safe to store."""
+    return clean(presented[:KEY_PREFIX_LENGTH])
+
+
+def partner_credential_create(*, organisation: Organisation, name: str) -> tuple[PartnerCredential, str]:
+    """Make an active key for a partner's system; returns the credential and the key, which exists nowhere else.
+
+    The caller shows the key once; it cannot be recovered afterwards, only replaced by a new credential.
+    """
+    new = key_new()
+    credential = PartnerCredential.objects.create(
+        organisation=organisation, name=name, key_prefix=new.prefix, key_hash=new.hash
+    )
+    return credential, new.key
+
+
+def partner_credential_for_key(presented: str) -> PartnerCredential | None:
+    """The credential whose key this is, active or not; None for anything that is not one of our keys."""
+    if not _KEY_PATTERN.match(presented):
+        return None
+    credential = (
+        PartnerCredential.objects.select_related("organisation")
+        .filter(key_prefix=presented[:KEY_PREFIX_LENGTH])
+        .first()
+    )
+    if credential is None:
+        return None
+    if not hmac.compare_digest(credential.key_hash, key_hash(presented)):
+        return None
+    return credential
+
+
+def partner_credential_touch(credential: PartnerCredential) -> None:
+    # A queryset update: no auditlog entry for every request, only for changes people make.
+    PartnerCredential.objects.filter(pk=credential.pk).update(last_used_at=timezone.now())
+
+
+# Receiving a batch.
+
+
+class _Readable(Protocol):
+    def read(self, size: int = ..., /) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class PushFacts:
+    """What is known of one push before its body is read; every attempt is recorded from these."""
+
+    feed_code: str
+    content_type: str
+    declared_size: int | None
+    context: RequestContext
+    key_prefix: str = ""
+    credential: PartnerCredential | None = None
+
+
+class PushRefused(Exception):
+    """A push turned away; already recorded as a PushAttempt when raised by this module."""
+
+    def __init__(self, outcome: str, status_code: int, detail: str, *, code: str = "") -> None:
+        super().__init__(detail)
+        self.outcome = outcome
+        self.status_code = status_code
+        self.detail = detail
+        # What the partner is told; the recorded outcome unless the outcome is too coarse to act on.
+        self.code = code or outcome
+
+
+def media_type(content_type: str) -> str:
+    """`application/fhir+json; charset=utf-8` -> `application/fhir+json`."""
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def push_attempt_record(
+    facts: PushFacts,
+    *,
+    outcome: str,
+    status_code: int,
+    size: int | None = None,
+    batch: PushedBatch | None = None,
+) -> PushAttempt:
+    """Write the one PushAttempt row for an attempt; every field is cut and cleaned to fit, so this cannot fail on
+    what the caller sent."""
+    if size is None:
+        size = facts.declared_size or 0
+    return PushAttempt.objects.create(
+        feed_code=clean(facts.feed_code[:64]),
+        credential=facts.credential,
+        key_prefix=clean(facts.key_prefix[:KEY_PREFIX_LENGTH]),
+        outcome=outcome,
+        status_code=status_code,
+        content_type=clean(facts.content_type[:100]),
+        size=max(0, min(size, _LARGEST_COUNT)),
+        batch=batch,
+        request_id=clean(facts.context.request_id[:64]),
+        client_address=facts.context.client_address,
+    )
+
+
+def _refuse(
+    facts: PushFacts, outcome: str, status_code: int, detail: str, *, size: int | None = None, code: str = ""
+) -> PushRefused:
+    push_attempt_record(facts, outcome=outcome, status_code=status_code, size=size)
+    return PushRefused(outcome, status_code, detail, code=code)
+
+
+def _feed_refusal(facts: PushFacts, credential: PartnerCredential, feed: Feed | None) -> PushRefused | None:
+    Outcome = PushAttempt.Outcome
+    if feed is None:
+        return _refuse(facts, Outcome.UNKNOWN_FEED, 404, "There is no feed with this code.")
+    if feed.organisation_id != credential.organisation_id:
+        return _refuse(facts, Outcome.FORBIDDEN, 403, "This key's partner may not push into this feed.")
+    if feed.source != Feed.Source.PUSH:
+        detail = (
+            f"This feed does not take pushes: its data comes from {feed.get_source_display().lower()}. "
+            "Ask the shared care record team to switch it to push."
+        )
+        return _refuse(facts, Outcome.FEED_CLOSED, 409, detail, code=FEED_CLOSED)
+    if feed.state == Feed.State.PAUSED:
+        detail = "This feed is paused and takes no batches until the shared care record team resumes it."
+        return _refuse(facts, Outcome.FEED_CLOSED, 409, detail, code=FEED_CLOSED)
+    accepted = MEDIA_TYPES.get(feed.format, {})
+    if media_type(facts.content_type) not in accepted:
+        sent = media_type(facts.content_type) or "no Content-Type"
+        detail = (
+            f"This feed takes {feed.get_format_display()}; send it as one of {', '.join(sorted(accepted))} "
+            f"(this request sent {sent})."
+        )
+        return _refuse(facts, Outcome.UNSUPPORTED_MEDIA_TYPE, 415, detail)
+    return None
+
+
+def _too_large(facts: PushFacts, size: int) -> PushRefused:
+    limit = settings.PUSH_MAX_BYTES
+    detail = f"The body is larger than the {limit} bytes one push may carry; split the batch."
+    return _refuse(facts, PushAttempt.Outcome.TOO_LARGE, 413, detail, size=size)
+
+
+def _read_bounded(body: _Readable | None, limit: int) -> bytes:
+    """At most limit + 1 bytes: enough to know a body is too large without holding all of it."""
+    if body is None:
+        return b""
+    chunks: list[bytes] = []
+    total = 0
+    while total <= limit:
+        chunk = body.read(min(_READ_CHUNK_BYTES, limit + 1 - total))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    return b"".join(chunks)
+
+
+def pushed_batch_receive(facts: PushFacts, body: _Readable | None) -> PushedBatch:
+    """Take one push from an authenticated partner (`facts.credential`) and store it as a pending batch.
+
+    Checks, in order: the feed exists (404), is the partner's (403), takes pushes and is not paused (409), the
+    content type fits its format (415), the body fits PUSH_MAX_BYTES (413, by Content-Length first, then by what is
+    read) and is not empty (400). Raises PushRefused after recording the attempt; on success the batch and its
+    attempt are written in one transaction. The caller queues the processing once that has committed.
+    """
+    credential = facts.credential
+    if credential is None:
+        raise ValueError("pushed_batch_receive needs an authenticated credential")
+    code = clean(facts.feed_code)
+    feed = Feed.objects.filter(code=code).first() if len(code) <= 64 else None
+    refusal = _feed_refusal(facts, credential, feed)
+    if refusal is not None:
+        raise refusal
+    assert feed is not None
+    limit: int = settings.PUSH_MAX_BYTES
+    if facts.declared_size is not None and facts.declared_size > limit:
+        raise _too_large(facts, facts.declared_size)
+    payload = _read_bounded(body, limit)
+    if len(payload) > limit:
+        raise _too_large(facts, len(payload))
+    if not payload:
+        detail = "The body is empty. Send the batch as the request body, with a Content-Length header."
+        raise _refuse(facts, PushAttempt.Outcome.INVALID, 400, detail, size=0)
+    with transaction.atomic():
+        batch = PushedBatch.objects.create(
+            feed=feed,
+            credential=credential,
+            content_type=media_type(facts.content_type),
+            payload=payload,
+            size=len(payload),
+            checksum=hashlib.sha256(payload).hexdigest(),
+        )
+        push_attempt_record(
+            facts, outcome=PushAttempt.Outcome.ACCEPTED, status_code=202, size=len(payload), batch=batch
+        )
+    return batch
+
+
+# Processing a batch (on the worker).
+
+_FINISHED = (PushedBatch.Status.DONE, PushedBatch.Status.FAILED)
+_UNFINISHED = (PushedBatch.Status.PENDING, PushedBatch.Status.PROCESSING)
+
+
+def _lock(batch_id: int) -> PushedBatch | None:
+    """The batch, row-locked until the transaction ends; None if it does not exist or another worker holds it."""
+    return (
+        PushedBatch.objects.select_for_update(skip_locked=True, of=("self",))
+        .select_related("feed", "credential", "ingest_run")
+        .filter(pk=batch_id)
+        .first()
+    )
+
+
+def pushed_batch_process(batch_id: int) -> IngestRun | None:
+    """Ingest one pushed batch as one run of its feed; returns the run, or None if there is nothing to do now.
+
+    What always holds:
+    - a batch that is done or failed is not processed again: its run is returned as it is (a failed batch goes
+      back to pending only by `pushed_batches_requeue`);
+    - one worker at a time: the batch row stays locked for the whole run, and a caller that finds it locked
+      returns None at once;
+    - a worker that dies mid-run loses its database connection, so PostgreSQL rolls its run back and releases the
+      lock; the batch is left `processing` and unlocked, and the next call (Celery redelivers the unacknowledged
+      task) picks it up again. No clock or time limit is involved: a lock held means a live worker;
+    - the payload stays whatever happens. On IngestFailed the batch is failed with the run's error and linked to
+      that run, which is marked failed and kept nothing; the ingestion is idempotent, so a rerun is always safe.
+    """
+    batch = PushedBatch.objects.select_related("ingest_run").filter(pk=batch_id).first()
+    if batch is None:
+        return None
+    if batch.status in _FINISHED:
+        return batch.ingest_run
+    # Say `processing` where the status URL can see it, then hold the lock through the run.
+    with transaction.atomic():
+        claimed = _lock(batch_id)
+        if claimed is None:
+            return None
+        if claimed.status in _FINISHED:
+            return claimed.ingest_run
+        claimed.status = PushedBatch.Status.PROCESSING
+        claimed.save(update_fields=["status"])
+    with transaction.atomic():
+        claimed = _lock(batch_id)
+        if claimed is None:
+            return None
+        if claimed.status in _FINISHED:
+            return claimed.ingest_run
+        return _ingest(claimed)
+
+
+def _ingest(batch: PushedBatch) -> IngestRun:
+    suffix = MEDIA_TYPES.get(batch.feed.format, {}).get(batch.content_type, "")
+    location = f"batch {batch.public_id}{suffix}"
+    source_name = f"push: batch {batch.public_id} with key {batch.credential.key_prefix}"
+    try:
+        run = ingest_texts(
+            batch.feed,
+            [(location, bytes(batch.payload))],
+            source_name=source_name,
+            trigger=IngestRun.Trigger.PUSH,
+        )
+    except IngestFailed as failed:
+        batch.status = PushedBatch.Status.FAILED
+        batch.ingest_run = failed.run
+        batch.error = failed.run.error
+    else:
+        batch.status = PushedBatch.Status.DONE
+        batch.ingest_run = run
+        batch.error = ""
+    batch.save(update_fields=["status", "ingest_run", "error"])
+    assert batch.ingest_run is not None
+    return batch.ingest_run
+
+
+def pushed_batches_requeue(batch_ids: list[int]) -> list[int]:
+    """Put failed batches back to pending, to be processed again after a fix; returns the ids that were.
+
+    Their failed runs stay, unlinked, as the record of the failure. The caller queues the processing after commit.
+    """
+    with transaction.atomic():
+        ids = list(
+            PushedBatch.objects.select_for_update(skip_locked=True)
+            .filter(pk__in=batch_ids, status=PushedBatch.Status.FAILED)
+            .values_list("pk", flat=True)
+        )
+        PushedBatch.objects.filter(pk__in=ids).update(
+            status=PushedBatch.Status.PENDING, ingest_run=None, error=""
+        )
+    return ids
+
+
+# Reading a batch's status.
+
+
+def pushed_batch_for_partner(*, organisation_id: int, public_id: uuid.UUID) -> PushedBatch | None:
+    """A batch pushed by any key of this partner; another partner's batch and a missing one both give None."""
+    return (
+        PushedBatch.objects.select_related("feed", "ingest_run")
+        .defer("payload")
+        .filter(public_id=public_id, credential__organisation_id=organisation_id)
+        .first()
+    )
+
+
+def quarantine_reason_counts(run: IngestRun) -> dict[str, int]:
+    """How many records this run quarantined, by reason (a record already pending for the same reason is not
+    quarantined twice, so these can add up to less than the run's `quarantined`)."""
+    rows = run.quarantined_records.values("reason").annotate(total=Count("id")).order_by("reason")
+    return {row["reason"]: row["total"] for row in rows}
