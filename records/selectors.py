@@ -11,7 +11,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from functools import reduce
 
 from django.conf import settings
@@ -61,15 +61,30 @@ class RecordSection:
 
 
 @dataclass(frozen=True)
+class FeedAvailability:
+    """A live dataset as the record page shows it: when it last arrived, and whether that is too long ago."""
+
+    name: str
+    partner: str
+    last_success_at: datetime | None
+    # No success within twice its schedule: this partner's part of the record may be out of date.
+    is_stale: bool
+
+
+@dataclass(frozen=True)
 class PartnerData:
     organisation: Organisation
-    feeds: list[Feed]
+    feeds: list[FeedAvailability]
 
 
 @dataclass(frozen=True)
 class DataAvailability:
     live: list[PartnerData]
     not_joined: list[Organisation]
+
+    @property
+    def stale(self) -> list[FeedAvailability]:
+        return [feed for partner in self.live for feed in partner.feeds if feed.is_stale]
 
 
 @dataclass(frozen=True)
@@ -81,8 +96,10 @@ class RecordPage:
     availability: DataAvailability
 
 
-def data_availability_get() -> DataAvailability:
-    """Every active partner with its live datasets, and the active partners that have no live dataset yet."""
+def data_availability_get(now: datetime | None = None) -> DataAvailability:
+    """Every active partner with its live datasets (each flagged stale or not as of `now`), and the active
+    partners that have no live dataset yet."""
+    now = now or timezone.now()
     live_feeds = Prefetch(
         "feeds", queryset=Feed.objects.filter(state=Feed.State.LIVE).order_by("name"), to_attr="live"
     )
@@ -92,7 +109,16 @@ def data_availability_get() -> DataAvailability:
     for organisation in organisations:
         feeds: list[Feed] = organisation.live
         if feeds:
-            live.append(PartnerData(organisation=organisation, feeds=feeds))
+            shown = [
+                FeedAvailability(
+                    name=feed.name,
+                    partner=organisation.name,
+                    last_success_at=feed.last_success_at,
+                    is_stale=feed.is_stale(now),
+                )
+                for feed in feeds
+            ]
+            live.append(PartnerData(organisation=organisation, feeds=shown))
         else:
             not_joined.append(organisation)
     return DataAvailability(live=live, not_joined=not_joined)
@@ -131,7 +157,10 @@ def _demographics(patient: Patient, decision: Decision) -> Demographics:
 
 
 def _visible_entries(patient: Patient, decision: Decision, sections: list[Section]) -> QuerySet[RecordEntry]:
-    entries = RecordEntry.objects.filter(patient=patient, is_entered_in_error=False, section__in=sections)
+    # What the source deleted or marked entered in error is kept for the audit trail, never shown nor counted.
+    entries = RecordEntry.objects.filter(
+        patient=patient, is_entered_in_error=False, is_deleted_at_source=False, section__in=sections
+    )
     if decision.withheld_partners:
         entries = entries.exclude(organisation__ods_code__in=decision.withheld_partners)
     return entries
@@ -246,11 +275,12 @@ def record_page_build(
 ) -> tuple[RecordPage, Shown]:
     """The record page for one allowed access, and what it shows and withholds (for the door's audit row).
 
-    Always holds: entered-in-error entries are never shown; sections the role does not open and sections or
-    partners withheld by an objection are not read at all; sensitive and confidential entries are counted,
-    never rendered, while the decision withholds them; a restricted patient's address, phone and practice are
-    left out unless the decision shows them. `requested_pages` maps a section key to the page wanted (missing
-    or not a number: the first; past the end: the last).
+    Always holds: entered-in-error entries and entries deleted at the source are never shown nor counted;
+    sections the role does not open and sections or partners withheld by an objection are not read at all;
+    sensitive and confidential entries are counted, never rendered, while the decision withholds them; a
+    restricted patient's address, phone and practice are left out unless the decision shows them.
+    `requested_pages` maps a section key to the page wanted (missing or not a number: the first; past the end:
+    the last).
     """
     clinical = [section for section in SECTION_ORDER if section in CLINICAL_SECTIONS]
     role_hidden = [section for section in clinical if section not in decision.sections]

@@ -366,3 +366,56 @@ def test_record_page_queries_are_bounded_and_do_not_grow_with_the_record(
     with CaptureQueriesContext(connection) as large:
         assert client.get(url).status_code == 200
     assert len(large.captured_queries) == len(small.captured_queries)
+
+
+def test_a_stale_feed_is_flagged_in_the_banner_and_in_a_notice_outside_the_details(client, cast):
+    now = timezone.now()
+    Feed.objects.filter(pk=cast.cuh_feed.pk).update(
+        last_success_at=datetime(2026, 1, 5, 7, 30, tzinfo=UTC), schedule_minutes=60
+    )
+    Feed.objects.filter(pk=cast.gp_a_feed.pk).update(last_success_at=now - timedelta(minutes=90))
+    Feed.objects.exclude(pk__in=[cast.cuh_feed.pk, cast.gp_a_feed.pk]).update(last_success_at=now)
+
+    page = open_record(client, cast.gp_ada, cast.patient_a)
+
+    notice = section_html(page, "stale-notice")
+    assert "This record may be out of date" in notice
+    assert "Cambridge University Hospitals, Hospital EPR" in notice
+    assert "no data since" in notice and "5 Jan 2026, 07:30" in notice
+    assert "Riverside Surgery" not in notice
+    banner = _availability(page)
+    assert "1 dataset is stale." in banner.split("<details>")[0]
+    rows = re.findall(r"<tr>(.*?)</tr>", banner, re.S)
+    hospital = next(row for row in rows if "Hospital EPR" in row)
+    assert "Stale</span> no data since" in hospital
+    assert "5 Jan 2026, 07:30" in hospital
+    practice = next(row for row in rows if "Riverside Surgery" in row)
+    assert "Stale" not in practice
+    assert "<time datetime=" in practice
+
+
+def test_no_stale_feed_means_no_stale_notice(client, cast):
+    Feed.objects.update(last_success_at=timezone.now())
+    page = open_record(client, cast.gp_ada, cast.patient_a)
+    assert "stale-notice" not in page
+    assert "Stale" not in _availability(page)
+
+
+def test_entries_deleted_at_the_source_are_never_shown_nor_counted(client, cast):
+    deleted = make_entry(cast.patient_a, cast.gp_a_feed, Section.PROBLEMS, "Asthma the practice deleted")
+    type(deleted).objects.filter(pk=deleted.pk).update(is_deleted_at_source=True)
+    sensitive = make_entry(
+        cast.patient_a, cast.gp_a_feed, Section.PROBLEMS, "Deleted sensitive entry", is_sensitive=True
+    )
+    type(sensitive).objects.filter(pk=sensitive.pk).update(is_deleted_at_source=True)
+
+    page = open_record(client, cast.gp_ada, cast.patient_a)
+
+    assert "Asthma the practice deleted" not in page
+    assert (
+        '<a href="#problems-and-issues">Problems and diagnoses</a> <span class="text-body-secondary">(1<'
+        in page
+    )
+    # Not even counted as withheld: a deleted entry is not part of the record at all.
+    assert SENSITIVE_WITHHELD not in page
+    assert AccessEvent.objects.get().withheld == ""
