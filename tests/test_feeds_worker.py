@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from records.feeds.locks import feed_ingest_lock_is_held
 from records.feeds.scheduling import ABANDONED_ERROR
-from records.models import Feed, IngestRun, Organisation, Patient, RecordEntry
+from records.models import Feed, IngestRun, Organisation, Patient, QuarantinedRecord, RecordEntry
 from records.nhs_number import check_digit
 from records.services import feed_upsert, organisation_upsert
 from records.tasks import feed_run_task
@@ -249,3 +249,68 @@ def test_a_worker_killed_mid_run_loses_nothing_and_the_redelivered_run_ingests_e
     assert list((inbox / "incoming").iterdir()) == []
     assert list((inbox / "failed").iterdir()) == []
     assert IngestRun.objects.filter(feed=feed).count() == 2
+
+
+CORRUPT_FILES = {
+    "truncated.json": b'{"resourceType": "Bundle", "type": "collection", "entry": [{"resource": {"resourceType": "Co',
+    "wrong-encoding.json": '{"resourceType": "Condition", "id": "latin", "code": {"text": "Caf\u00e9"}}'.encode(
+        "latin-1"
+    ),
+    "empty.json": b"",
+    "bomb.xml": (
+        b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+        b'<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">'
+        b'<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>'
+        b'<Condition xmlns="http://hl7.org/fhir"><id value="&lol3;"/></Condition>'
+    ),
+    "external.xml": (
+        b'<?xml version="1.0"?><!DOCTYPE c [<!ENTITY secret SYSTEM "file:///etc/passwd">]>'
+        b'<Condition xmlns="http://hl7.org/fhir"><id value="x"/><note><text value="&secret;"/></note></Condition>'
+    ),
+    "too-large.ndjson": b"{}\n" * 5000,
+}
+
+
+def test_corrupt_files_get_clear_errors_lose_nothing_and_the_worker_keeps_running(services):
+    services.env["INGEST_MAX_FILE_BYTES"] = "4096"
+    feed = inbox_feed("papworth-inbox", schedule_minutes=60)
+    [number] = nhs_numbers(1)
+    Patient.objects.create(nhs_number=number)
+    incoming = Path(settings.FEED_INBOX_ROOT) / feed.code / "incoming"
+    incoming.mkdir(parents=True)
+    settled = time.time() - 60
+    for name, data in CORRUPT_FILES.items():
+        (incoming / name).write_bytes(data)
+        os.utime(incoming / name, (settled, settled))
+    drop(feed, "good.ndjson", [condition(f"good{n}", number) for n in range(3)])
+    worker = services.worker("worker")
+
+    services.send(feed_run_task, feed.pk)
+    wait_for(lambda: not any(incoming.iterdir()), 60, "every inbox file to be handled", services)
+
+    handled = {
+        path.name for folder in ("processed", "failed") for path in (incoming.parent / folder).iterdir()
+    }
+    assert {*CORRUPT_FILES, "good.ndjson"} <= handled
+    assert RecordEntry.objects.filter(feed=feed).count() == 3
+    quarantined = QuarantinedRecord.objects.filter(feed=feed)
+    locations = " ".join(quarantined.values_list("location", flat=True))
+    for name in CORRUPT_FILES:
+        assert name in locations, name
+    assert set(quarantined.values_list("reason", flat=True)) == {QuarantinedRecord.Reason.UNREADABLE}
+    assert all(record.detail for record in quarantined)
+    assert not quarantined.filter(raw_payload__contains="root:x:0:0").exists()
+    assert not quarantined.filter(detail__contains="root:x:0:0").exists()
+
+    # The same worker is still alive and takes the next feed's run.
+    assert worker.poll() is None
+    second = inbox_feed("papworth-second", schedule_minutes=60)
+    drop(second, "next.ndjson", [condition("next", number)])
+    services.send(feed_run_task, second.pk)
+    wait_for(
+        lambda: IngestRun.objects.filter(feed=second, status="succeeded").exists(),
+        30,
+        "the next run",
+        services,
+    )
+    assert RecordEntry.objects.filter(feed=second).count() == 1
