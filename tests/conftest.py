@@ -25,6 +25,21 @@ from records.sections import Section
 from records.services import feed_upsert, organisation_upsert
 
 PASSWORD = "correct-horse-battery-staple"
+# What a social care practitioner should see of a record, written out here rather than read from consent.roles so
+# that a change to the role table has to be made on purpose in both places.
+SOCIAL_CARE_CLINICAL_SECTIONS = frozenset(
+    {
+        Section.ALERTS,
+        Section.LEGAL,
+        Section.SAFEGUARDING,
+        Section.ALLERGIES,
+        Section.PLANS,
+        Section.REFERRALS,
+        Section.ASSESSMENTS,
+        Section.SOCIAL_CONTEXT,
+        Section.PROFESSIONAL_CONTACTS,
+    }
+)
 _ids = count(1)
 
 

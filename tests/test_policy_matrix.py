@@ -11,20 +11,11 @@ from consent.models import LegitimateRelationship
 from consent.policy import Action, decide, visible_patients
 from records.access import PatientNotFound, Shown, get_patient_for_user, patient_search_for_user
 from records.models import Patient
-from records.sections import CLINICAL_SECTIONS, DEMOGRAPHIC_SECTIONS, Section
+from records.sections import CLINICAL_SECTIONS, DEMOGRAPHIC_SECTIONS
+from tests.conftest import SOCIAL_CARE_CLINICAL_SECTIONS
 
 ALL = DEMOGRAPHIC_SECTIONS | CLINICAL_SECTIONS
-SOCIAL = DEMOGRAPHIC_SECTIONS | {
-    Section.ALERTS,
-    Section.LEGAL,
-    Section.SAFEGUARDING,
-    Section.ALLERGIES,
-    Section.PLANS,
-    Section.REFERRALS,
-    Section.ASSESSMENTS,
-    Section.SOCIAL_CONTEXT,
-    Section.PROFESSIONAL_CONTACTS,
-}
+SOCIAL = DEMOGRAPHIC_SECTIONS | SOCIAL_CARE_CLINICAL_SECTIONS
 
 MATRIX = [
     # user, patient, allowed, sections, basis prefix
