@@ -20,9 +20,16 @@ What always holds:
 - a quarantined record keeps the NHS number it names, and once a run that created patients commits, the records
   quarantined for those unknown patients are queued for replay.
 
-A run reads its input twice. The first pass checksums the bytes, quarantines what cannot be read, applies every
+A run goes over its input twice. The first pass checksums the bytes, quarantines what cannot be read, applies every
 Patient resource and notes which copy of each resource is the newest; the second maps and writes everything else.
 Patients go first so that a clinical resource finds its Patient wherever in the run it is, whatever the file order.
+The second pass reuses what the first parsed, up to `KEEP_PARSED_BYTES` of input a run; files beyond that are read
+and parsed again rather than held in memory.
+
+A resource whose content (hash) and patient are those of the entry the partner already holds is counted unchanged
+without being validated, mapped or written again (`held_unchanged`): it was validated when it was stored. With
+INGEST_VALIDATION_PROCESSES over 1, worker processes validate (and, while they are ahead, map) each input while
+the run goes on (`readers.ValidationPool`); what they find is exactly what the run would have found itself.
 
 When one run holds several copies of the same resource (same type and id), only the newest is written (the latest
 meta.lastUpdated, then the highest numeric meta.versionId, then the last in the run); the other copies are checked
@@ -36,6 +43,7 @@ import gc
 import hashlib
 import pathlib
 import sys
+from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -54,6 +62,7 @@ from records.ingest import csv_extract, hl7v2
 from records.ingest.fhir import (
     InvalidResource,
     JsonObject,
+    content_hash,
     is_resource_type,
     text,
     validate_json,
@@ -88,16 +97,24 @@ from records.ingest.readers import (
     Rejection,
     ResourceUnit,
     Source,
+    ValidationPool,
+    Verdict,
     clean,
     new_checksum,
     read_bytes,
     read_source,
     sources_for_path,
 )
-from records.ingest.upsert import entries_upsert, quarantine_insert
+from records.ingest.upsert import entries_held, entries_upsert, quarantine_insert
 from records.models import Feed, IngestRun, Patient, QuarantinedRecord, RecordEntry
 
 BATCH_SIZE = 500
+# What the first pass found stored for a resource, besides the patient of a stored entry with the same content.
+_UNKNOWN = -1  # not looked up, or stored with other content
+_ABSENT = -2  # nothing stored: the upsert need not look again
+# Input (bytes as sent) whose parsed resources the first pass keeps for the second, so that it is parsed once: the
+# parsed form takes about five times the bytes, so this bounds what a run holds at once to under 100 MB.
+KEEP_PARSED_BYTES = 16 * 1024 * 1024
 # First key of the two-key advisory lock; the second is the feed's id.
 INGEST_LOCK_NAMESPACE = 7_301_001
 # Reasons a referenced Patient resource passes on to the resources that refer to it; any other becomes
@@ -205,6 +222,11 @@ def _ingest(
     return run
 
 
+def _mapped_apart(resource: JsonObject) -> MappedEntry:
+    """`map_resource` in a validation worker, without the resource itself: the run holds that already."""
+    return replace(map_resource(resource), resource={})
+
+
 def unknown_patients_replay_enqueue(patient_ids: list[int]) -> None:
     """Queue the replay of records quarantined as unknown-patient for these newly created patients."""
     # Imported here: the tasks module reaches the pipeline through the feed runners.
@@ -216,11 +238,12 @@ def unknown_patients_replay_enqueue(patient_ids: list[int]) -> None:
 @dataclass
 class _Pending:
     unit: ResourceUnit
-    mapped: MappedEntry
+    mapped: MappedEntry | None  # None: held unchanged (see held_unchanged), neither mapped nor written
     target: int | NhsNumber
     # A newer copy of the same resource comes elsewhere in this run (or a later DELETE of it); this one is read but
     # not written.
     is_superseded: bool
+    position: int
     expected: ExpectedPatient | None = None
 
 
@@ -273,12 +296,36 @@ class _Run:
         self.nhs_numbers: dict[str, _HeldPatient | None] = {}
         self.pending: list[_Pending] = []
         self.quarantine: list[QuarantinedRecord] = []
+        # By source index: the position of its first item, and (within KEEP_PARSED_BYTES) the items the second
+        # pass needs, with their positions, as the first pass read them.
+        self.starts: list[int] = []
+        self.kept: dict[int, list[tuple[int, Deletion | ResourceUnit]]] = {}
         # Built here rather than at module level: a CSV feed's mapping is checked now, and a bad one fails the run.
         self.read: Reader = reader_for(feed)
+        # Validation in worker processes (INGEST_VALIDATION_PROCESSES), and what they found, by position.
+        self.pool: ValidationPool | None = None
+        self.verdicts: dict[int, Verdict] = {}
+        # What the first pass found stored for each resource, by position: the stored entry's patient when its
+        # content (hash) is the same (see held_unchanged), _ABSENT when nothing was stored, else _UNKNOWN; and the
+        # resources still to check, with their positions.
+        self.held = array("q")
+        self.unchecked: list[tuple[int, int, ResourceUnit]] = []
+        # By source index: how many of its resources a worker could validate, and how many of those are held.
+        self.to_validate: list[int] = []
+        self.held_in: list[list[int]] = []
+        self.submitted = 0  # sources before this one are with the pool
 
     def execute(self) -> None:
-        checksum = self.first_pass()
-        self.second_pass()
+        with ValidationPool(
+            self.sources,
+            processes=settings.INGEST_VALIDATION_PROCESSES,
+            max_bytes=self.max_bytes,
+            types=SUPPORTED_TYPES,
+            read=self.read,
+            mapper=_mapped_apart,
+        ) as self.pool:
+            checksum = self.first_pass()
+            self.second_pass()
         self.finish(checksum)
 
     # First pass: read everything once; apply Patient resources; find the newest copy of each resource.
@@ -288,11 +335,26 @@ class _Run:
         candidates: list[PatientCandidate] = []
         merges: list[_MergeCandidate] = []
         occurrence = count()
+        kept_bytes = 0
         bar = tqdm(self.sources, desc="reading", unit="file", disable=not self.progress, file=sys.stderr)
-        for source in bar:
+        for index, source in enumerate(bar):
+            self.starts.append(self.tally.read)
+            self.to_validate.append(0)
+            self.held_in.append([])
+            size = source.size()
+            kept: list[tuple[int, Deletion | ResourceUnit]] | None = None
+            if kept_bytes + size <= KEEP_PARSED_BYTES:
+                kept = self.kept[index] = []
+                kept_bytes += size
             for item in read_source(source, max_bytes=self.max_bytes, checksum=checksum, read=self.read):
                 position = next(occurrence)
                 self.tally.read += 1
+                self.held.append(_UNKNOWN)
+                if kept is not None and (
+                    isinstance(item, Deletion)
+                    or (isinstance(item, ResourceUnit) and item.resource_type != "Patient")
+                ):
+                    kept.append((position, item))
                 if isinstance(item, Rejection):
                     self.reject(
                         item.location,
@@ -315,9 +377,49 @@ class _Run:
                 else:
                     self.tally.clinical += 1
                     self.note_version(item, position)
+                    if item.resource_type not in SUPPORTED_TYPES:
+                        continue
+                    self.to_validate[index] += 1
+                    if item.json is not None and item.source_id:
+                        self.unchecked.append((index, position, item))
+                        if len(self.unchecked) >= BATCH_SIZE:
+                            self.check_held()
+                            self.submit_validation(index)
+            if not self.unchecked:
+                self.submit_validation(index + 1)
+        self.check_held()
+        self.submit_validation(len(self.sources))
         self.apply_patients(candidates)
         self.apply_merges(merges)
         return str(checksum.hexdigest())
+
+    def check_held(self) -> None:
+        """Note the resources whose content (hash) is that of the entry this partner holds for them, in one query.
+
+        What was read before any patient was applied: a merge in this run can only make a held patient differ
+        from the one the resource leads to, which means validating it after all.
+        """
+        held = entries_held(
+            self.feed, {(unit.resource_type, unit.source_id) for _, _, unit in self.unchecked}
+        )
+        for index, position, unit in self.unchecked:
+            stored = held.get((unit.resource_type, unit.source_id))
+            if stored is None:
+                self.held[position] = _ABSENT
+            elif not stored.is_deleted_at_source and content_hash(unit.json or {}) == stored.content_hash:
+                self.held[position] = stored.patient_id
+                self.held_in[index].append(position)
+        self.unchecked.clear()
+
+    def submit_validation(self, end: int) -> None:
+        """Hand the sources before `end`, read and checked, to the validation pool; those with nothing to validate
+        are not sent at all."""
+        for index in range(self.submitted, end):
+            held = self.held_in[index]
+            if self.pool is not None and len(held) < self.to_validate[index]:
+                self.pool.submit(index, self.starts[index], frozenset(held))
+            self.held_in[index] = []
+        self.submitted = max(self.submitted, end)
 
     def note_version(self, unit: ResourceUnit, position: int) -> None:
         if not unit.source_id:
@@ -466,7 +568,6 @@ class _Run:
     # Second pass: validate, match and map every other resource, and write in batches.
 
     def second_pass(self) -> None:
-        occurrence = count()
         bar = tqdm(
             total=self.tally.clinical,
             desc="ingesting",
@@ -475,22 +576,73 @@ class _Run:
             file=sys.stderr,
         )
         with bar:
-            for source in self.sources:
-                for item in read_source(source, max_bytes=self.max_bytes, read=self.read):
-                    position = next(occurrence)
-                    if isinstance(item, Rejection) or (
-                        isinstance(item, ResourceUnit) and item.resource_type == "Patient"
-                    ):
-                        continue  # counted in the first pass
-                    if isinstance(item, Deletion):
-                        self.deletions.append((item, position))
-                    else:
-                        self.ingest_unit(item, position)
-                    bar.update(1)
+            chunk: list[tuple[int, Deletion | ResourceUnit]] = []
+            for index, source in enumerate(self.sources):
+                for entry in self.second_items(index, source):
+                    chunk.append(entry)
+                    if len(chunk) >= BATCH_SIZE:
+                        self.ingest_chunk(chunk, bar)
+                        chunk = []
+            self.ingest_chunk(chunk, bar)
         self.flush()
         self.apply_deletions()
 
-    def ingest_unit(self, unit: ResourceUnit, position: int) -> None:
+    def ingest_chunk(self, chunk: list[tuple[int, Deletion | ResourceUnit]], bar: tqdm) -> None:
+        held = self.held_unchanged([(p, item) for p, item in chunk if isinstance(item, ResourceUnit)])
+        for position, item in chunk:
+            if isinstance(item, Deletion):
+                self.deletions.append((item, position))
+            else:
+                self.ingest_unit(item, position, is_held=position in held)
+            bar.update(1)
+
+    def held_unchanged(self, units: list[tuple[int, ResourceUnit]]) -> set[int]:
+        """Positions of the JSON resources whose content (hash) and patient are those of the entry stored for them.
+
+        Such a resource is neither validated nor mapped again, and is counted unchanged without going to the
+        upsert: the same content passed the same validation when it was stored, and the upsert would not write it
+        (same content, same patient, not deleted at source), so nothing unvalidated is ever stored. After an
+        upgrade of fhir.resources, such a resource keeps the verdict it had when stored until its content changes.
+        """
+        matches: list[tuple[int, int | NhsNumber, int]] = []
+        for position, unit in units:
+            patient_id = self.held[position]
+            if patient_id < 0 or unit.json is None:
+                continue
+            target = subject_target(unit.json, unit.container, self.index)
+            if not isinstance(target, Unmatched):
+                matches.append((position, target, patient_id))
+        self.look_up_nhs_numbers({t.value for _, t, _ in matches if isinstance(t, NhsNumber)})
+        same = set()
+        for position, target, patient_id in matches:
+            if isinstance(target, NhsNumber):
+                found = self.nhs_numbers[target.value]
+                if found is None:
+                    continue
+                target = found.survivor_id
+            if target == patient_id:
+                same.add(position)
+        return same
+
+    def second_items(self, index: int, source: Source) -> Iterator[tuple[int, Deletion | ResourceUnit]]:
+        """The clinical resources and deletions of one source, with their positions in the run, read once only
+        when the first pass did not keep them."""
+        if self.pool is not None:
+            self.verdicts.update(self.pool.verdicts(index))
+        kept = self.kept.pop(index, None)
+        if kept is not None:
+            yield from kept
+            return
+        occurrence = count(self.starts[index])
+        for item in read_source(source, max_bytes=self.max_bytes, read=self.read):
+            position = next(occurrence)
+            if isinstance(item, Rejection) or (
+                isinstance(item, ResourceUnit) and item.resource_type == "Patient"
+            ):
+                continue  # counted in the first pass
+            yield position, item
+
+    def ingest_unit(self, unit: ResourceUnit, position: int, *, is_held: bool = False) -> None:
         if not is_resource_type(unit.resource_type):
             detail = (
                 f"{unit.resource_type or 'A resource with no resourceType'} is not a FHIR R4 resource type."
@@ -502,7 +654,10 @@ class _Run:
             self.reject_unit(unit, Reason.UNSUPPORTED_TYPE, detail)
             return
         try:
-            resource = self.validate(unit)
+            # Held unchanged (see held_unchanged): validated when it was stored.
+            resource, mapped = (
+                (unit.json, None) if is_held and unit.json is not None else self.checked(unit, position)
+            )
         except InvalidResource as error:
             self.reject_unit(unit, Reason.INVALID_RESOURCE, str(error))
             return
@@ -513,13 +668,16 @@ class _Run:
         key = (unit.resource_type, unit.source_id)
         newest = self.newest.get(key)
         superseded = (newest is not None and newest[1] != position) or self.deleted_at.get(key, -1) > position
-        self.pending.append(_Pending(unit, map_resource(resource), target, superseded, unit.expected))
+        if not is_held:
+            mapped = mapped or map_resource(resource)
+        self.pending.append(_Pending(unit, mapped, target, superseded, position, unit.expected))
         if len(self.pending) >= BATCH_SIZE:
             self.flush()
 
     def flush(self) -> None:
         self.look_up_nhs_numbers()
         batch: list[tuple[MappedEntry, int]] = []
+        absent: set[tuple[str, str]] = set()
         for pending in self.pending:
             target = pending.target
             if isinstance(target, NhsNumber):
@@ -536,11 +694,13 @@ class _Run:
                     self.reject_unit(pending.unit, Reason.DEMOGRAPHIC_MISMATCH, problem, target.value)
                     continue
                 target = held.survivor_id
-            if pending.is_superseded:
+            if pending.is_superseded or pending.mapped is None:
                 self.tally.unchanged += 1
                 continue
             batch.append((pending.mapped, target))
-        result = entries_upsert(self.feed, self.run, batch)
+            if self.held[pending.position] == _ABSENT:
+                absent.add((pending.mapped.resource_type, pending.mapped.source_id))
+        result = entries_upsert(self.feed, self.run, batch, absent=absent)
         self.tally.created += result.created
         self.tally.updated += result.updated
         self.tally.unchanged += result.unchanged
@@ -548,12 +708,11 @@ class _Run:
         self.pending.clear()
         self.write_quarantine()
 
-    def look_up_nhs_numbers(self) -> None:
-        wanted = {
-            p.target.value
-            for p in self.pending
-            if isinstance(p.target, NhsNumber) and p.target.value not in self.nhs_numbers
-        }
+    def look_up_nhs_numbers(self, numbers: Iterable[str] | None = None) -> None:
+        """Find the patients held for these NHS numbers (by default, those of the pending resources)."""
+        if numbers is None:
+            numbers = {p.target.value for p in self.pending if isinstance(p.target, NhsNumber)}
+        wanted = {number for number in numbers if number not in self.nhs_numbers}
         if not wanted:
             return
         found = {
@@ -603,6 +762,22 @@ class _Run:
         self.tally.touched_patient_ids |= {patient for _, patient in hits}
 
     # Shared.
+
+    def checked(self, unit: ResourceUnit, position: int) -> tuple[JsonObject, MappedEntry | None]:
+        """The validated resource and, when a validation worker made it, its mapping; raises InvalidResource.
+
+        A worker's verdict on the same resource is what `validate` would have given (the same functions on the
+        same input); whatever no worker answered for is validated here.
+        """
+        verdict = self.verdicts.pop(position, None)
+        if verdict is not None and verdict[:2] == (unit.resource_type, unit.source_id):
+            _, _, outcome, mapped = verdict
+            if isinstance(outcome, str):
+                raise InvalidResource(outcome)
+            resource = unit.json if outcome is None else outcome
+            if resource is not None and (outcome is None) == (unit.json is not None):
+                return resource, replace(mapped, resource=resource) if mapped is not None else None
+        return self.validate(unit), None
 
     def validate(self, unit: ResourceUnit) -> JsonObject:
         if unit.json is not None:

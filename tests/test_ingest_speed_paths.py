@@ -1,0 +1,240 @@
+"""The speed paths of a run change nothing it stores: validation in worker processes, parsing the input once, and
+resources held unchanged, which are neither validated nor written again."""
+
+import json
+import multiprocessing
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+import records.ingest.pipeline as pipeline
+import records.ingest.readers as readers
+from records.ingest.fhir import validate_json
+from records.ingest.pipeline import ingest_path, ingest_texts
+from records.models import IngestRun, QuarantinedRecord, RecordEntry
+
+UKCORE = Path(__file__).resolve().parents[2] / "shared" / "data" / "ukcore-examples"
+NHS = "https://fhir.nhs.uk/Id/nhs-number"
+SNOMED = "http://snomed.info/sct"
+
+
+def condition(resource_id: str, patient, display: str = "Asthma") -> dict:
+    return {
+        "resourceType": "Condition",
+        "id": resource_id,
+        "code": {"coding": [{"system": SNOMED, "code": "195967001", "display": display}]},
+        "subject": {"identifier": {"system": NHS, "value": patient.nhs_number}},
+    }
+
+
+def mixed_input(cast) -> list[tuple[str, bytes]]:
+    """Valid and invalid resources, an unsupported type, a bad line, and a Bundle, for patient A."""
+    about = {"identifier": {"system": NHS, "value": cast.patient_a.nhs_number}}
+    lines = [
+        *(condition(f"c{n}", cast.patient_a, f"Problem {n}") for n in range(30)),
+        {"resourceType": "Observation", "id": "no-status", "subject": about},
+        {"resourceType": "Condition", "id": "bad-date", "subject": about, "onsetDateTime": "yesterday"},
+        {"resourceType": "Claim", "id": "claim-1", "patient": about},
+    ]
+    ndjson = "\n".join([*(json.dumps(line) for line in lines), "{not json"]).encode()
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [{"resource": condition(f"b{n}", cast.patient_a)} for n in range(5)],
+    }
+    return [("extract.ndjson", ndjson), ("bundle.json", json.dumps(bundle).encode())]
+
+
+def stored(run: IngestRun) -> list[tuple]:
+    fields = ("resource_type", "source_id", "patient_id", "section", "code", "display", "status", "summary")
+    rows = RecordEntry.objects.filter(ingest_run=run).values_list(
+        *fields, "resource", "content_hash", "effective_at"
+    )
+    return sorted((*row[:-3], json.dumps(row[-3], sort_keys=True), *row[-2:]) for row in rows)
+
+
+def quarantined(run: IngestRun) -> list[tuple]:
+    fields = ("reason", "detail", "resource_type", "source_id", "location", "raw_payload", "payload_hash")
+    return sorted(QuarantinedRecord.objects.filter(ingest_run=run).values_list(*fields))
+
+
+def counts(run: IngestRun) -> tuple[int, ...]:
+    return (run.resources_read, run.created, run.updated, run.unchanged, run.quarantined)
+
+
+def forget(run: IngestRun) -> tuple[list[tuple], list[tuple]]:
+    """What the run stored and quarantined; then forget it, so that the same input is new again."""
+    found = (stored(run), quarantined(run))
+    RecordEntry.objects.filter(ingest_run=run).delete()
+    QuarantinedRecord.objects.filter(ingest_run=run).delete()
+    return found
+
+
+@pytest.fixture
+def workers(settings, monkeypatch) -> list[int]:
+    """Validation in a worker process for every run, however small; yields the verdicts the workers gave."""
+    settings.INGEST_VALIDATION_PROCESSES = 2
+    monkeypatch.setattr(readers, "VALIDATION_POOL_MIN_BYTES", 0)
+    # A thread another test left behind (a test server) must not turn the workers off here; see the test below.
+    monkeypatch.setattr(readers, "fork_refusal", lambda: "")
+    given: list[int] = []
+    original = readers.ValidationPool.verdicts
+
+    def counted(self, index):
+        found = original(self, index)
+        given.append(len(found))
+        return found
+
+    monkeypatch.setattr(readers.ValidationPool, "verdicts", counted)
+    return given
+
+
+def test_worker_processes_store_and_quarantine_exactly_what_one_process_does(cast, settings, workers):
+    settings.INGEST_VALIDATION_PROCESSES = 1
+    alone = ingest_texts(cast.cuh_feed, mixed_input(cast))
+    expected = forget(alone)
+    assert sum(workers) == 0
+
+    settings.INGEST_VALIDATION_PROCESSES = 2
+    shared = ingest_texts(cast.cuh_feed, mixed_input(cast))
+
+    assert sum(workers) > 0, "no worker gave a verdict"
+    assert (stored(shared), quarantined(shared)) == expected
+    assert counts(shared) == counts(alone) == (39, 35, 0, 0, 4)
+    reasons = dict(QuarantinedRecord.objects.filter(ingest_run=shared).values_list("source_id", "reason"))
+    assert reasons["no-status"] == reasons["bad-date"] == QuarantinedRecord.Reason.INVALID_RESOURCE
+    assert reasons["claim-1"] == QuarantinedRecord.Reason.UNSUPPORTED_TYPE
+
+
+def test_worker_processes_validate_xml_as_one_process_does(cast, settings, workers):
+    settings.INGEST_VALIDATION_PROCESSES = 1
+    alone = ingest_path(cast.gp_a_feed, UKCORE)
+    expected = forget(alone)
+
+    settings.INGEST_VALIDATION_PROCESSES = 2
+    shared = ingest_path(cast.gp_a_feed, UKCORE)
+
+    assert sum(workers) > 0, "no worker gave a verdict"
+    assert (stored(shared), quarantined(shared)) == expected
+    assert len(expected[0]) > 50
+    assert (shared.resources_read, shared.quarantined) == (alone.resources_read, alone.quarantined)
+
+
+def _broken(*args: object, **kwargs: object) -> None:
+    raise RuntimeError("the worker failed")
+
+
+def test_a_failing_worker_leaves_the_run_to_validate_everything_itself(cast, settings, workers, monkeypatch):
+    settings.INGEST_VALIDATION_PROCESSES = 1
+    alone = ingest_texts(cast.cuh_feed, mixed_input(cast))
+    expected = forget(alone)
+    # A module-level function, so that the worker can be sent it: it raises there.
+    monkeypatch.setattr(readers, "verdicts", _broken)
+
+    settings.INGEST_VALIDATION_PROCESSES = 2
+    run = ingest_texts(cast.cuh_feed, mixed_input(cast))
+
+    assert run.status == IngestRun.Status.SUCCEEDED
+    assert workers and sum(workers) == 0, "the run should have asked, and had no verdict"
+    assert counts(run) == counts(alone)
+    assert (stored(run), quarantined(run)) == expected
+
+
+def test_no_worker_is_forked_from_a_daemonic_process_or_beside_other_threads(monkeypatch):
+    sources = [readers.Source(location="big.json", data=b" " * readers.VALIDATION_POOL_MIN_BYTES)]
+
+    def workers() -> int:
+        types = frozenset({"Condition"})
+        with readers.ValidationPool(
+            sources, processes=2, max_bytes=10**9, types=types, read=readers.read_bytes
+        ) as pool:
+            return pool._workers
+
+    main = threading.main_thread()
+    monkeypatch.setattr(threading, "enumerate", lambda: [main])
+    assert (readers.fork_refusal(), workers()) == ("", 1)
+
+    # Another thread: a lock it holds at the fork would stay held in the worker.
+    other = threading.Thread(target=lambda: None)
+    monkeypatch.setattr(threading, "enumerate", lambda: [main, other])
+    assert (readers.fork_refusal(), workers()) == ("other threads", 0)
+
+    # A Celery prefork worker is daemonic: it must validate in its own process.
+    monkeypatch.setattr(threading, "enumerate", lambda: [main])
+    monkeypatch.setattr(multiprocessing, "current_process", lambda: SimpleNamespace(daemon=True))
+    assert (readers.fork_refusal(), workers()) == ("daemonic process", 0)
+
+
+def test_a_small_run_or_one_process_forks_no_worker(cast):
+    sources = [readers.Source(location="small.json", data=b"{}")]
+    types = frozenset({"Condition"})
+    with readers.ValidationPool(
+        sources, processes=2, max_bytes=10**9, types=types, read=readers.read_bytes
+    ) as pool:
+        pool.submit(0, 0, frozenset())
+        assert pool._pool is None
+    with readers.ValidationPool(
+        sources, processes=1, max_bytes=10**9, types=types, read=readers.read_bytes
+    ) as pool:
+        pool.submit(0, 0, frozenset())
+        assert pool._pool is None
+
+
+@pytest.fixture
+def validated(monkeypatch) -> list[str]:
+    """The ids of the resources the run validates itself."""
+    seen: list[str] = []
+
+    def counting(resource):
+        seen.append(resource.get("id", ""))
+        return validate_json(resource)
+
+    monkeypatch.setattr(pipeline, "validate_json", counting)
+    return seen
+
+
+def test_a_resource_held_unchanged_is_not_validated_again_and_a_changed_one_is(cast, validated):
+    resources = [condition(f"c{n}", cast.patient_a, f"Problem {n}") for n in range(4)]
+    text = [("extract.ndjson", "\n".join(json.dumps(r) for r in resources).encode())]
+    ingest_texts(cast.cuh_feed, text)
+    assert sorted(validated) == ["c0", "c1", "c2", "c3"]
+    validated.clear()
+    # Stored for another patient (as after a correction at our end), and deleted at source: both are written
+    # again, so both are validated again.
+    RecordEntry.objects.filter(feed=cast.cuh_feed, source_id="c1").update(patient=cast.patient_b)
+    RecordEntry.objects.filter(feed=cast.cuh_feed, source_id="c2").update(is_deleted_at_source=True)
+    resources[3] = condition("c3", cast.patient_a, "Severe asthma")
+    text = [("extract.ndjson", "\n".join(json.dumps(r) for r in resources).encode())]
+
+    again = ingest_texts(cast.cuh_feed, text)
+
+    assert sorted(validated) == ["c1", "c2", "c3"]
+    assert (again.created, again.updated, again.unchanged, again.quarantined) == (0, 3, 1, 0)
+    entries = RecordEntry.objects.filter(feed=cast.cuh_feed)
+    assert set(entries.values_list("patient", flat=True)) == {cast.patient_a.pk}
+    assert not entries.filter(is_deleted_at_source=True).exists()
+    assert entries.get(source_id="c3").display == "Severe asthma"
+
+
+def test_the_input_is_parsed_once_unless_it_is_larger_than_what_a_run_keeps(cast, monkeypatch):
+    reads: list[str] = []
+    original = pipeline.read_source
+
+    def counting(source, **kwargs):
+        reads.append(source.location)
+        return original(source, **kwargs)
+
+    monkeypatch.setattr(pipeline, "read_source", counting)
+    once = ingest_texts(cast.cuh_feed, mixed_input(cast))
+    assert reads == ["extract.ndjson", "bundle.json"]
+    expected = forget(once)
+    reads.clear()
+    monkeypatch.setattr(pipeline, "KEEP_PARSED_BYTES", 0)
+
+    twice = ingest_texts(cast.cuh_feed, mixed_input(cast))
+
+    assert reads == ["extract.ndjson", "bundle.json", "extract.ndjson", "bundle.json"]
+    assert counts(twice) == counts(once)
+    assert (stored(twice), quarantined(twice)) == expected
