@@ -77,6 +77,10 @@ class Patient(models.Model):
     source_organisation = models.ForeignKey(
         Organisation, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    # The version of the demographics held (the Patient resource's meta.versionId / meta.lastUpdated, or the time an
+    # HL7 message was sent): an older copy, from any feed, never overwrites them.
+    source_version = models.CharField(max_length=64, blank=True)
+    source_last_updated = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 

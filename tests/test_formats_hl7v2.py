@@ -445,3 +445,14 @@ def test_an_empty_hl7_file_is_quarantined_as_unreadable(pas_feed):
 
     assert (run.resources_read, run.quarantined) == (1, 1)
     assert QuarantinedRecord.objects.get(ingest_run=run).detail == "The file is empty."
+
+
+def test_an_adt_message_sent_before_the_demographics_held_changes_nothing(spine_feed):
+    """HL7 messages arrive out of order: one sent before the demographics held (MSH-7) is never applied."""
+    ingest(spine_feed, adt("A28", "M1", sent="20240601090000", patient=pid(NEW_NUMBER, "NEWNAME")))
+
+    late = ingest(spine_feed, adt("A08", "M0", sent="20240501090000", patient=pid(NEW_NUMBER, "OLDNAME")))
+
+    patient = Patient.objects.get(nhs_number=NEW_NUMBER)
+    assert patient.family_name == "NEWNAME"
+    assert (late.patients_updated, late.unchanged, late.quarantined) == (0, 1, 0)

@@ -265,3 +265,48 @@ def test_a_quarantined_xml_patient_keeps_the_xml_the_partner_sent(cast):
     )
     assert rejected.raw_payload.startswith("<Patient")
     assert NEW_NUMBER in rejected.raw_payload
+
+
+def test_demographics_older_than_those_held_are_never_applied_whichever_run_or_partner_sends_them(cast):
+    """An older copy of a patient, sent in a later run or by another authoritative partner, changes nothing, and
+    what refers to it still reaches the patient."""
+    newer = patient_json("p1", meta={"lastUpdated": "2024-06-01T00:00:00Z"}, name=[{"family": "New"}])
+    older = patient_json("p1", meta={"lastUpdated": "2024-01-01T00:00:00Z"}, name=[{"family": "Old"}])
+    subject = {"identifier": {"system": NHS, "value": NEW_NUMBER}}
+    ingest(cast.gp_a_feed, newer)
+
+    late = ingest(cast.gp_a_feed, older, condition_json("c1", subject))
+    elsewhere = ingest(cast.gp_b_feed, older)
+
+    patient = Patient.objects.get(nhs_number=NEW_NUMBER)
+    assert patient.family_name == "New"
+    assert (patient.source_last_updated.isoformat(), patient.source_organisation) == (
+        "2024-06-01T00:00:00+00:00",
+        cast.practice_a,
+    )
+    assert (late.patients_updated, late.unchanged, late.created, late.quarantined) == (0, 1, 1, 0)
+    assert RecordEntry.objects.get(source_id="c1").patient == patient
+    assert (elsewhere.patients_updated, elsewhere.unchanged) == (0, 1)
+
+    newest = patient_json("p1", meta={"lastUpdated": "2024-09-01T00:00:00Z"}, name=[{"family": "Newest"}])
+    taken = ingest(cast.gp_b_feed, newest)
+    patient.refresh_from_db()
+    assert (taken.patients_updated, patient.family_name, patient.source_organisation) == (
+        1,
+        "Newest",
+        cast.practice_b,
+    )
+
+
+def test_a_version_id_compares_only_with_one_the_same_partner_sent(cast):
+    def version(number: str, family: str) -> dict:
+        return patient_json("p1", meta={"versionId": number}, name=[{"family": family}])
+
+    ingest(cast.gp_a_feed, version("7", "Seventh"))
+    ingest(cast.gp_a_feed, version("3", "Third"))
+    assert Patient.objects.get(nhs_number=NEW_NUMBER).family_name == "Seventh"
+
+    # Another partner's counter says nothing about ours: its copy, with no time to compare, is applied.
+    ingest(cast.gp_b_feed, version("2", "Elsewhere"))
+    patient = Patient.objects.get(nhs_number=NEW_NUMBER)
+    assert (patient.family_name, patient.source_version) == ("Elsewhere", "2")

@@ -7,7 +7,9 @@ What always holds:
 - when one run holds several Patient resources for the same NHS number, the newest (meta.lastUpdated, then
   meta.versionId, then the last in the run) is the one applied, so the order of files never changes the result
   and a second run of the same input changes nothing;
-- a Patient row is written only when a field actually differs.
+- a Patient row is written only when a field actually differs;
+- demographics older than those held (`Patient.source_last_updated` / `source_version`) are never applied, whichever
+  feed or run sent them: the copy is counted unchanged and its resources still reach the patient.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from records.ingest.fhir import (
     JsonObject,
     as_list,
     as_object,
+    is_older,
     is_restricted,
     parse_datetime,
     text,
@@ -192,8 +195,14 @@ def patients_upsert(
     outcomes: dict[str, Outcome] = {}
     now = timezone.now()
     for number, group in sorted(by_number.items()):
-        wanted = _wanted_fields(demographics_of(_winner(group).resource), practices, feed.organisation)
+        winner = _winner(group)
         patient = held.get(number)
+        if patient is not None and _older_than_held(winner.unit, patient, feed):
+            outcomes[number] = "unchanged"
+            continue
+        wanted = _wanted_fields(demographics_of(winner.resource), practices, feed.organisation)
+        wanted["source_version"] = winner.unit.version_id[:64]
+        wanted["source_last_updated"] = winner.unit.last_updated
         if patient is None:
             to_create.append(Patient(nhs_number=number, created_at=now, **wanted))
             outcomes[number] = "created"
@@ -221,6 +230,21 @@ def patients_upsert(
             outcome = outcomes[number] if candidate is winner else "unchanged"
             results[candidate.occurrence] = PatientResult(outcome, held[number].pk)
     return results
+
+
+def _older_than_held(unit: ResourceUnit, patient: Patient, feed: Feed) -> bool:
+    """True when this copy of the patient's demographics is known to be older than the one held.
+
+    meta.lastUpdated (or an HL7 message's send time) compares across partners; a versionId is a partner's own
+    counter, so it compares only with a version the same partner sent.
+    """
+    same_source = patient.source_organisation_id == feed.organisation_id
+    return is_older(
+        unit.version_id,
+        unit.last_updated,
+        patient.source_version if same_source else "",
+        patient.source_last_updated,
+    )
 
 
 def _cross_check(patient: Patient | None, candidate: PatientCandidate) -> PatientResult | Unmatched:
