@@ -106,6 +106,28 @@ class Patient(models.Model):
         return " ".join(part for part in (self.given_name, self.family_name.upper()) if part)
 
 
+class PartnerPatientId(models.Model):
+    """A partner's own id for a Patient resource it sent, and the patient it led to.
+
+    Lets a later run resolve a literal `Patient/<id>` reference to a patient the partner sent before (an HTTP pull
+    since the watermark brings new observations, not the unchanged Patient they refer to). It is never a way to
+    match: the Patient resource was matched on its NHS number when it came.
+    """
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="+")
+    source_id = models.CharField(max_length=64)
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="+")
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organisation", "source_id"], name="partner_patient_id_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"Patient/{self.source_id} at {self.organisation_id}"
+
+
 class Feed(models.Model):
     """One dataset a partner sends: what it carries, in which format, from where, on what schedule."""
 

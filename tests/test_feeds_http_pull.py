@@ -12,6 +12,7 @@ from django.utils import timezone
 from records.feeds.results import Outcome
 from records.feeds.scheduling import feed_run
 from records.feeds.sources import TransientSourceError
+from records.ingest.pipeline import ingest_texts
 from records.models import Feed, IngestRun, RecordEntry
 from sharedcare.celery import app as celery_app
 
@@ -308,3 +309,26 @@ def test_the_run_task_retries_a_transient_error_and_not_a_terminal_one(cast, fee
     assert asked_when_transient == 1 + feed_run_task.max_retries
     assert terminal.get()["outcome"] == "failed"
     assert len(partner.requests) == 1
+
+
+def test_a_pulled_resource_finds_a_patient_the_partner_sent_in_another_feed_before(cast, feed, partner):
+    """A partner serving Patient and Condition as separate searches: the conditions pulled since the watermark
+    refer to `Patient/<id>` at that server, sent earlier by the partner's patient feed."""
+    patients = Feed.objects.create(code="cuh-patients", organisation=cast.cuh, name="CUH patients")
+    patient = {
+        "resourceType": "Patient",
+        "id": "rgt-42",
+        "identifier": [{"system": NHS, "value": cast.patient_a.nhs_number}],
+        "name": [{"family": "Ashby"}],
+        "birthDate": "1950-03-14",
+    }
+    assert ingest_texts(patients, [("patients.json", json.dumps(patient).encode())]).quarantined == 0
+    pulled = condition("c1", cast.patient_a, "2025-03-01T09:00:00Z")
+    pulled["subject"] = {"reference": "Patient/rgt-42"}
+    partner.pages["/fhir/Condition"] = (200, partner.searchset("/fhir/Condition", [pulled]))
+
+    result = feed_run(feed, trigger=IngestRun.Trigger.SCHEDULE)
+
+    [run] = result.runs
+    assert (run.created, run.quarantined) == (1, 0)
+    assert RecordEntry.objects.get(feed=feed, source_id="c1").patient == cast.patient_a

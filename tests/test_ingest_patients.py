@@ -310,3 +310,57 @@ def test_a_version_id_compares_only_with_one_the_same_partner_sent(cast):
     ingest(cast.gp_b_feed, version("2", "Elsewhere"))
     patient = Patient.objects.get(nhs_number=NEW_NUMBER)
     assert (patient.family_name, patient.source_version) == ("Elsewhere", "2")
+
+
+def test_a_reference_to_a_patient_the_partner_sent_in_an_earlier_run_finds_them(cast):
+    """An incremental feed (an HTTP pull since the watermark) brings new observations, not the unchanged Patient
+    they refer to: a relative `Patient/<id>` finds the patient that id led to before, at this partner only."""
+    ingest(cast.gp_a_feed, patient_json("p1"))
+    patient = Patient.objects.get(nhs_number=NEW_NUMBER)
+
+    later = ingest(
+        cast.gp_a_feed,
+        condition_json("c1", {"reference": "Patient/p1"}),
+        condition_json("c2", {"reference": "Patient/p1/_history/3"}),
+        condition_json("c3", {"reference": "https://elsewhere.example/fhir/Patient/p1"}),
+        condition_json("c4", {"reference": "Patient/p2"}),
+    )
+    elsewhere = ingest(cast.gp_b_feed, condition_json("c5", {"reference": "Patient/p1"}))
+
+    assert (later.created, later.quarantined) == (2, 2)
+    assert set(RecordEntry.objects.filter(patient=patient).values_list("source_id", flat=True)) == {
+        "c1",
+        "c2",
+    }
+    assert reasons(later) == [("Condition", Reason.UNKNOWN_PATIENT)] * 2
+    assert (elsewhere.created, reasons(elsewhere)) == (0, [("Condition", Reason.UNKNOWN_PATIENT)])
+
+
+def test_a_patient_id_sent_earlier_follows_the_patient_it_now_names_and_any_merge(cast):
+    ingest(cast.gp_a_feed, patient_json("p1", number=cast.patient_b.nhs_number, name=[{"family": "Bell"}]))
+    # The partner's id p1 now stands for another patient (a correction at their end).
+    ingest(cast.gp_a_feed, patient_json("p1", number=cast.patient_a.nhs_number, name=[{"family": "Ashby"}]))
+    first = ingest(cast.gp_a_feed, condition_json("c1", {"reference": "Patient/p1"}))
+    assert RecordEntry.objects.get(ingest_run=first).patient == cast.patient_a
+
+    Patient.objects.filter(pk=cast.patient_a.pk).update(merged_into=cast.patient_b)
+    second = ingest(cast.gp_a_feed, condition_json("c2", {"reference": "Patient/p1"}))
+    assert RecordEntry.objects.get(ingest_run=second).patient == cast.patient_b
+
+
+def test_a_cross_checked_patient_is_remembered_and_a_quarantined_one_is_not(cast):
+    """A feed that may not create patients names them too: its Patient ids count once they pass the check."""
+    held = patient_json(
+        "t1", number=cast.patient_a.nhs_number, name=[{"family": "Ashby"}], birthDate="1950-03-14"
+    )
+    wrong = patient_json("t2", number=cast.patient_b.nhs_number, name=[{"family": "Nobody"}])
+    ingest(cast.cuh_feed, held, wrong)
+
+    later = ingest(
+        cast.cuh_feed,
+        condition_json("c1", {"reference": "Patient/t1"}),
+        condition_json("c2", {"reference": "Patient/t2"}),
+    )
+
+    assert RecordEntry.objects.get(ingest_run=later).patient == cast.patient_a
+    assert reasons(later) == [("Condition", Reason.UNKNOWN_PATIENT)]

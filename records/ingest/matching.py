@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from records import nhs_number
 from records.ingest.fhir import JsonObject, as_list, as_object, text
-from records.models import QuarantinedRecord
+from records.models import PartnerPatientId, QuarantinedRecord
 
 NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
 Reason = QuarantinedRecord.Reason
@@ -108,10 +108,13 @@ class PatientIndex:
     A reference that matches different Patient resources in different files of the run is refused as ambiguous.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, organisation_id: int | None = None) -> None:
         self._local: dict[tuple[str, str], Target] = {}
         self._run: dict[str, Target] = {}
         self._ambiguous: set[str] = set()
+        # Patient ids the partner sent in earlier runs (`PartnerPatientId`), looked up once each on a miss.
+        self._organisation_id = organisation_id
+        self._earlier: dict[str, int | None] = {}
 
     def add(self, *, container: str, full_url: str, source_id: str, target: Target) -> None:
         keys = {full_url} if full_url else set()
@@ -136,14 +139,33 @@ class PatientIndex:
                 )
             if key in self._run:
                 return self._run[key]
-        return None
+        return self._sent_earlier(reference)
+
+    def _sent_earlier(self, reference: str) -> int | None:
+        """The patient (the survivor, if merged) a relative `Patient/<id>` reference led to in an earlier run.
+
+        Only a relative reference: it names the partner's own server, whereas an absolute URL may name any other,
+        and a `urn:uuid:` exists only within its Bundle.
+        """
+        parts = reference.split("/_history/")[0].split("/")
+        if self._organisation_id is None or len(parts) != 2 or parts[0] != "Patient" or not parts[1]:
+            return None
+        source_id = parts[1]
+        if source_id not in self._earlier:
+            found = (
+                PartnerPatientId.objects.filter(organisation_id=self._organisation_id, source_id=source_id)
+                .values_list("patient_id", "patient__merged_into_id")
+                .first()
+            )
+            self._earlier[source_id] = (found[1] or found[0]) if found else None
+        return self._earlier[source_id]
 
 
 def subject_target(resource: JsonObject, container: str, index: PatientIndex) -> Target:
     """The patient a clinical resource is about, from its `subject` (or `patient`) reference.
 
     An NHS number identifier on the reference wins; otherwise the literal reference must lead to a Patient resource
-    of this run, which carries the NHS number.
+    of this run, which carries the NHS number, or (a relative `Patient/<id>`) to one the partner sent before.
     """
     resource_type = text(resource.get("resourceType")) or "resource"
     field = "subject" if "subject" in resource else "patient"
@@ -172,5 +194,6 @@ def subject_target(resource: JsonObject, container: str, index: PatientIndex) ->
         return found
     return Unmatched(
         Reason.UNKNOWN_PATIENT,
-        f"The {field} reference {literal} names no Patient resource in this run and carries no NHS number.",
+        f"The {field} reference {literal} names no Patient resource this partner has sent and carries no NHS "
+        "number.",
     )

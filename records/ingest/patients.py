@@ -34,7 +34,7 @@ from records.ingest.fhir import (
 )
 from records.ingest.matching import Reason, Unmatched
 from records.ingest.readers import ResourceUnit
-from records.models import Feed, Organisation, Patient
+from records.models import Feed, Organisation, PartnerPatientId, Patient
 
 ODS_SYSTEM = "https://fhir.nhs.uk/Id/ods-organization-code"
 _SEXES = {choice.value for choice in Patient.Sex}
@@ -184,6 +184,7 @@ def patients_upsert(
             patient = held.get(number)
             for candidate in group:
                 results[candidate.occurrence] = _cross_check(patient, candidate)
+        partner_ids_record(feed, candidates, results)
         return results
 
     practices = {
@@ -229,7 +230,45 @@ def patients_upsert(
             # The other copies of the same patient in this run changed nothing beyond what the newest did.
             outcome = outcomes[number] if candidate is winner else "unchanged"
             results[candidate.occurrence] = PatientResult(outcome, held[number].pk)
+    partner_ids_record(feed, candidates, results)
     return results
+
+
+def partner_ids_record(
+    feed: Feed, candidates: Sequence[PatientCandidate], results: dict[int, PatientResult | Unmatched]
+) -> None:
+    """Remember which patient each of the partner's Patient ids led to, writing only what is new or changed.
+
+    When one run sends the same id for two patients, the later in the run is kept, as in the run's own index.
+    """
+    wanted: dict[str, int] = {}
+    for candidate in sorted(candidates, key=lambda c: c.occurrence):
+        result = results[candidate.occurrence]
+        if isinstance(result, PatientResult) and candidate.unit.source_id:
+            wanted[candidate.unit.source_id[:64]] = result.patient_id
+    if not wanted:
+        return
+    organisation_id = feed.organisation_id
+    ids = sorted(wanted)
+    held = {
+        source_id: patient_id
+        for start in range(0, len(ids), _BATCH_SIZE)
+        for source_id, patient_id in PartnerPatientId.objects.filter(
+            organisation_id=organisation_id, source_id__in=ids[start : start + _BATCH_SIZE]
+        ).values_list("source_id", "patient_id")
+    }
+    changed = [
+        PartnerPatientId(organisation_id=organisation_id, source_id=source_id, patient_id=patient_id)
+        for source_id, patient_id in wanted.items()
+        if held.get(source_id) != patient_id
+    ]
+    PartnerPatientId.objects.bulk_create(
+        changed,
+        batch_size=_BATCH_SIZE,
+        update_conflicts=True,
+        unique_fields=["organisation", "source_id"],
+        update_fields=["patient", "updated_at"],
+    )
 
 
 def _older_than_held(unit: ResourceUnit, patient: Patient, feed: Feed) -> bool:

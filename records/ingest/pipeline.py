@@ -274,6 +274,8 @@ class _Tally:
     patients_created: int = 0
     patients_updated: int = 0
     clinical: int = 0  # resources left for the second pass, for its progress bar
+    # Resources that went through FHIR validation, here or in a worker, valid or not (for `make bench`).
+    validated: int = 0
     touched_patient_ids: set[int] = field(default_factory=set)
     created_patient_ids: set[int] = field(default_factory=set)
 
@@ -286,7 +288,7 @@ class _Run:
         self.progress = progress
         self.max_bytes: int = settings.INGEST_MAX_FILE_BYTES
         self.tally = _Tally()
-        self.index = PatientIndex()
+        self.index = PatientIndex(feed.organisation_id)
         # (resource type, id) -> (version, occurrence) of the newest copy in this run.
         self.newest: dict[tuple[str, str], tuple[tuple[datetime, int], int]] = {}
         # (resource type, id) -> occurrence of the last DELETE of it, and of the last copy of it, in this run.
@@ -772,6 +774,7 @@ class _Run:
         verdict = self.verdicts.pop(position, None)
         if verdict is not None and verdict[:2] == (unit.resource_type, unit.source_id):
             _, _, outcome, mapped = verdict
+            self.tally.validated += 1
             if isinstance(outcome, str):
                 raise InvalidResource(outcome)
             resource = unit.json if outcome is None else outcome
@@ -780,6 +783,7 @@ class _Run:
         return self.validate(unit), None
 
     def validate(self, unit: ResourceUnit) -> JsonObject:
+        self.tally.validated += 1
         if unit.json is not None:
             return validate_json(unit.json)
         return validate_xml(unit.element)
