@@ -356,3 +356,36 @@ def test_a_section_override_and_a_semicolon_delimiter_are_honoured(council_feed)
 
     assert run.created == 1
     assert RecordEntry.objects.get(source_id="C-1").section == Section.SOCIAL_CONTEXT
+
+
+def test_a_row_marked_deleted_deletes_the_entry_held_and_a_later_row_brings_it_back(council_feed, cast):
+    brian = ["9990000026", "Barton", "01/07/1962"]
+    opened = [*brian, "case", "C-1", "02/01/2024", "", "Open", "Adult social care case", ""]
+    gone = [*brian, "case", "C-1", "02/01/2024", "", "Deleted", "Adult social care case", ""]
+    never = row("care-plan", "P-404", "A plan we never held", status="removed")
+
+    ingest(council_feed, extract(opened))
+    assert LegitimateRelationship.objects.filter(
+        content_object_id=cast.patient_b.pk, group=cast.county.group
+    ).exists()
+    deleting = ingest(council_feed, extract(gone, never))
+
+    entry = RecordEntry.objects.get(source_id="C-1")
+    assert entry.is_deleted_at_source
+    assert (deleting.resources_read, deleting.updated, deleting.unchanged, deleting.quarantined) == (
+        2,
+        1,
+        1,
+        0,
+    )
+    assert not RecordEntry.objects.filter(source_id="P-404").exists()
+    # The deleted case no longer gives the council a care-event relationship with the patient.
+    assert not LegitimateRelationship.objects.filter(
+        content_object_id=cast.patient_b.pk, group=cast.county.group
+    ).exists()
+    again = ingest(council_feed, extract(gone))
+    assert (again.updated, again.unchanged) == (0, 1)
+
+    back = ingest(council_feed, extract(opened))
+    entry.refresh_from_db()
+    assert (back.updated, entry.is_deleted_at_source) == (1, False)

@@ -34,6 +34,7 @@ from records.ingest.csv_mapping import (
 from records.ingest.fhir import JsonObject, fhir_id
 from records.ingest.matching import NHS_NUMBER_SYSTEM, well_formed
 from records.ingest.readers import (
+    Deletion,
     ExpectedPatient,
     Item,
     Reader,
@@ -171,7 +172,7 @@ class _Builder:
                 where, Reason.UNREADABLE, detail, raw, nhs_number=well_formed(values.get("nhs_number"))
             )
         try:
-            resource, expected = self.resource(line, values)
+            resource, expected, is_deleted = self.resource(line, values)
         except _RowProblem as problem:
             return Rejection(
                 where,
@@ -182,6 +183,8 @@ class _Builder:
                 source_id=values.get("record_id", ""),
                 nhs_number=well_formed(values.get("nhs_number")),
             )
+        if is_deleted:
+            return Deletion(where, str(resource["resourceType"]), str(resource["id"]), raw)
         meta = resource.get("meta", {})
         return ResourceUnit(
             location=where,
@@ -199,7 +202,12 @@ class _Builder:
     def column(self, name: str) -> str:
         return self.mapping.columns.get(name, name)
 
-    def resource(self, line: int, values: dict[str, str]) -> tuple[JsonObject, ExpectedPatient]:
+    def resource(self, line: int, values: dict[str, str]) -> tuple[JsonObject, ExpectedPatient, bool]:
+        """The row as a FHIR resource, the patient it expects, and whether the row deletes that resource.
+
+        A deleting row is read as any other (so it names the same resource type and id), and then only its key
+        is used.
+        """
         number = normalise(values["nhs_number"])
         if not number:
             raise _RowProblem(
@@ -242,7 +250,9 @@ class _Builder:
             family_name=values.get("family_name", ""),
             birth_date=birth.date() if isinstance(birth, datetime) else birth,
         )
-        status = self.status(line, values, target)
+        meaning = self.status(line, values)
+        is_deleted = meaning == "deleted"
+        status = target.statuses.get("closed" if is_deleted else meaning, meaning)
         resource = _BUILDERS[target.resource_type](self, values, target, status, line)
         resource["id"] = fhir_id(record_id)
         meta: JsonObject = {}
@@ -253,12 +263,13 @@ class _Builder:
             meta["tag"] = [{"system": HEADINGS_SYSTEM, "code": record_type.section}]
         if meta:
             resource["meta"] = meta
-        return resource, expected
+        return resource, expected, is_deleted
 
     def has(self, values: dict[str, str], need: str) -> bool:
         return any(values.get(column) for column in need.split("|"))
 
-    def status(self, line: int, values: dict[str, str], target: Target) -> str:
+    def status(self, line: int, values: dict[str, str]) -> str:
+        """What the row's status means: one of `csv_mapping.STATUSES`."""
         written = values.get("status", "")
         if written:
             meaning = self.mapping.statuses.get(fold(written)) or STATUS_WORDS.get(fold(written))
@@ -270,7 +281,7 @@ class _Builder:
                 )
         else:
             meaning = "closed" if values.get("end_date") else "open"
-        return target.statuses.get(meaning, meaning)
+        return meaning
 
     def moment(self, line: int, values: dict[str, str], name: str) -> date | datetime | None:
         value = values.get(name, "")

@@ -34,7 +34,8 @@ FORMAT_KEYS = {
 SETTING_KEYS = ("types", "code_system", "delimiter", "statuses", *FORMAT_KEYS)
 
 # The statuses a row can have, whatever words the council uses for them.
-STATUSES = ("open", "closed", "cancelled", "entered-in-error")
+# "deleted": the council deleted the record; the row deletes the entry we hold for it, as a FHIR DELETE would.
+STATUSES = ("open", "closed", "cancelled", "entered-in-error", "deleted")
 STATUS_WORDS = {
     "open": "open",
     "active": "open",
@@ -53,6 +54,8 @@ STATUS_WORDS = {
     "withdrawn": "cancelled",
     "entered in error": "entered-in-error",
     "entered-in-error": "entered-in-error",
+    "deleted": "deleted",
+    "removed": "deleted",
 }
 
 
