@@ -112,6 +112,39 @@ DEMO_LOGINS = [
 ]
 
 
+# How long `run` waits for the web server and a worker before printing the URL anyway.
+READY_SECONDS = 180
+
+
+def _ready(host: str, port: int, env: dict[str, str], children: list[subprocess.Popen[bytes]]) -> bool:
+    """Wait until the web server accepts connections and a Celery worker answers a ping, so that the URL printed
+    works at once and a feed run queued now is taken. False when a process ended first; after READY_SECONDS it
+    says what is still starting and goes on (a slow machine is not a failure)."""
+    deadline = time.monotonic() + READY_SECONDS
+    web = worker = False
+    while time.monotonic() < deadline:
+        if any(child.poll() is not None for child in children):
+            return False
+        if not web:
+            with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
+                web = True
+        if not worker:
+            ping = subprocess.run(
+                [sys.executable, "-m", "celery", "-A", "sharedcare", "inspect", "ping", "--timeout", "2"],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            worker = "pong" in ping.stdout
+        if web and worker:
+            return True
+        time.sleep(0.5)
+    still = [name for name, up in (("the web server", web), ("the Celery worker", worker)) if not up]
+    print(f"Still starting after {READY_SECONDS} s: {' and '.join(still)}.", file=sys.stderr, flush=True)
+    return True
+
+
 def _run(host: str, port: int) -> int:
     """Migrate, load the demo through ingestion, then run web, worker and beat until interrupted."""
     python = sys.executable
@@ -158,7 +191,14 @@ def _run(host: str, port: int) -> int:
                 env=env,
             ),
         ]
-        time.sleep(2)
+        try:
+            ready = _ready(host, port, env, children)
+        except KeyboardInterrupt:  # Ctrl-C while starting: stop what started
+            ready = False
+        if not ready:
+            print("Stopping before sharedcare was ready.", file=sys.stderr)
+            _stop_all(children)
+            return 1
         print(f"\nsharedcare is running at http://{host}:{port}/", flush=True)
         print(f"Demo logins (password for all: {env['DEMO_PASSWORD']}):")
         for username, what in DEMO_LOGINS:
@@ -184,15 +224,19 @@ def _run(host: str, port: int) -> int:
                     stopping = True
                     exit_code = child.returncode or 1
             time.sleep(0.5)
-        for child in children:
-            if child.poll() is None:
-                child.terminate()
-        for child in children:
-            try:
-                child.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        _stop_all(children)
         return exit_code
+
+
+def _stop_all(children: list[subprocess.Popen[bytes]]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+    for child in children:
+        try:
+            child.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            child.kill()
 
 
 def main(argv: list[str] | None = None) -> int:
