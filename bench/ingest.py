@@ -40,9 +40,11 @@ def server_connection(url: str) -> psycopg.Connection[tuple[object, ...]]:
 
 
 @contextlib.contextmanager
-def scratch_database(url: str) -> Iterator[str]:
-    """Yield the URL of a new, empty database on the server `url` names; drop it afterwards, whatever happened."""
-    name = f"sharedcare_bench_{os.getpid()}"
+def scratch_database(url: str, suffix: str = "") -> Iterator[str]:
+    """Yield the URL of a new, empty database on the server `url` names; drop it afterwards, whatever happened.
+
+    Its name ends in `suffix`, so that one process can hold more than one."""
+    name = f"sharedcare_bench_{os.getpid()}{suffix}"
     with server_connection(url) as server:
         server.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
         server.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))

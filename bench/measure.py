@@ -6,13 +6,17 @@
    for new patients at another practice with INGEST_VALIDATION_PROCESSES=2 (validation in a worker process).
    Before anything is timed, one untimed run of one bundle imports what a worker imports on its first run (the
    FHIR model classes, about 0.2 s), so that every row measures a worker that has run before (`--cold` does not).
-2. The same on the demo (`records.demo`), feed by feed, GP feeds first, as `make run` loads it.
+2. The same on the demo (`records.demo`), feed by feed, GP feeds first, as `make run` loads it; then its first run
+   again with INGEST_VALIDATION_PROCESSES=2, in a second scratch database (the demo's patients are fixed).
 3. Two Synthea runs at once, each in its own process with half the bundles, for new patients at two practices:
    what a two-core machine does with two Celery workers, as `make run` starts them.
 4. The floor: a plain PostgreSQL COPY of the record-entry rows each of those runs wrote, into an empty table with
    the same columns, indexes, constraints and foreign keys, in the same run on the same server.
 5. R4B validation alone (pydantic, one core) on the Synthea resources, and on the UK Core XML examples, for
    reference.
+
+Each run's row gives resources read and resources validated (valid or not, in the run's process or a worker), and
+both per second: the speed target is set in validated resources a second.
 
 It measures and prints; it asserts nothing about speed. It does refuse to print numbers for runs that failed,
 did not add up, wrote nothing, or wrote again on a re-run, because those numbers would mean nothing. The files in
@@ -43,6 +47,7 @@ from itertools import count
 from pathlib import Path
 from typing import Any, TextIO
 
+import dj_database_url
 import django
 import fhir.resources
 import psycopg
@@ -53,10 +58,11 @@ from django.test import override_settings
 from fhir.resources.R4B import get_fhir_model_class
 from lxml import etree
 
+from bench.ingest import scratch_database
 from records import nhs_number
 from records.demo.generator import DEFAULT_PATIENTS, DEFAULT_SEED, write_demo_bundles
 from records.demo.loader import demo_ingest, demo_partners_upsert
-from records.ingest import pipeline, readers
+from records.ingest import pipeline, validation_pool
 from records.ingest.fhir import FHIR_NAMESPACE, InvalidResource, safe_xml_parser, validate_xml
 from records.ingest.matching import NHS_NUMBER_SYSTEM
 from records.models import Feed, IngestRun, Organisation, RecordEntry
@@ -89,10 +95,18 @@ class Row:
     gc_seconds: float | None = None
     # The COPY floor of the same rows, for the ratio; None for the floor itself and for validation alone.
     floor: Row | None = None
+    # Resources that went through FHIR validation (valid or not); None for the floor and validation alone.
+    validated: int | None = None
 
     @property
     def rate(self) -> float:
         return self.resources / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def validated_rate(self) -> float | None:
+        if self.validated is None:
+            return None
+        return self.validated / self.seconds if self.seconds > 0 else 0.0
 
 
 def _synthea_nhs_numbers(use: int) -> Iterator[str]:
@@ -182,23 +196,48 @@ def _check_runs(name: str, runs: Sequence[IngestRun], *, is_rerun: bool) -> tupl
     return read, sum(_written(run) for run in runs)
 
 
+@contextlib.contextmanager
+def _validations() -> Iterator[list[int]]:
+    """Yield a list that ends up holding, per run finished meanwhile, the resources it validated.
+
+    The pipeline counts them (in its own process or from a worker's verdicts) but does not store the count; a
+    run's count is read from its tally as it finishes, once per run, so nothing is added per resource.
+    """
+    counted: list[int] = []
+    finish = pipeline._Run.finish
+
+    def counting(self: pipeline._Run, checksum: str) -> None:
+        counted.append(self.tally.validated)
+        finish(self, checksum)
+
+    pipeline._Run.finish = counting  # type: ignore[method-assign]
+    try:
+        yield counted
+    finally:
+        pipeline._Run.finish = finish  # type: ignore[method-assign]
+
+
 def _measure(name: str, action: Callable[[], list[IngestRun]], *, is_rerun: bool) -> tuple[Row, list[int]]:
     """Time one ingestion (one or several runs); the row, and the feeds it wrote to."""
-    with _gc_pauses() as paused:
+    with _validations() as validated, _gc_pauses() as paused:
         started = time.perf_counter()
         runs = action()
         seconds = time.perf_counter() - started
     read, written = _check_runs(name, runs, is_rerun=is_rerun)
-    return Row(name, read, written, seconds, paused[0]), [run.feed_id for run in runs]
+    row = Row(name, read, written, seconds, paused[0], validated=sum(validated))
+    return row, [run.feed_id for run in runs]
 
 
-def _ingest_in_child(feed_id: int, texts: Texts) -> tuple[int, int, bool]:
-    """In a worker process: one run; (resources read, entries written, whether it succeeded and added up)."""
+def _ingest_in_child(feed_id: int, texts: Texts) -> tuple[int, int, int, bool]:
+    """In a worker process: one run; (resources read, validated, entries written, whether it succeeded and added
+    up)."""
     feed = Feed.objects.select_related("organisation").get(pk=feed_id)
-    run = pipeline.ingest_texts(feed, texts, source_name="synthea (parallel)")
+    with _validations() as validated:
+        run = pipeline.ingest_texts(feed, texts, source_name="synthea (parallel)")
     adds_up = run.created + run.updated + run.unchanged + run.quarantined == run.resources_read
     connections.close_all()
-    return run.resources_read, _written(run), run.status == IngestRun.Status.SUCCEEDED and adds_up
+    succeeded = run.status == IngestRun.Status.SUCCEEDED and adds_up
+    return run.resources_read, sum(validated), _written(run), succeeded
 
 
 def _release_free_memory() -> None:
@@ -231,12 +270,47 @@ def parallel_synthea(limit: int | None) -> tuple[Row, list[int]]:
         ]
         results = [future.result() for future in futures]
     seconds = time.perf_counter() - started
-    if not all(succeeded for _, _, succeeded in results) or not all(written for _, written, _ in results):
+    if not all(succeeded for *_, succeeded in results) or not all(written for _, _, written, _ in results):
         raise BenchmarkError("Synthea, runs at once: a run failed, did not add up or wrote nothing")
-    read = sum(read for read, _, _ in results)
-    written = sum(written for _, written, _ in results)
+    read = sum(read for read, _, _, _ in results)
+    validated = sum(validated for _, validated, _, _ in results)
+    written = sum(written for _, _, written, _ in results)
     name = f"Synthea, {runs} runs at once" if runs > 1 else "Synthea, 1 run at once (one bundle only)"
-    return Row(name, read, written, seconds), [feed.pk for feed in feeds]
+    return Row(name, read, written, seconds, validated=validated), [feed.pk for feed in feeds]
+
+
+@contextlib.contextmanager
+def _another_database() -> Iterator[None]:
+    """Point Django's connection at another new scratch database on the same server, migrated, while inside.
+
+    The demo's patients (its NHS numbers) and partners (their ODS codes) are fixed, so a second first run of it
+    needs a database of its own; the first is used again afterwards.
+    """
+    default = connections["default"]
+    name = default.settings_dict["NAME"]
+    with scratch_database(os.environ["DATABASE_URL"], suffix="_2") as url:
+        connections.close_all()
+        default.settings_dict["NAME"] = dj_database_url.parse(url)["NAME"]
+        try:
+            call_command("migrate", verbosity=0, interactive=False)
+            yield
+        finally:
+            connections.close_all()
+            default.settings_dict["NAME"] = name
+
+
+def pooled_demo(folder: Path) -> Row:
+    """The demo's first run again with INGEST_VALIDATION_PROCESSES=2, in a database of its own, with its floor."""
+    with _another_database():
+        feeds = demo_partners_upsert()
+
+        def demo() -> list[IngestRun]:
+            with override_settings(INGEST_VALIDATION_PROCESSES=_VALIDATION_PROCESSES):
+                return [load.run for load in demo_ingest(feeds, folder) if load.run is not None]
+
+        row, feed_ids = _measure(f"demo, first run, {_VALIDATION_PROCESSES} processes", demo, is_rerun=False)
+        _create_floor_table()
+        return replace(row, floor=copy_floor("demo (2 processes)", sorted(set(feed_ids))))
 
 
 def _columns() -> list[str]:
@@ -296,7 +370,8 @@ def validation_alone(texts: Texts) -> Row:
     validate_all()
     started = time.perf_counter()
     validate_all()
-    return Row("R4B validation alone, Synthea, 1 core", len(resources), 0, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    return Row("R4B validation alone, Synthea, 1 core", len(resources), 0, seconds, validated=len(resources))
 
 
 def xml_validation_alone() -> Row:
@@ -321,7 +396,8 @@ def xml_validation_alone() -> Row:
     validate_all()  # untimed, as for JSON above
     started = time.perf_counter()
     validate_all()
-    return Row("R4B XML validation, UK Core, 1 core", len(elements), 0, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    return Row("R4B XML validation, UK Core, 1 core", len(elements), 0, seconds, validated=len(elements))
 
 
 def _machine() -> list[str]:
@@ -340,16 +416,18 @@ def _machine() -> list[str]:
 
 def _table(rows: list[Row]) -> str:
     header = (
-        f"{'path':<40} {'resources':>9} {'entries':>8} {'seconds':>8} {'resources/s':>11} {'GC s':>5} "
-        f"{'vs COPY':>8}"
+        f"{'path':<40} {'resources':>9} {'validated':>9} {'entries':>8} {'seconds':>8} {'resources/s':>11} "
+        f"{'validated/s':>11} {'GC s':>5} {'vs COPY':>8}"
     )
     lines = [header, "-" * len(header)]
     for row in rows:
         ratio = f"{row.rate / row.floor.rate:.2f}" if row.floor and row.floor.rate else ""
         paused = f"{row.gc_seconds:.2f}" if row.gc_seconds is not None else ""
+        validated = "" if row.validated is None else str(row.validated)
+        validated_rate = "" if row.validated_rate is None else f"{row.validated_rate:.0f}"
         lines.append(
-            f"{row.path:<40} {row.resources:>9} {row.entries:>8} {row.seconds:>8.3f} {row.rate:>11.0f} "
-            f"{paused:>5} {ratio:>8}"
+            f"{row.path:<40} {row.resources:>9} {validated:>9} {row.entries:>8} {row.seconds:>8.3f} "
+            f"{row.rate:>11.0f} {validated_rate:>11} {paused:>5} {ratio:>8}"
         )
     return "\n".join(lines)
 
@@ -459,7 +537,7 @@ def run(
         f"data      {len(texts)} Synthea bundles (NHS numbers added in memory), demo of {patients} patients; "
         f"setup {setup:.1f} s, {warming}\n"
     )
-    refused = readers.fork_refusal()
+    refused = validation_pool.fork_refusal()
     if refused:
         out.write(f"note      the worker-process rows validate in the run's own process here ({refused})\n")
     out.write("\n")
@@ -490,6 +568,7 @@ def run(
 
         demo_first, demo_feeds = _measure("demo, first run", demo, is_rerun=False)
         demo_again, _ = _measure("demo, re-run (writes nothing)", demo, is_rerun=True)
+        demo_pooled = pooled_demo(Path(folder))
     parallel, parallel_feeds = parallel_synthea(synthea_bundles)
     _create_floor_table()
     synthea_floor = copy_floor("Synthea", synthea_feeds)
@@ -503,6 +582,7 @@ def run(
         replace(pooled_again, floor=pooled_floor),
         replace(demo_first, floor=demo_floor),
         replace(demo_again, floor=demo_floor),
+        demo_pooled,
         replace(parallel, floor=parallel_floor),
         synthea_floor,
         pooled_floor,
@@ -513,10 +593,11 @@ def run(
     ]
     out.write(_table(rows) + "\n")
     out.write(
-        "\nresources: read by the run, patients and quarantined ones included; entries: record-entry rows it "
-        "wrote.\nGC s: time the cyclic garbage collector paused the run. vs COPY: the run's resources/s over the "
-        "COPY floor's\nrows/s for the rows that run wrote (1.00 would be ingesting as fast as PostgreSQL can "
-        "store them).\n"
+        "\nresources: read by the run, patients and quarantined ones included; validated: those that went through"
+        " FHIR\nvalidation, valid or not (not those quarantined before it, as unreadable or of an unsupported type,"
+        " nor those\nheld unchanged); entries: record-entry rows it wrote.\nGC s: time the cyclic garbage collector"
+        " paused the run. vs COPY: the run's resources/s over the COPY floor's\nrows/s for the rows that run wrote"
+        " (1.00 would be ingesting as fast as PostgreSQL can store them).\n"
     )
     if profile:
         report = io.StringIO()

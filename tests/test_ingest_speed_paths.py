@@ -11,6 +11,7 @@ import pytest
 
 import records.ingest.pipeline as pipeline
 import records.ingest.readers as readers
+import records.ingest.validation_pool as validation_pool
 from records.ingest.fhir import validate_json
 from records.ingest.pipeline import ingest_path, ingest_texts
 from records.models import IngestRun, QuarantinedRecord, RecordEntry
@@ -76,18 +77,26 @@ def forget(run: IngestRun) -> tuple[list[tuple], list[tuple]]:
 def workers(settings, monkeypatch) -> list[int]:
     """Validation in a worker process for every run, however small; yields the verdicts the workers gave."""
     settings.INGEST_VALIDATION_PROCESSES = 2
-    monkeypatch.setattr(readers, "VALIDATION_POOL_MIN_BYTES", 0)
+    monkeypatch.setattr(validation_pool, "VALIDATION_POOL_MIN_BYTES", 0)
     # A thread another test left behind (a test server) must not turn the workers off here; see the test below.
-    monkeypatch.setattr(readers, "fork_refusal", lambda: "")
+    monkeypatch.setattr(validation_pool, "fork_refusal", lambda: "")
+    # The run never takes a piece itself, so that the worker (started after the run's first pass on input this
+    # small) gives every verdict; it inherits the original rule.
+    original_claim = validation_pool._claim
+    monkeypatch.setattr(
+        validation_pool,
+        "_claim",
+        lambda claims, piece, taker: taker != validation_pool._RUN and original_claim(claims, piece, taker),
+    )
     given: list[int] = []
-    original = readers.ValidationPool.verdicts
+    original = validation_pool.ValidationPool.verdicts
 
-    def counted(self, index):
-        found = original(self, index)
+    def counted(self, position, meanwhile=None):
+        found = original(self, position, meanwhile)
         given.append(len(found))
         return found
 
-    monkeypatch.setattr(readers.ValidationPool, "verdicts", counted)
+    monkeypatch.setattr(validation_pool.ValidationPool, "verdicts", counted)
     return given
 
 
@@ -131,7 +140,7 @@ def test_a_failing_worker_leaves_the_run_to_validate_everything_itself(cast, set
     alone = ingest_texts(cast.cuh_feed, mixed_input(cast))
     expected = forget(alone)
     # A module-level function, so that the worker can be sent it: it raises there.
-    monkeypatch.setattr(readers, "verdicts", _broken)
+    monkeypatch.setattr(validation_pool, "verdicts", _broken)
 
     settings.INGEST_VALIDATION_PROCESSES = 2
     run = ingest_texts(cast.cuh_feed, mixed_input(cast))
@@ -143,43 +152,43 @@ def test_a_failing_worker_leaves_the_run_to_validate_everything_itself(cast, set
 
 
 def test_no_worker_is_forked_from_a_daemonic_process_or_beside_other_threads(monkeypatch):
-    sources = [readers.Source(location="big.json", data=b" " * readers.VALIDATION_POOL_MIN_BYTES)]
+    sources = [readers.Source(location="big.json", data=b" " * validation_pool.VALIDATION_POOL_MIN_BYTES)]
 
     def workers() -> int:
         types = frozenset({"Condition"})
-        with readers.ValidationPool(
+        with validation_pool.ValidationPool(
             sources, processes=2, max_bytes=10**9, types=types, read=readers.read_bytes
         ) as pool:
             return pool._workers
 
     main = threading.main_thread()
     monkeypatch.setattr(threading, "enumerate", lambda: [main])
-    assert (readers.fork_refusal(), workers()) == ("", 1)
+    assert (validation_pool.fork_refusal(), workers()) == ("", 1)
 
     # Another thread: a lock it holds at the fork would stay held in the worker.
     other = threading.Thread(target=lambda: None)
     monkeypatch.setattr(threading, "enumerate", lambda: [main, other])
-    assert (readers.fork_refusal(), workers()) == ("other threads", 0)
+    assert (validation_pool.fork_refusal(), workers()) == ("other threads", 0)
 
     # A Celery prefork worker is daemonic: it must validate in its own process.
     monkeypatch.setattr(threading, "enumerate", lambda: [main])
     monkeypatch.setattr(multiprocessing, "current_process", lambda: SimpleNamespace(daemon=True))
-    assert (readers.fork_refusal(), workers()) == ("daemonic process", 0)
+    assert (validation_pool.fork_refusal(), workers()) == ("daemonic process", 0)
 
 
 def test_a_small_run_or_one_process_forks_no_worker(cast):
     sources = [readers.Source(location="small.json", data=b"{}")]
     types = frozenset({"Condition"})
-    with readers.ValidationPool(
+    with validation_pool.ValidationPool(
         sources, processes=2, max_bytes=10**9, types=types, read=readers.read_bytes
     ) as pool:
-        pool.submit(0, 0, frozenset())
-        assert pool._pool is None
-    with readers.ValidationPool(
+        pool.submit(0, range(0, 1), frozenset())
+        assert pool._work is None
+    with validation_pool.ValidationPool(
         sources, processes=1, max_bytes=10**9, types=types, read=readers.read_bytes
     ) as pool:
-        pool.submit(0, 0, frozenset())
-        assert pool._pool is None
+        pool.submit(0, range(0, 1), frozenset())
+        assert pool._work is None
 
 
 @pytest.fixture

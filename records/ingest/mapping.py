@@ -7,17 +7,18 @@ dates are timezone-aware; the summary is non-empty and at most 500 characters.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from consent.sensitive import SNOMED_CT, is_sensitive_snomed_code
+from consent.sensitive import SENSITIVE_SNOMED_CODES, SNOMED_CT, is_sensitive_snomed_code
 from records.ingest.fhir import (
     JsonObject,
     as_list,
     as_object,
+    canonical_json,
     codings,
-    content_hash,
     is_restricted,
     parse_datetime,
     text,
@@ -113,6 +114,13 @@ _RECORDED_FIELDS = (
     "date",
 )
 _WHITESPACE = re.compile(r"\s+")
+# JSON writes every character of a string as it is but quotes, backslashes and control characters, so a code made of
+# none of those appears, as it is, in the JSON text of any resource with a coding that carries it.
+_PLAIN_SENSITIVE_CODES = tuple(SENSITIVE_SNOMED_CODES)
+_SENSITIVE_CODES_ARE_PLAIN = all(
+    code and not any(character in '"\\' or character < " " for character in code)
+    for code in _PLAIN_SENSITIVE_CODES
+)
 
 
 @dataclass(frozen=True)
@@ -137,15 +145,26 @@ class MappedEntry:
     is_entered_in_error: bool
 
 
-def map_resource(resource: JsonObject) -> MappedEntry:
+@dataclass(frozen=True)
+class MappedJson(MappedEntry):
+    """A mapped entry with the canonical JSON text its content hash was taken of, for the upsert to store, so that
+    the resource is serialised once. The text holds the same JSON value as `resource` (JSONB keeps no key order,
+    spacing or escapes). Apart from MappedEntry, whose fields are the entry's columns."""
+
+    canonical: str
+
+
+def map_resource(resource: JsonObject) -> MappedJson:
     """Map a validated resource of a type in SUPPORTED_TYPES."""
     resource_type = text(resource.get("resourceType"))
     meta = as_object(resource.get("meta"))
-    digest = content_hash(resource)
+    canonical = canonical_json(resource)
+    # fhir.content_hash, without building the canonical JSON twice.
+    digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
     coding, concept_text = main_coding(resource)
     title = concept_text or text(coding.get("display"))
     effective_at, effective_end = _effective(resource)
-    return MappedEntry(
+    return MappedJson(
         section=section_for(resource),
         resource_type=resource_type,
         # No id: the content decides, so the same resource sent twice is still one entry.
@@ -154,7 +173,7 @@ def map_resource(resource: JsonObject) -> MappedEntry:
         source_last_updated=parse_datetime(meta.get("lastUpdated")),
         effective_at=effective_at,
         effective_end=effective_end,
-        recorded_at=_first_moment(resource, _RECORDED_FIELDS)[0],
+        recorded_at=_first_moment(resource, _RECORDED_KEYS)[0],
         code_system=text(coding.get("system"))[:200],
         code=text(coding.get("code"))[:64],
         display=(text(coding.get("display")) or concept_text)[:500],
@@ -162,9 +181,10 @@ def map_resource(resource: JsonObject) -> MappedEntry:
         summary=summary_of(resource, title),
         resource=resource,
         content_hash=digest,
-        is_sensitive=is_sensitive(resource),
+        is_sensitive=is_sensitive(resource, canonical),
         is_confidential=is_restricted(resource),
         is_entered_in_error=is_entered_in_error(resource),
+        canonical=canonical,
     )
 
 
@@ -246,7 +266,18 @@ def is_entered_in_error(resource: JsonObject) -> bool:
     )
 
 
-def is_sensitive(resource: JsonObject) -> bool:
+def is_sensitive(resource: JsonObject, canonical: str | None = None) -> bool:
+    """True when a SNOMED CT coding anywhere in the resource carries a sensitive code.
+
+    Given the resource's canonical JSON, a resource whose text contains none of the sensitive codes is answered
+    without walking every coding: no coding can carry a code its text does not contain.
+    """
+    if (
+        canonical is not None
+        and _SENSITIVE_CODES_ARE_PLAIN
+        and not any(code in canonical for code in _PLAIN_SENSITIVE_CODES)
+    ):
+        return False
     return any(
         coding.get("system") == SNOMED_CT and is_sensitive_snomed_code(text(coding.get("code")))
         for coding in walk_codings(resource)
@@ -260,20 +291,34 @@ def _moment(value: object) -> tuple[datetime | None, datetime | None]:
     return parse_datetime(value), None
 
 
-def _first_moment(resource: JsonObject, names: tuple[str, ...]) -> tuple[datetime | None, datetime | None]:
-    for name in names:
-        for key in (name, f"{name}DateTime", f"{name}Period", f"{name}Instant"):
-            start, end = _moment(resource.get(key))
-            if start is not None:
-                return start, end
+def _moment_keys(names: tuple[str, ...]) -> tuple[str, ...]:
+    """The element names a moment called `name` may take (FHIR's choice types), in order of preference."""
+    return tuple(
+        key for name in names for key in (name, f"{name}DateTime", f"{name}Period", f"{name}Instant")
+    )
+
+
+_EFFECTIVE_KEYS = _moment_keys(_EFFECTIVE_FIELDS)
+_RECORDED_KEYS = _moment_keys(_RECORDED_FIELDS)
+_ABATEMENT_KEYS = _moment_keys(("abatement",))
+
+
+def _first_moment(resource: JsonObject, keys: tuple[str, ...]) -> tuple[datetime | None, datetime | None]:
+    for key in keys:
+        value = resource.get(key)
+        if value is None:
+            continue
+        start, end = _moment(value)
+        if start is not None:
+            return start, end
     return None, None
 
 
 def _effective(resource: JsonObject) -> tuple[datetime | None, datetime | None]:
-    start, end = _first_moment(resource, _EFFECTIVE_FIELDS)
+    start, end = _first_moment(resource, _EFFECTIVE_KEYS)
     if end is None:
         # A resolved problem's abatement is when it ended.
-        abated_from, abated_to = _first_moment(resource, ("abatement",))
+        abated_from, abated_to = _first_moment(resource, _ABATEMENT_KEYS)
         end = abated_to or abated_from
     return start, end
 

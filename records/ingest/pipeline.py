@@ -28,8 +28,9 @@ and parsed again rather than held in memory.
 
 A resource whose content (hash) and patient are those of the entry the partner already holds is counted unchanged
 without being validated, mapped or written again (`held_unchanged`): it was validated when it was stored. With
-INGEST_VALIDATION_PROCESSES over 1, worker processes validate (and, while they are ahead, map) each input while
-the run goes on (`readers.ValidationPool`); what they find is exactly what the run would have found itself.
+INGEST_VALIDATION_PROCESSES over 1, worker processes validate and map each input, piece by piece, while the run
+goes on, and the run takes pieces no worker has reached whenever it would otherwise wait (`validation_pool.ValidationPool`);
+what they find is exactly what the run would have found itself.
 
 When one run holds several copies of the same resource (same type and id), only the newest is written (the latest
 meta.lastUpdated, then the highest numeric meta.versionId, then the last in the run); the other copies are checked
@@ -39,6 +40,7 @@ input would "update" them again.
 
 from __future__ import annotations
 
+import bisect
 import gc
 import hashlib
 import pathlib
@@ -46,10 +48,12 @@ import sys
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime
 from functools import partial
-from itertools import count
+from itertools import count, islice, takewhile
+from operator import attrgetter, itemgetter
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -69,7 +73,7 @@ from records.ingest.fhir import (
     validate_xml,
     version_key,
 )
-from records.ingest.mapping import SUPPORTED_TYPES, MappedEntry, map_resource
+from records.ingest.mapping import SUPPORTED_TYPES, MappedEntry, MappedJson, map_resource
 from records.ingest.matching import (
     NHS_NUMBER_SYSTEM,
     NhsNumber,
@@ -97,16 +101,15 @@ from records.ingest.readers import (
     Rejection,
     ResourceUnit,
     Source,
-    ValidationPool,
-    Verdict,
     clean,
     new_checksum,
     read_bytes,
     read_source,
     sources_for_path,
 )
-from records.ingest.upsert import entries_held, entries_upsert, quarantine_insert
-from records.models import Feed, IngestRun, Patient, QuarantinedRecord, RecordEntry
+from records.ingest.upsert import QuarantineRow, entries_held, entries_upsert, quarantined_insert
+from records.ingest.validation_pool import ValidationPool, Verdict, piece_verdicts
+from records.models import Feed, IngestRun, Patient, RecordEntry
 
 BATCH_SIZE = 500
 # What the first pass found stored for a resource, besides the patient of a stored entry with the same content.
@@ -222,9 +225,23 @@ def _ingest(
     return run
 
 
-def _mapped_apart(resource: JsonObject) -> MappedEntry:
+# The fields of a MappedJson but its resource, in order: what a validation worker sends back of a mapping
+# (`_mapped_apart`), a tuple because it pickles, and is made a MappedJson again, in a fraction of the time.
+_APART = tuple(mapped_field.name for mapped_field in fields(MappedJson) if mapped_field.name != "resource")
+_apart = attrgetter(*_APART)
+
+
+def _mapped_apart(resource: JsonObject) -> tuple[Any, ...]:
     """`map_resource` in a validation worker, without the resource itself: the run holds that already."""
-    return replace(map_resource(resource), resource={})
+    values: tuple[Any, ...] = _apart(map_resource(resource))
+    return values
+
+
+def _mapped_with(mapped: MappedEntry | tuple[Any, ...], resource: JsonObject) -> MappedEntry:
+    """A mapping made here, or one a worker sent back (`_mapped_apart`) given back its resource."""
+    if isinstance(mapped, MappedEntry):
+        return mapped
+    return MappedJson(resource=resource, **dict(zip(_APART, mapped, strict=True)))
 
 
 def unknown_patients_replay_enqueue(patient_ids: list[int]) -> None:
@@ -297,7 +314,7 @@ class _Run:
         self.deletions: list[tuple[Deletion, int]] = []
         self.nhs_numbers: dict[str, _HeldPatient | None] = {}
         self.pending: list[_Pending] = []
-        self.quarantine: list[QuarantinedRecord] = []
+        self.quarantine: list[QuarantineRow] = []
         # By source index: the position of its first item, and (within KEEP_PARSED_BYTES) the items the second
         # pass needs, with their positions, as the first pass read them.
         self.starts: list[int] = []
@@ -419,7 +436,8 @@ class _Run:
         for index in range(self.submitted, end):
             held = self.held_in[index]
             if self.pool is not None and len(held) < self.to_validate[index]:
-                self.pool.submit(index, self.starts[index], frozenset(held))
+                stop = self.starts[index + 1] if index + 1 < len(self.starts) else self.tally.read
+                self.pool.submit(index, range(self.starts[index], stop), frozenset(held))
             self.held_in[index] = []
         self.submitted = max(self.submitted, end)
 
@@ -629,11 +647,11 @@ class _Run:
     def second_items(self, index: int, source: Source) -> Iterator[tuple[int, Deletion | ResourceUnit]]:
         """The clinical resources and deletions of one source, with their positions in the run, read once only
         when the first pass did not keep them."""
-        if self.pool is not None:
-            self.verdicts.update(self.pool.verdicts(index))
-        kept = self.kept.pop(index, None)
+        kept = self.kept.get(index)
         if kept is not None:
             yield from kept
+            # Kept until here: while it waits for a validation worker, the run may validate some of them.
+            del self.kept[index]
             return
         occurrence = count(self.starts[index])
         for item in read_source(source, max_bytes=self.max_bytes, read=self.read):
@@ -772,15 +790,30 @@ class _Run:
         same input); whatever no worker answered for is validated here.
         """
         verdict = self.verdicts.pop(position, None)
+        if verdict is None and self.pool is not None:
+            # The first verdict asked for of a piece the pool shares: the worker's answers, or the run's to do.
+            self.verdicts.update(self.pool.verdicts(position, self.validate_piece))
+            verdict = self.verdicts.pop(position, None)
         if verdict is not None and verdict[:2] == (unit.resource_type, unit.source_id):
             _, _, outcome, mapped = verdict
-            self.tally.validated += 1
             if isinstance(outcome, str):
+                self.tally.validated += 1
                 raise InvalidResource(outcome)
             resource = unit.json if outcome is None else outcome
             if resource is not None and (outcome is None) == (unit.json is not None):
-                return resource, replace(mapped, resource=resource) if mapped is not None else None
+                self.tally.validated += 1
+                return resource, _mapped_with(mapped, resource) if mapped is not None else None
         return self.validate(unit), None
+
+    def validate_piece(self, index: int, positions: range, skip: frozenset[int]) -> dict[int, Verdict] | None:
+        """Verdicts (see `validation_pool.Verdict`) on the resources at `positions` of input `index`, but `skip`, made here
+        while the run waits for a validation worker; None when the run no longer holds that input's items."""
+        kept = self.kept.get(index)
+        if kept is None:
+            return None
+        first = bisect.bisect_left(kept, positions.start, key=itemgetter(0))
+        items = takewhile(lambda entry: entry[0] < positions.stop, islice(kept, first, None))
+        return piece_verdicts(items, types=SUPPORTED_TYPES, skip=skip, mapper=map_resource)
 
     def validate(self, unit: ResourceUnit) -> JsonObject:
         self.tally.validated += 1
@@ -818,17 +851,16 @@ class _Run:
         # Resources made from one partner message share its text; each keeps its own row by hashing its part too.
         hashed = f"{part}\n{raw}" if part else raw
         self.quarantine.append(
-            QuarantinedRecord(
-                feed=self.feed,
-                ingest_run=self.run,
-                reason=reason,
-                detail=clean(detail),
-                resource_type=resource_type[:64],
-                source_id=source_id[:200],
-                location=location[:500],
-                raw_payload=raw,
-                payload_hash=hashlib.sha256(hashed.encode("utf-8", "surrogateescape")).hexdigest(),
-                nhs_number=well_formed(nhs_number),
+            (
+                reason,
+                clean(detail),
+                resource_type[:64],
+                source_id[:200],
+                location[:500],
+                raw,
+                hashlib.sha256(hashed.encode("utf-8", "surrogateescape")).hexdigest(),
+                well_formed(nhs_number),
+                timezone.now(),
             )
         )
         if len(self.quarantine) >= BATCH_SIZE:
@@ -836,7 +868,7 @@ class _Run:
 
     def write_quarantine(self) -> None:
         # A payload already pending for the same reason stays as the one row to fix and replay.
-        quarantine_insert(self.quarantine)
+        quarantined_insert(self.feed, self.run, self.quarantine)
         self.quarantine.clear()
 
     def finish(self, checksum: str) -> None:

@@ -9,25 +9,14 @@ sentence saying why, so the pipeline can quarantine it and carry on with the res
 XML is read with a parser that loads no DTD, expands no entity and never touches the network, and any document
 that declares a DOCTYPE is refused before it is parsed at all: FHIR XML never needs one, and a DOCTYPE is how
 entity-expansion ("billion laughs") and external-entity (file:///etc/passwd) attacks arrive.
-
-`ValidationPool` reads and validates a run's FHIR inputs again in worker processes, so that R4B validation (the
-slowest step of a run) uses the machine's other cores while the run's own process matches, maps and writes.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import hashlib
 import json
-import multiprocessing
-import os
 import re
-import signal
-import sys
-import threading
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
@@ -37,15 +26,12 @@ from lxml import etree
 
 from records.ingest.fhir import (
     FHIR_NAMESPACE,
-    InvalidResource,
     JsonObject,
     as_object,
     is_resource_type,
     parse_datetime,
     safe_xml_parser,
     text,
-    validate_json,
-    validate_xml,
 )
 from records.models import QuarantinedRecord
 
@@ -484,183 +470,3 @@ def _xml_bundle(location: str, bundle: Any) -> Iterator[Item]:
 
 def new_checksum() -> Any:
     return hashlib.sha256()
-
-
-# Below this much input a run validates in its own process: starting workers costs more than they would save.
-VALIDATION_POOL_MIN_BYTES = 1024 * 1024
-
-# What a worker found for one resource: its type and id (to check it is the same resource); then None when it is
-# valid JSON (the run keeps the dict it parsed itself), the FHIR JSON of a valid XML resource (what
-# `fhir.validate_xml` returns), or the message of the InvalidResource it raised; then what the pool's `mapper`
-# made of a valid resource (None when invalid, or without a mapper).
-Verdict = tuple[str, str, JsonObject | str | None, Any]
-
-
-def verdicts(
-    source: Source,
-    start: int,
-    *,
-    max_bytes: int,
-    types: frozenset[str],
-    skip: frozenset[int],
-    mapper: Callable[[JsonObject], Any] | None = None,
-    index: int = 0,
-) -> dict[int, Verdict]:
-    """Read one FHIR input as a run does and validate each resource whose type is in `types`, and map it.
-
-    By position in the run (the input's items, as `read_source` yields them, numbered from `start`): the verdict
-    on each resource validated, leaving out the positions in `skip`. Runs in a worker process: it reads, and
-    returns only verdicts, validation messages (which name elements, never values) and what `mapper` returns;
-    it logs nothing and never touches the database. It maps only while it is `_MAP_AHEAD` inputs ahead of the
-    run (input `index` against the one the run has reached), so that the run does not wait for its mappings.
-    """
-    if _reached is not None and index - _reached.value < _MAP_AHEAD:
-        mapper = None
-    found: dict[int, Verdict] = {}
-    for position, item in enumerate(read_source(source, max_bytes=max_bytes), start):
-        if not isinstance(item, ResourceUnit) or item.resource_type not in types or position in skip:
-            continue
-        outcome: JsonObject | None = None
-        try:
-            if item.json is not None:
-                validate_json(item.json)
-            else:
-                outcome = validate_xml(item.element)
-        except InvalidResource as error:
-            found[position] = (item.resource_type, item.source_id, str(error), None)
-            continue
-        resource = item.json if outcome is None else outcome
-        mapped = mapper(resource) if mapper is not None and resource is not None else None
-        found[position] = (item.resource_type, item.source_id, outcome, mapped)
-    return found
-
-
-# In a worker: the input the run's second pass has reached (shared memory), and how far ahead of it a worker must
-# be to map as well as validate.
-_reached: Any = None
-_MAP_AHEAD = 3
-
-
-def _worker_start(parent: int, reached: Any) -> None:
-    """In each worker: end with the run's process, even if that is killed and never shuts the pool down."""
-    global _reached
-    _reached = reached
-    with contextlib.suppress(OSError, AttributeError):
-        # Linux: PR_SET_PDEATHSIG (1) delivers SIGKILL to this worker when the process that forked it ends.
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
-    if os.getppid() != parent:
-        os._exit(0)
-
-
-def fork_refusal() -> str:
-    """Why this process must not fork worker processes now, or "" when it may."""
-    if multiprocessing.current_process().daemon:
-        # A Celery prefork worker (billiard) is daemonic: its children would outlive a terminated worker.
-        return "daemonic process"
-    billiard = sys.modules.get("billiard")
-    if billiard is not None and billiard.current_process().daemon:
-        return "daemonic process"
-    if not hasattr(os, "fork"):
-        return "no fork"
-    tqdm_monitor = sys.modules.get("tqdm._monitor")
-    monitor = getattr(tqdm_monitor, "TMonitor", None)
-    others = [
-        thread
-        for thread in threading.enumerate()
-        if thread is not threading.main_thread() and not (monitor is not None and isinstance(thread, monitor))
-    ]
-    if others:
-        # A lock another thread holds at the fork would stay held in the worker for ever.
-        return "other threads"
-    return ""
-
-
-class ValidationPool:
-    """Validates a run's FHIR resources in worker processes (forked per run, always shut down) while it goes on.
-
-    The run hands each input over once its first pass has read it (`submit`), naming the resources not to
-    validate (see `pipeline`); a worker reads, validates and maps it again while the run goes on, and the second pass
-    asks for its verdicts when it reaches it (`verdicts`), waiting if a worker is still on it. Whatever no worker
-    answered for (a worker that failed, a resource that differs), the run validates itself. With `processes` under
-    2, in a daemonic process (a Celery prefork worker), with other threads running, for a reader other than FHIR's,
-    or for little input, there are no workers and no verdicts.
-    """
-
-    def __init__(
-        self,
-        sources: Sequence[Source],
-        *,
-        processes: int,
-        max_bytes: int,
-        types: frozenset[str],
-        read: Reader,
-        mapper: Callable[[JsonObject], Any] | None = None,
-    ) -> None:
-        self._sources = sources
-        self._max_bytes = max_bytes
-        self._types = types
-        self._mapper = mapper
-        self._workers = 0
-        self._futures: dict[int, Future[dict[int, Verdict]]] = {}
-        self._pool: ProcessPoolExecutor | None = None
-        self._reached: Any = None
-        if processes < 2 or read is not read_bytes or fork_refusal():
-            return
-        if sum(source.size() for source in sources) >= VALIDATION_POOL_MIN_BYTES:
-            self._workers = processes - 1
-            # Shared with the workers (inherited at the fork): the input the second pass has reached.
-            self._reached = multiprocessing.get_context("fork").RawValue("q", -1)
-
-    def __enter__(self) -> ValidationPool:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
-        self._futures.clear()
-
-    def submit(self, index: int, start: int, skip: frozenset[int]) -> None:
-        """Validate input `index`, whose first item is at position `start`, but not the positions in `skip`."""
-        source = self._sources[index]
-        if not self._workers or source.size() > self._max_bytes:
-            return
-        if self._pool is None:
-            # Forked at the first input with anything to validate (never, for a run that changes nothing), and as
-            # early as that: every page this process writes after the fork is copied, so the less it holds the
-            # better. fork: the workers start with Django and the FHIR models imported, and read only what they
-            # are sent; they never use the database connection they inherit.
-            self._pool = ProcessPoolExecutor(
-                max_workers=self._workers,
-                mp_context=multiprocessing.get_context("fork"),
-                initializer=_worker_start,
-                initargs=(os.getpid(), self._reached),
-            )
-        self._futures[index] = self._pool.submit(
-            verdicts,
-            source,
-            start,
-            max_bytes=self._max_bytes,
-            types=self._types,
-            skip=skip,
-            mapper=self._mapper,
-            index=index,
-        )
-
-    def verdicts(self, index: int) -> dict[int, Verdict]:
-        """The verdicts on input `index` (by position), once a worker has them; empty if none will come.
-
-        An input no worker has started on is taken back (empty), and the run does it itself rather than wait.
-        """
-        if self._reached is not None:
-            self._reached.value = index
-        future = self._futures.pop(index, None)
-        if future is None or future.cancel():
-            return {}
-        try:
-            return future.result()
-        except Exception:  # the run validates these itself, and raises there if it must
-            return {}

@@ -1,0 +1,412 @@
+"""Validation of a run's FHIR resources in a worker process beside the run (INGEST_VALIDATION_PROCESSES).
+
+`ValidationPool` reads, validates and maps a run's FHIR inputs again in worker processes, so that R4B validation
+(the slowest step of a run) uses the machine's other cores while the run's own process matches and writes, sharing
+the validation with them piece by piece. What a worker finds is exactly what the run would have found itself: the
+same functions on the same input; whatever no worker answers for, the run does itself. The measurements behind
+each choice are in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import ctypes
+import multiprocessing
+import os
+import queue
+import signal
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from records.ingest.fhir import InvalidResource, JsonObject, validate_json, validate_xml
+from records.ingest.readers import Item, Reader, ResourceUnit, Source, read_bytes, read_source
+
+# Below this much input a run validates in its own process: starting workers costs more than they would save.
+VALIDATION_POOL_MIN_BYTES = 1024 * 1024
+# Positions (items of an input) per piece of work the run and a worker share: small enough that the run seldom
+# waits long for a piece a worker is on, large enough that handing pieces over costs little.
+VALIDATION_CHUNK = 64
+# Pieces a run can share; the positions of any later input are the run's own (at 64 a piece, 67 million resources).
+_MAX_PIECES = 1 << 20
+# How long a process waits for the lock over who takes which piece before giving up on sharing (another process
+# was killed while holding it): the run then does every piece left itself. Correctness never depends on the lock.
+_CLAIM_TIMEOUT_SECONDS = 1.0
+# How often the run, waiting for a worker's answer, checks that the worker is still alive.
+_ANSWER_POLL_SECONDS = 0.5
+# How long a worker told to stop may take to finish the piece it is on before it is killed.
+_STOP_SECONDS = 2.0
+
+# What a worker found for one resource: its type and id (to check it is the same resource); then None when it is
+# valid JSON (the run keeps the dict it parsed itself), the FHIR JSON of a valid XML resource (what
+# `fhir.validate_xml` returns), or the message of the InvalidResource it raised; then what the pool's `mapper`
+# made of a valid resource (None when invalid, or without a mapper).
+Verdict = tuple[str, str, JsonObject | str | None, Any]
+
+
+_RUN = 1  # in `claims`: the run took the piece; a worker puts its own number, from _FIRST_WORKER
+_FIRST_WORKER = 2
+
+
+def _claim(claims: Any, piece: int, taker: int) -> bool | None:
+    """Take piece `piece` for `taker` (the run, or a worker); False when another has taken it, None when the lock
+    could not be had (see _CLAIM_TIMEOUT_SECONDS).
+
+    The run and the workers go through the pieces in the same order, so that while a worker is ahead the run only
+    collects its verdicts, and once the run catches up they share what is left piece by piece.
+    """
+    lock = claims.get_lock()
+    if not lock.acquire(timeout=_CLAIM_TIMEOUT_SECONDS):
+        return None
+    try:
+        if claims[piece]:
+            return False
+        claims[piece] = taker
+        return True
+    finally:
+        lock.release()
+
+
+def verdicts(
+    index: int,
+    start: int,
+    positions: range,
+    *,
+    max_bytes: int,
+    types: frozenset[str],
+    skip: frozenset[int],
+    mapper: Callable[[JsonObject], Any] | None = None,
+) -> dict[int, Verdict]:
+    """In a worker: read FHIR input `index` of the run as the run does, and validate and map each resource at
+    `positions` whose type is in `types`.
+
+    By position in the run (the input's items, as `read_source` yields them, numbered from `start`): the verdict
+    on each resource validated, leaving out the positions in `skip`. It reads, and returns only verdicts,
+    validation messages (which name elements, never values) and what `mapper` returns; it logs nothing and never
+    touches the database. The input's items are kept for its next piece.
+    """
+    global _parsed
+    if _parsed is None or _parsed[0] != index:
+        _parsed = None  # the previous input's items go before this one's are read
+        _parsed = (index, list(read_source(_sources[index], max_bytes=max_bytes)))
+    items = _parsed[1]
+    return piece_verdicts(
+        ((position, items[position - start]) for position in positions), types=types, skip=skip, mapper=mapper
+    )
+
+
+def piece_verdicts(
+    items: Iterable[tuple[int, Item]],
+    *,
+    types: frozenset[str],
+    skip: frozenset[int],
+    mapper: Callable[[JsonObject], Any] | None,
+) -> dict[int, Verdict]:
+    """The verdict on each (position, item) that is a resource of one of `types`, but not at a position in `skip`."""
+    found: dict[int, Verdict] = {}
+    for position, item in items:
+        if not isinstance(item, ResourceUnit) or item.resource_type not in types or position in skip:
+            continue
+        outcome: JsonObject | None = None
+        try:
+            if item.json is not None:
+                validate_json(item.json)
+            else:
+                outcome = validate_xml(item.element)
+        except InvalidResource as error:
+            found[position] = (item.resource_type, item.source_id, str(error), None)
+            continue
+        resource = item.json if outcome is None else outcome
+        mapped = mapper(resource) if mapper is not None and resource is not None else None
+        found[position] = (item.resource_type, item.source_id, outcome, mapped)
+    return found
+
+
+# In a worker, inherited at the fork: the run's inputs, and the items of the input it read last.
+_sources: Sequence[Source] = ()
+_parsed: tuple[int, list[Item]] | None = None
+
+# One input for a worker: its index, its first position, and its pieces (number, positions, positions to skip).
+_Task = tuple[int, int, list[tuple[int, range, frozenset[int]]]]
+
+
+@dataclass(frozen=True)
+class _Work:
+    """What a worker is forked with (inherited, never pickled)."""
+
+    parent: int
+    sources: Sequence[Source]
+    number: int  # this worker's, in `claims`
+    claims: Any  # which pieces a process has taken
+    tasks: Any  # inputs for the workers (`_Task`s), the reading end of a pipe; its end tells a worker to stop
+    handing: Any  # the run's end of that pipe, which a worker closes: the pipe ends when the run closes it
+    answers: Any  # (piece number, verdicts, or None when they could not be made) back to the run (a queue)
+    max_bytes: int
+    types: frozenset[str]
+    mapper: Callable[[JsonObject], Any] | None
+
+
+def _worker_main(work: _Work) -> None:
+    """A worker: take each piece of each input handed over that no one has taken, and send its verdicts back.
+
+    It ends with the run's process, even if that is killed and never shuts the pool down.
+    """
+    global _sources
+    with contextlib.suppress(OSError, AttributeError):
+        # Linux: PR_SET_PDEATHSIG (1) delivers SIGKILL to this worker when the process that forked it ends.
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+    if os.getppid() != work.parent:
+        os._exit(0)
+    _sources = work.sources
+    work.handing.close()
+    # Answers the run did not collect are of no use once it has told the worker to stop.
+    work.answers.cancel_join_thread()
+    tasks: deque[_Task] = deque()
+    with contextlib.suppress(EOFError, OSError):
+        while True:
+            if not tasks:
+                tasks.append(work.tasks.recv())
+            index, start, pieces = tasks.popleft()
+            for number, positions, skip in pieces:
+                # Whatever else the run has handed over meanwhile, taken now: it never waits to hand one over.
+                while work.tasks.poll():
+                    tasks.append(work.tasks.recv())
+                _answer(work, index, start, number, positions, skip)
+
+
+def _answer(work: _Work, index: int, start: int, number: int, positions: range, skip: frozenset[int]) -> None:
+    """In a worker: the piece's verdicts to the run, unless another process has taken the piece."""
+    if not _claim(work.claims, number, work.number):
+        return
+    found: dict[int, Verdict] | None
+    try:
+        found = verdicts(
+            index, start, positions, max_bytes=work.max_bytes, types=work.types, skip=skip, mapper=work.mapper
+        )
+    except Exception:  # the run validates these itself, and raises there if it must
+        found = None
+    work.answers.put((number, found))
+
+
+def fork_refusal() -> str:
+    """Why this process must not fork worker processes now, or "" when it may."""
+    if multiprocessing.current_process().daemon:
+        # A Celery prefork worker (billiard) is daemonic: its children would outlive a terminated worker.
+        return "daemonic process"
+    billiard = sys.modules.get("billiard")
+    if billiard is not None and billiard.current_process().daemon:
+        return "daemonic process"
+    if not hasattr(os, "fork"):
+        return "no fork"
+    tqdm_monitor = sys.modules.get("tqdm._monitor")
+    monitor = getattr(tqdm_monitor, "TMonitor", None)
+    others = [
+        thread
+        for thread in threading.enumerate()
+        if thread is not threading.main_thread() and not (monitor is not None and isinstance(thread, monitor))
+    ]
+    if others:
+        # A lock another thread holds at the fork would stay held in the worker for ever.
+        return "other threads"
+    return ""
+
+
+# Does a piece of work in the run's own process: (input index, positions, positions to skip) -> the verdicts, or
+# None when it cannot (the run no longer holds that input's items) and will validate them as it reaches them.
+PieceWork = Callable[[int, range, frozenset[int]], dict[int, Verdict] | None]
+
+
+@dataclass
+class _Piece:
+    """Positions of one input that the run and a worker share as one piece of work."""
+
+    number: int
+    index: int
+    positions: range
+    skip: frozenset[int]
+    is_settled: bool = False  # the run has asked for its verdicts
+    found: dict[int, Verdict] | None = None  # done by the run itself while it waited for another
+
+
+class ValidationPool:
+    """Validates and maps a run's FHIR resources in worker processes (forked per run, always shut down) while it
+    goes on.
+
+    The run hands each input over once its first pass has read it (`submit`), naming the resources not to
+    validate (see `pipeline`); it is cut into pieces of VALIDATION_CHUNK positions. A worker reads the input again
+    and takes its pieces one by one, in order, while the run goes on, sending each piece's verdicts back as soon
+    as it has them. When the run's second pass needs a verdict (`verdicts`), it takes the piece holding it if no
+    worker has, and does that piece itself; otherwise it collects the worker's answer, doing pieces no one has
+    taken while it waits. Whatever no worker answered for (a worker that failed, a resource that differs), the
+    run validates itself. With `processes` under 2, in a daemonic process (a Celery prefork worker), with other
+    threads running, for a reader other than FHIR's, or for little input, there are no workers and no verdicts.
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[Source],
+        *,
+        processes: int,
+        max_bytes: int,
+        types: frozenset[str],
+        read: Reader,
+        mapper: Callable[[JsonObject], Any] | None = None,
+    ) -> None:
+        self._sources = sources
+        self._max_bytes = max_bytes
+        self._types = types
+        self._mapper = mapper
+        self._workers = 0
+        self._processes: list[Any] = []
+        self._work: _Work | None = None
+        self._pieces: list[_Piece] = []
+        self._starts: list[int] = []  # the first position of each piece, in order, to find a position's piece
+        self._answers: dict[int, dict[int, Verdict] | None] = {}
+        self._next = 0  # no piece before this one is left for the run to take while it waits
+        self._is_sharing = True  # False once the lock over the pieces is lost: the run does every piece left
+        if processes < 2 or read is not read_bytes or fork_refusal():
+            return
+        if sum(source.size() for source in sources) >= VALIDATION_POOL_MIN_BYTES:
+            self._workers = processes - 1
+
+    def __enter__(self) -> ValidationPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        work, self._work = self._work, None
+        if work is not None:
+            work.handing.close()  # the end of the tasks: each worker stops after the piece it is on
+            for process in self._processes:
+                process.join(_STOP_SECONDS)
+                if process.is_alive():
+                    process.kill()
+                    process.join()
+            work.answers.close()
+        self._processes.clear()
+        self._pieces.clear()
+        self._starts.clear()
+        self._answers.clear()
+
+    def _start(self) -> _Work:
+        """Fork the workers, at the first input with anything to validate (never, for a run that changes nothing),
+        and as early as that: every page this process writes after the fork is copied, so the less it holds the
+        better. fork: the workers start with Django, the FHIR models and the run's inputs; they never use the
+        database connection they inherit."""
+        context = multiprocessing.get_context("fork")
+        # A pipe, not a queue, for the tasks: a queue's thread in this process would be a thread beside the next
+        # fork, and could block for ever on a full pipe no worker reads any more.
+        tasks, handing = context.Pipe(duplex=False)
+        work = _Work(
+            parent=os.getpid(),
+            sources=self._sources,
+            number=_FIRST_WORKER,
+            claims=context.Array("b", _MAX_PIECES),
+            tasks=tasks,
+            handing=handing,
+            answers=context.Queue(),
+            max_bytes=self._max_bytes,
+            types=self._types,
+            mapper=self._mapper,
+        )
+        for number in range(_FIRST_WORKER, _FIRST_WORKER + self._workers):
+            process = context.Process(target=_worker_main, args=(replace(work, number=number),), daemon=True)
+            process.start()
+            self._processes.append(process)
+        # Only the workers read the tasks: with them gone, handing one over fails rather than waits.
+        tasks.close()
+        return work
+
+    def submit(self, index: int, positions: range, skip: frozenset[int]) -> None:
+        """Validate input `index`, whose items are at `positions`, but not the positions in `skip`."""
+        source = self._sources[index]
+        if not self._workers or source.size() > self._max_bytes:
+            return
+        if self._work is None:
+            self._work = self._start()
+        pieces = []
+        for low in range(positions.start, positions.stop, VALIDATION_CHUNK):
+            number = len(self._pieces)
+            if number >= _MAX_PIECES:
+                break
+            piece = range(low, min(low + VALIDATION_CHUNK, positions.stop))
+            piece_skip = skip.intersection(piece)
+            pieces.append((number, piece, piece_skip))
+            self._pieces.append(_Piece(number, index, piece, piece_skip))
+            self._starts.append(low)
+        task: _Task = (index, positions.start, pieces)
+        try:
+            # A worker takes whatever is handed over between two pieces, so this seldom waits, and never long.
+            self._work.handing.send(task)
+        except OSError:  # the workers are gone: these pieces are no one's, and the run takes them as it goes
+            self._workers = 0
+
+    def verdicts(self, position: int, meanwhile: PieceWork | None = None) -> dict[int, Verdict]:
+        """The verdicts on the piece holding `position` (by position), the first time it is asked for; empty if
+        none will come: the run then does that piece itself.
+
+        A piece no worker has taken is taken back, and the run does it rather than wait. While a worker is on the
+        one it needs, the run does the next piece no one has taken with `meanwhile`, so that it does not idle.
+        """
+        found = bisect.bisect_right(self._starts, position) - 1
+        if found < 0 or self._work is None:
+            return {}
+        piece = self._pieces[found]
+        if piece.is_settled or position not in piece.positions:
+            return {}
+        piece.is_settled = True
+        if piece.found is not None:
+            return piece.found
+        if not self._is_sharing or self._take(piece):
+            return {}
+        while piece.number not in self._answers:
+            if self._collect(block=False):
+                continue
+            if meanwhile is not None and self._take_next(meanwhile):
+                continue
+            if not self._collect(block=True) and not self._may_answer(piece.number):
+                return {}  # the worker that took it is gone: the run validates these itself
+        return self._answers.pop(piece.number) or {}
+
+    def _take(self, piece: _Piece) -> bool:
+        """Take `piece` for the run; False when a worker has it. Losing the lock ends the sharing (the run takes)."""
+        assert self._work is not None
+        taken = _claim(self._work.claims, piece.number, _RUN)
+        if taken is None:
+            self._is_sharing = False
+        return taken is not False
+
+    def _may_answer(self, number: int) -> bool:
+        """Whether the worker that took piece `number` (any worker, if none has yet) is still alive."""
+        assert self._work is not None
+        taker = self._work.claims[number]
+        workers = self._processes[taker - _FIRST_WORKER :][:1] if taker >= _FIRST_WORKER else self._processes
+        return any(worker.is_alive() for worker in workers)
+
+    def _collect(self, *, block: bool) -> bool:
+        """Take one answer a worker sent; False when there was none (within a poll interval, when blocking)."""
+        assert self._work is not None
+        try:
+            number, found = self._work.answers.get(block, _ANSWER_POLL_SECONDS)
+        except queue.Empty:
+            return False
+        self._answers[number] = found
+        return True
+
+    def _take_next(self, meanwhile: PieceWork) -> bool:
+        """Do the next piece no one has taken with `meanwhile`, in the run's process; False when there is none."""
+        assert self._work is not None
+        while self._is_sharing and self._next < len(self._pieces):
+            piece = self._pieces[self._next]
+            self._next += 1
+            if piece.is_settled or piece.found is not None or not self._take(piece):
+                continue
+            piece.found = meanwhile(piece.index, piece.positions, piece.skip) or {}
+            return True
+        return False
