@@ -183,6 +183,7 @@ class QuarantinedRecordAdmin(admin.ModelAdmin[QuarantinedRecord]):
         "resource_type",
         "source_id",
         "nhs_number",
+        "patient_reference",
         "location",
         "status",
         "created_at",

@@ -348,6 +348,9 @@ class QuarantinedRecord(models.Model):
     payload_hash = models.CharField(max_length=64)
     # The NHS number the record names, when it could be read: an unknown patient is replayed once they arrive.
     nhs_number = models.CharField(max_length=10, blank=True, db_index=True)
+    # The partner's Patient id a relative `Patient/<id>` reference named, when no patient was known for it: the
+    # record is replayed once the partner sends that Patient (see PartnerPatientId).
+    patient_reference = models.CharField(max_length=64, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     created_at = models.DateTimeField(default=timezone.now)
     replayed_by = models.ForeignKey(
@@ -361,7 +364,14 @@ class QuarantinedRecord(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["feed", "status", "reason"])]
+        indexes = [
+            models.Index(fields=["feed", "status", "reason"]),
+            models.Index(
+                fields=["patient_reference"],
+                condition=models.Q(status="pending") & ~models.Q(patient_reference=""),
+                name="quarantine_waiting_reference",
+            ),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["feed", "reason", "payload_hash"],

@@ -23,11 +23,11 @@ from auditlog.context import auditlog_value, set_actor
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from records.ingest.pipeline import INGEST_LOCK_NAMESPACE, IngestFailed, ingest_texts
-from records.models import Feed, IngestRun, Patient, QuarantinedRecord
+from records.models import Feed, IngestRun, PartnerPatientId, Patient, QuarantinedRecord
 
 Status = QuarantinedRecord.Status
 DISCARD_REASON_REQUIRED = "Give a reason for discarding: it is kept with the record and in the change log."
@@ -203,8 +203,9 @@ def quarantine_discard(record_ids: Sequence[int], *, user: AbstractBaseUser, rea
 
 
 def unknown_patients_replay(patient_ids: Sequence[int]) -> int:
-    """Replay the records quarantined as "unknown patient" that name these patients' NHS numbers, now that the
-    patients exist; return how many records were replayed.
+    """Replay the records quarantined as "unknown patient" that these patients now answer for, and return how many
+    records were replayed: those naming their NHS numbers, and those whose `Patient/<id>` reference names a
+    partner's Patient id that now leads to one of them (at the same partner).
 
     Takes patient ids, never NHS numbers (task arguments are logged). Safe to run twice, and for patients with
     nothing waiting: it then replays nothing.
@@ -212,9 +213,16 @@ def unknown_patients_replay(patient_ids: Sequence[int]) -> int:
     numbers = list(Patient.objects.filter(pk__in=patient_ids).values_list("nhs_number", flat=True))
     if not numbers:
         return 0
+    named = models.Q()
+    for organisation_id, source_id in PartnerPatientId.objects.filter(patient_id__in=patient_ids).values_list(
+        "organisation_id", "source_id"
+    ):
+        named |= models.Q(feed__organisation_id=organisation_id, patient_reference=source_id)
     waiting = list(
         QuarantinedRecord.objects.filter(
-            reason=QuarantinedRecord.Reason.UNKNOWN_PATIENT, status=Status.PENDING, nhs_number__in=numbers
+            models.Q(nhs_number__in=numbers) | named,
+            reason=QuarantinedRecord.Reason.UNKNOWN_PATIENT,
+            status=Status.PENDING,
         )
         .order_by("pk")
         .values_list("pk", flat=True)

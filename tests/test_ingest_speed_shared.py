@@ -180,6 +180,7 @@ def _row(reason: str, payload: str, source_id: str) -> tuple:
         payload,
         digest,
         "9990000018",
+        "",
         timezone.now(),
     )
 

@@ -12,7 +12,7 @@ from django.db import connection, transaction
 
 import records.ingest.pipeline as pipeline
 from records.ingest.pipeline import ingest_texts
-from records.models import IngestRun, Patient, QuarantinedRecord, RecordEntry
+from records.models import Feed, IngestRun, Patient, QuarantinedRecord, RecordEntry
 from records.quarantine import QuarantineReplayResult, quarantine_replay, unknown_patients_replay
 
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
@@ -321,3 +321,43 @@ def test_a_replay_does_not_make_a_stale_feed_look_fresh(cast):
     assert RecordEntry.objects.filter(source_id="c-fresh").exists()
     cast.cuh_feed.refresh_from_db()
     assert cast.cuh_feed.last_success_at == partner_last_sent
+
+
+def test_records_waiting_for_a_partners_patient_id_are_replayed_once_that_patient_is_sent(
+    cast, django_capture_on_commit_callbacks, monkeypatch
+):
+    """A partner's condition feed ran before its patient feed: what refers to `Patient/<id>` waits in quarantine
+    until the partner sends that Patient, then goes in on its own. The same id at another partner does not."""
+    from records.ingest import pipeline
+
+    monkeypatch.setattr(pipeline, "unknown_patients_replay_enqueue", unknown_patients_replay)
+    waiting = condition("c1", NEWCOMER, "Fractured wrist")
+    waiting["subject"] = {"reference": "Patient/rgt-9"}
+    ingest(cast.cuh_feed, waiting)
+    record = QuarantinedRecord.objects.get()
+    assert (record.reason, record.patient_reference, record.nhs_number) == (
+        Reason.UNKNOWN_PATIENT,
+        "rgt-9",
+        "",
+    )
+    patient = {
+        "resourceType": "Patient",
+        "id": "rgt-9",
+        "identifier": [{"system": NHS, "value": cast.patient_a.nhs_number}],
+        "name": [{"family": "Ashby"}],
+        "birthDate": "1950-03-14",
+    }
+
+    with django_capture_on_commit_callbacks(execute=True):
+        ingest(cast.cpft_feed, patient)  # the same id at another partner
+    record.refresh_from_db()
+    assert record.status == Status.PENDING
+
+    patients_feed = Feed.objects.create(code="cuh-patients", organisation=cast.cuh, name="CUH patients")
+    with django_capture_on_commit_callbacks(execute=True):
+        ingest(patients_feed, patient)
+
+    record.refresh_from_db()
+    assert record.status == Status.REPLAYED
+    entry = RecordEntry.objects.get(source_id="c1")
+    assert (entry.patient, entry.feed, entry.summary) == (cast.patient_a, cast.cuh_feed, "Fractured wrist")

@@ -27,6 +27,9 @@ class Unmatched:
     reason: str
     detail: str
     nhs_number: str = ""
+    # The partner's Patient id of a relative `Patient/<id>` reference no patient was found for, to replay the
+    # record once the partner sends that Patient.
+    patient_reference: str = ""
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,16 @@ def _reference_candidates(reference: str) -> list[str]:
     return list(dict.fromkeys(candidates))
 
 
+def relative_patient_id(reference: str) -> str:
+    """The id in a relative `Patient/<id>` (or `Patient/<id>/_history/<n>`) reference, else "".
+
+    Only a relative reference names the partner's own server for certain: an absolute URL may name any other, and
+    a `urn:uuid:` exists only within its Bundle.
+    """
+    parts = reference.split("/_history/")[0].split("/")
+    return parts[1][:64] if len(parts) == 2 and parts[0] == "Patient" else ""
+
+
 def _referenced_type(reference: str) -> str | None:
     """The resource type a literal reference names, or None when it cannot tell (urn:uuid:, urn:oid:)."""
     if reference.startswith(("urn:", "#")):
@@ -142,15 +155,10 @@ class PatientIndex:
         return self._sent_earlier(reference)
 
     def _sent_earlier(self, reference: str) -> int | None:
-        """The patient (the survivor, if merged) a relative `Patient/<id>` reference led to in an earlier run.
-
-        Only a relative reference: it names the partner's own server, whereas an absolute URL may name any other,
-        and a `urn:uuid:` exists only within its Bundle.
-        """
-        parts = reference.split("/_history/")[0].split("/")
-        if self._organisation_id is None or len(parts) != 2 or parts[0] != "Patient" or not parts[1]:
+        """The patient (the survivor, if merged) a relative `Patient/<id>` reference led to in an earlier run."""
+        source_id = relative_patient_id(reference)
+        if self._organisation_id is None or not source_id:
             return None
-        source_id = parts[1]
         if source_id not in self._earlier:
             found = (
                 PartnerPatientId.objects.filter(organisation_id=self._organisation_id, source_id=source_id)
@@ -196,4 +204,5 @@ def subject_target(resource: JsonObject, container: str, index: PatientIndex) ->
         Reason.UNKNOWN_PATIENT,
         f"The {field} reference {literal} names no Patient resource this partner has sent and carries no NHS "
         "number.",
+        patient_reference=relative_patient_id(literal),
     )

@@ -15,7 +15,7 @@ What always holds:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import date
 from typing import Literal
@@ -184,7 +184,6 @@ def patients_upsert(
             patient = held.get(number)
             for candidate in group:
                 results[candidate.occurrence] = _cross_check(patient, candidate)
-        partner_ids_record(feed, candidates, results)
         return results
 
     practices = {
@@ -230,14 +229,14 @@ def patients_upsert(
             # The other copies of the same patient in this run changed nothing beyond what the newest did.
             outcome = outcomes[number] if candidate is winner else "unchanged"
             results[candidate.occurrence] = PatientResult(outcome, held[number].pk)
-    partner_ids_record(feed, candidates, results)
     return results
 
 
 def partner_ids_record(
-    feed: Feed, candidates: Sequence[PatientCandidate], results: dict[int, PatientResult | Unmatched]
-) -> None:
-    """Remember which patient each of the partner's Patient ids led to, writing only what is new or changed.
+    feed: Feed, candidates: Sequence[PatientCandidate], results: Mapping[int, PatientResult | Unmatched]
+) -> set[int]:
+    """Remember which patient each of the partner's Patient ids led to, writing only what is new or changed;
+    return the patients of what was written (what waits for those ids can now be replayed).
 
     When one run sends the same id for two patients, the later in the run is kept, as in the run's own index.
     """
@@ -247,7 +246,7 @@ def partner_ids_record(
         if isinstance(result, PatientResult) and candidate.unit.source_id:
             wanted[candidate.unit.source_id[:64]] = result.patient_id
     if not wanted:
-        return
+        return set()
     organisation_id = feed.organisation_id
     ids = sorted(wanted)
     held = {
@@ -269,6 +268,7 @@ def partner_ids_record(
         unique_fields=["organisation", "source_id"],
         update_fields=["patient", "updated_at"],
     )
+    return {entry.patient_id for entry in changed}
 
 
 def _older_than_held(unit: ResourceUnit, patient: Patient, feed: Feed) -> bool:

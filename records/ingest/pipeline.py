@@ -91,6 +91,7 @@ from records.ingest.patients import (
     PatientCandidate,
     PatientResult,
     demographics_mismatch,
+    partner_ids_record,
     patients_upsert,
 )
 from records.ingest.readers import (
@@ -210,10 +211,10 @@ def _ingest(
                 cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [INGEST_LOCK_NAMESPACE, feed.pk])
             work = _Run(feed, run, sources, progress=progress)
             work.execute()
-            created = sorted(work.tally.created_patient_ids)
-            if created:
+            arrived = sorted(work.tally.created_patient_ids | work.tally.named_patient_ids)
+            if arrived:
                 # After commit only: the replay must see the new patients, and must not run for a run rolled back.
-                transaction.on_commit(partial(unknown_patients_replay_enqueue, created))
+                transaction.on_commit(partial(unknown_patients_replay_enqueue, arrived))
     except Exception as error:
         IngestRun.objects.filter(pk=run.pk).update(
             status=IngestRun.Status.FAILED,
@@ -295,6 +296,8 @@ class _Tally:
     validated: int = 0
     touched_patient_ids: set[int] = field(default_factory=set)
     created_patient_ids: set[int] = field(default_factory=set)
+    # Patients a partner's Patient id led to for the first time (or anew): what waits for that id can be replayed.
+    named_patient_ids: set[int] = field(default_factory=set)
 
 
 class _Run:
@@ -477,6 +480,7 @@ class _Run:
 
     def apply_patients(self, candidates: list[PatientCandidate]) -> None:
         results = patients_upsert(self.feed, candidates)
+        self.tally.named_patient_ids |= partner_ids_record(self.feed, candidates, results)
         # A patient merged into another earlier: what refers to it in this run belongs to the survivor.
         ends = survivors({r.patient_id for r in results.values() if isinstance(r, PatientResult)})
         for candidate in candidates:
@@ -683,7 +687,13 @@ class _Run:
             return
         target = subject_target(resource, unit.container, self.index)
         if isinstance(target, Unmatched):
-            self.reject_unit(unit, target.reason, target.detail, target.nhs_number)
+            self.reject_unit(
+                unit,
+                target.reason,
+                target.detail,
+                target.nhs_number,
+                patient_reference=target.patient_reference,
+            )
             return
         key = (unit.resource_type, unit.source_id)
         newest = self.newest.get(key)
@@ -822,7 +832,14 @@ class _Run:
         return validate_xml(unit.element)
 
     def reject_unit(
-        self, unit: ResourceUnit, reason: str, detail: str, nhs_number: str = "", raw: str | None = None
+        self,
+        unit: ResourceUnit,
+        reason: str,
+        detail: str,
+        nhs_number: str = "",
+        raw: str | None = None,
+        *,
+        patient_reference: str = "",
     ) -> None:
         self.reject(
             unit.location,
@@ -833,6 +850,7 @@ class _Run:
             unit.source_id,
             nhs_number=well_formed(nhs_number) or named_nhs_number(unit.json or {}),
             part=unit.part,
+            patient_reference=patient_reference,
         )
 
     def reject(
@@ -846,6 +864,7 @@ class _Run:
         *,
         nhs_number: str = "",
         part: str = "",
+        patient_reference: str = "",
     ) -> None:
         self.tally.quarantined += 1
         # Resources made from one partner message share its text; each keeps its own row by hashing its part too.
@@ -860,6 +879,7 @@ class _Run:
                 raw,
                 hashlib.sha256(hashed.encode("utf-8", "surrogateescape")).hexdigest(),
                 well_formed(nhs_number),
+                patient_reference,
                 timezone.now(),
             )
         )

@@ -285,9 +285,10 @@ QUARANTINE_COLUMNS = (
     "raw_payload",
     "payload_hash",
     "nhs_number",
+    "patient_reference",
     "created_at",
 )
-QuarantineRow = tuple[str, str, str, str, str, str, str, str, datetime]
+QuarantineRow = tuple[str, str, str, str, str, str, str, str, str, datetime]
 
 
 def quarantined_insert(feed: Feed, run: IngestRun, rows: Sequence[QuarantineRow]) -> None:
