@@ -72,6 +72,16 @@ class FeedHealth:
     chart: RunChart
 
     @property
+    def attention(self) -> int:
+        """How urgently the back office should look at this feed: 0 stale, 1 last run failed, 2 records waiting in
+        quarantine, 3 nothing to do. The monitor lists feeds in this order."""
+        if self.is_stale:
+            return 0
+        if self.last_run is not None and self.last_run.status == IngestRun.Status.FAILED:
+            return 1
+        return 2 if self.pending_quarantine else 3
+
+    @property
     def failed_run_percent(self) -> float | None:
         return 100 * self.failed_runs / self.runs if self.runs else None
 
@@ -129,7 +139,8 @@ def _chart(first_day: date, rows: dict[date, dict[str, int]]) -> RunChart:
 
 
 def feed_health_list(now: datetime) -> list[FeedHealth]:
-    """Every feed with its last run, lag, staleness, pending quarantine, error rates and a chart of recent runs.
+    """Every feed with its last run, lag, staleness, pending quarantine, error rates and a chart of recent runs;
+    those needing attention first (`FeedHealth.attention`), then by partner and feed name.
 
     Error rates cover the ERROR_RATE_WINDOW before `now`; the chart covers the CHART_DAYS local days up to today.
     """
@@ -201,4 +212,5 @@ def feed_health_list(now: datetime) -> list[FeedHealth]:
                 chart=_chart(first_day, by_day.get(feed.pk, {})),
             )
         )
-    return health
+    # Stable: within each level of attention, by partner and feed name as queried.
+    return sorted(health, key=lambda row: row.attention)

@@ -234,3 +234,27 @@ def test_clinicians_and_strangers_are_sent_to_log_in_from_the_monitor(client, ca
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("admin:login"))
     assert not AccessEvent.objects.exists()
+
+
+def test_feeds_needing_attention_come_first_stale_then_failing_then_quarantine(admin_client, cast):
+    now = timezone.now()
+    healthy = feed_upsert(code="aaa-healthy", organisation=cast.cuh, name="A healthy feed", sections=[])
+    add_run(healthy, now - timedelta(minutes=5))
+    Feed.objects.filter(pk=healthy.pk).update(last_success_at=now - timedelta(minutes=5))
+    waiting = feed_upsert(code="zzz-waiting", organisation=cast.county, name="Z waiting", sections=[])
+    add_run(waiting, now - timedelta(minutes=5), quarantined=1)
+    Feed.objects.filter(pk=waiting.pk).update(last_success_at=now - timedelta(minutes=5))
+    ingest(waiting, condition("c1", NEWCOMER))
+    failing = feed_upsert(code="yyy-failing", organisation=cast.county, name="Y failing", sections=[])
+    Feed.objects.filter(pk=failing.pk).update(last_success_at=now - timedelta(minutes=30))
+    add_run(failing, now - timedelta(minutes=1), status=IngestRun.Status.FAILED)
+    stale = feed_upsert(code="xxx-stale", organisation=cast.county, name="X stale", sections=[])
+    Feed.objects.filter(pk=stale.pk).update(last_success_at=now - timedelta(hours=3))
+
+    order = [row.feed.code for row in feed_health_list(now)]
+    page = monitor_page(admin_client)
+
+    mine = [code for code in order if code in {"aaa-healthy", "zzz-waiting", "yyy-failing", "xxx-stale"}]
+    assert mine == ["xxx-stale", "yyy-failing", "zzz-waiting", "aaa-healthy"]
+    positions = [page.index(f'id="feed-{feed.pk}"') for feed in (stale, failing, waiting, healthy)]
+    assert positions == sorted(positions)
