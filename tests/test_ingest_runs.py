@@ -246,3 +246,29 @@ def test_the_command_ends_with_counts_that_add_up_and_the_reasons(cast, tmp_path
         in output
     )
     assert "unreadable" in output and "unsupported-type" in output
+
+
+def _estimated_entries() -> float:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [RecordEntry._meta.db_table]
+        )
+        return cursor.fetchone()[0]
+
+
+def test_a_large_first_load_refreshes_the_planners_statistics_once_it_commits(
+    cast, monkeypatch, django_capture_on_commit_callbacks
+):
+    """So that the next run's lookups of what is held use the unique index, not a scan of the partner's entries."""
+    resources = [condition(f"c{n}", cast.patient_a) for n in range(6)]
+    monkeypatch.setattr(pipeline, "ANALYZE_AFTER_CREATED", 6)
+
+    with django_capture_on_commit_callbacks(execute=True) as small:
+        ingest(cast.cuh_feed, *resources[:5])
+    assert pipeline.entries_analyze not in small
+    with django_capture_on_commit_callbacks(execute=True) as large:
+        ingest(cast.gp_a_feed, *resources)
+
+    assert pipeline.entries_analyze in large
+    # ANALYZE counts the rows this (test) transaction wrote as live: the estimate is now the table's size.
+    assert _estimated_entries() == RecordEntry.objects.count()

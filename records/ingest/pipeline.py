@@ -119,6 +119,11 @@ _ABSENT = -2  # nothing stored: the upsert need not look again
 # Input (bytes as sent) whose parsed resources the first pass keeps for the second, so that it is parsed once: the
 # parsed form takes about five times the bytes, so this bounds what a run holds at once to under 100 MB.
 KEEP_PARSED_BYTES = 16 * 1024 * 1024
+# A run that creates at least this many entries refreshes the table's statistics once it commits. Until autovacuum
+# next analyses the table (a minute or more), the planner may take a partner that now holds thousands of entries to
+# hold none, and look every key of its next run up through the organisation index, reading all of its entries for
+# each (a redelivered 40,000-record run took over 45 s that way; see docs/benchmarks.md).
+ANALYZE_AFTER_CREATED = 5_000
 # First key of the two-key advisory lock; the second is the feed's id.
 INGEST_LOCK_NAMESPACE = 7_301_001
 # Reasons a referenced Patient resource passes on to the resources that refer to it; any other becomes
@@ -211,6 +216,9 @@ def _ingest(
                 cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [INGEST_LOCK_NAMESPACE, feed.pk])
             work = _Run(feed, run, sources, progress=progress)
             work.execute()
+            if work.tally.created >= ANALYZE_AFTER_CREATED:
+                # robust: statistics are an optimisation; failing to refresh them must not fail a committed run.
+                transaction.on_commit(entries_analyze, robust=True)
             arrived = sorted(work.tally.created_patient_ids | work.tally.named_patient_ids)
             if arrived:
                 # After commit only: the replay must see the new patients, and must not run for a run rolled back.
@@ -224,6 +232,12 @@ def _ingest(
         run.refresh_from_db()
         raise IngestFailed(run) from error
     return run
+
+
+def entries_analyze() -> None:
+    """Refresh the planner's statistics of the record entries (see ANALYZE_AFTER_CREATED)."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {RecordEntry._meta.db_table}")
 
 
 # The fields of a MappedJson but its resource, in order: what a validation worker sends back of a mapping
@@ -331,6 +345,7 @@ class _Run:
         # content (hash) is the same (see held_unchanged), _ABSENT when nothing was stored, else _UNKNOWN; and the
         # resources still to check, with their positions.
         self.held = array("q")
+        self.holds_entries: bool | None = None  # whether the partner holds any entry: asked once, when needed
         self.unchecked: list[tuple[int, int, ResourceUnit]] = []
         # By source index: how many of its resources a worker could validate, and how many of those are held.
         self.to_validate: list[int] = []
@@ -419,10 +434,17 @@ class _Run:
         """Note the resources whose content (hash) is that of the entry this partner holds for them, in one query.
 
         What was read before any patient was applied: a merge in this run can only make a held patient differ
-        from the one the resource leads to, which means validating it after all.
+        from the one the resource leads to, which means validating it after all. A partner that holds no entry at
+        all (its first load) is asked once, not 500 keys at a time: the first pass writes no entry.
         """
-        held = entries_held(
-            self.feed, {(unit.resource_type, unit.source_id) for _, _, unit in self.unchecked}
+        if self.holds_entries is None:
+            self.holds_entries = RecordEntry.objects.filter(
+                organisation_id=self.feed.organisation_id
+            ).exists()
+        held = (
+            entries_held(self.feed, {(unit.resource_type, unit.source_id) for _, _, unit in self.unchecked})
+            if self.holds_entries
+            else {}
         )
         for index, position, unit in self.unchecked:
             stored = held.get((unit.resource_type, unit.source_id))
