@@ -7,7 +7,8 @@
    Before anything is timed, one untimed run of one bundle imports what a worker imports on its first run (the
    FHIR model classes, about 0.2 s), so that every row measures a worker that has run before (`--cold` does not).
 2. The same on the demo (`records.demo`), feed by feed, GP feeds first, as `make run` loads it; then its first run
-   again with INGEST_VALIDATION_PROCESSES=2, in a second scratch database (the demo's patients are fixed).
+   again, in a second scratch database (the demo's patients are fixed), with its feeds taken two at a time by two
+   processes, GP feeds first: what two Celery workers do with the demo's feeds.
 3. Two Synthea runs at once, each in its own process with half the bundles, for new patients at two practices:
    what a two-core machine does with two Celery workers, as `make run` starts them.
 4. The floor: a plain PostgreSQL COPY of the record-entry rows each of those runs wrote, into an empty table with
@@ -62,6 +63,7 @@ from bench.ingest import scratch_database
 from records import nhs_number
 from records.demo.generator import DEFAULT_PATIENTS, DEFAULT_SEED, write_demo_bundles
 from records.demo.loader import demo_ingest, demo_partners_upsert
+from records.demo.partners import LIVE_FEEDS
 from records.ingest import pipeline, validation_pool
 from records.ingest.fhir import FHIR_NAMESPACE, InvalidResource, safe_xml_parser, validate_xml
 from records.ingest.matching import NHS_NUMBER_SYSTEM
@@ -252,6 +254,23 @@ def _release_free_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
+def _nothing() -> None:
+    """A task that does nothing: its answer says the pool's processes are up."""
+
+
+@contextlib.contextmanager
+def _started_pool(processes: int) -> Iterator[ProcessPoolExecutor]:
+    """A pool of `processes` forked processes, already started when it is yielded, as Celery's prefork workers are
+    when a task reaches them: the rows that use it time the runs, not the forks.
+
+    fork: the children start with Django and the FHIR models already imported, as Celery's prefork workers do. A
+    pool that forks launches all its processes at its first task.
+    """
+    with ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("fork")) as pool:
+        pool.submit(_nothing).result()
+        yield pool
+
+
 def parallel_synthea(limit: int | None) -> tuple[Row, list[int]]:
     """Two runs at once, in two processes, each with half the bundles and new patients at its own practice."""
     texts = synthea_texts(limit, use=1)
@@ -261,15 +280,13 @@ def parallel_synthea(limit: int | None) -> tuple[Row, list[int]]:
     # The children open their own connections; a connection shared across fork would interleave their traffic.
     connections.close_all()
     _release_free_memory()
-    # fork: the children start with Django and the FHIR models already imported, as Celery's prefork workers do.
-    context = multiprocessing.get_context("fork")
-    started = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=runs, mp_context=context) as pool:
+    with _started_pool(runs) as pool:
+        started = time.perf_counter()
         futures = [
             pool.submit(_ingest_in_child, feed.pk, half) for feed, half in zip(feeds, halves, strict=True)
         ]
         results = [future.result() for future in futures]
-    seconds = time.perf_counter() - started
+        seconds = time.perf_counter() - started
     if not all(succeeded for *_, succeeded in results) or not all(written for _, _, written, _ in results):
         raise BenchmarkError("Synthea, runs at once: a run failed, did not add up or wrote nothing")
     read = sum(read for read, _, _, _ in results)
@@ -299,18 +316,77 @@ def _another_database() -> Iterator[None]:
             default.settings_dict["NAME"] = name
 
 
-def pooled_demo(folder: Path) -> Row:
-    """The demo's first run again with INGEST_VALIDATION_PROCESSES=2, in a database of its own, with its floor."""
+def _demo_feeds_in_child(feed_ids: list[int], folder: Path) -> tuple[int, int, int, bool]:
+    """In a worker process: the demo feeds given, one run each, in order; summed as `_ingest_in_child` does."""
+    read = validated_total = written = 0
+    succeeded = True
+    with _validations() as validated:
+        for feed_id in feed_ids:
+            feed = Feed.objects.select_related("organisation").get(pk=feed_id)
+            run = pipeline.ingest_path(feed, folder / feed.code)
+            read += run.resources_read
+            written += _written(run)
+            adds_up = run.created + run.updated + run.unchanged + run.quarantined == run.resources_read
+            succeeded = succeeded and run.status == IngestRun.Status.SUCCEEDED and adds_up
+        validated_total = sum(validated)
+    connections.close_all()
+    return read, validated_total, written, succeeded
+
+
+def _shares(feeds: list[Feed], folder: Path, parts: int) -> list[list[int]]:
+    """The feeds split into `parts` lists of about equal input, largest first, as idle workers would take them."""
+    sizes = {
+        feed.pk: sum(path.stat().st_size for path in (folder / feed.code).glob("*.json")) for feed in feeds
+    }
+    shares: list[list[int]] = [[] for _ in range(parts)]
+    loads = [0] * parts
+    for feed in sorted(feeds, key=lambda feed: -sizes[feed.pk]):
+        lightest = loads.index(min(loads))
+        shares[lightest].append(feed.pk)
+        loads[lightest] += sizes[feed.pk]
+    return [share for share in shares if share]
+
+
+def parallel_demo(folder: Path) -> Row:
+    """The demo's first run with its feeds taken two at a time by two processes, in a database of its own, with its
+    floor: the GP feeds first (only they create patients; each practice its own), then the others, as `make run`'s
+    two Celery workers would take scheduled runs from the queue."""
     with _another_database():
-        feeds = demo_partners_upsert()
-
-        def demo() -> list[IngestRun]:
-            with override_settings(INGEST_VALIDATION_PROCESSES=_VALIDATION_PROCESSES):
-                return [load.run for load in demo_ingest(feeds, folder) if load.run is not None]
-
-        row, feed_ids = _measure(f"demo, first run, {_VALIDATION_PROCESSES} processes", demo, is_rerun=False)
+        demo_partners_upsert()
+        with_data = [
+            feed
+            for feed in Feed.objects.select_related("organisation").filter(
+                code__in=[spec.code for spec in LIVE_FEEDS]
+            )
+            if any((folder / feed.code).glob("*.json"))
+        ]
+        phases = [
+            [feed for feed in with_data if feed.can_create_patients],
+            [feed for feed in with_data if not feed.can_create_patients],
+        ]
+        connections.close_all()
+        _release_free_memory()
+        results = []
+        with _started_pool(_PARALLEL_RUNS) as pool:
+            started = time.perf_counter()
+            for phase in phases:
+                futures = [
+                    pool.submit(_demo_feeds_in_child, share, folder)
+                    for share in _shares(phase, folder, _PARALLEL_RUNS)
+                ]
+                results += [future.result() for future in futures]
+            seconds = time.perf_counter() - started
+        if not all(succeeded for *_, succeeded in results):
+            raise BenchmarkError("demo, runs at once: a run failed or did not add up")
+        row = Row(
+            f"demo, first run, {_PARALLEL_RUNS} runs at once",
+            sum(read for read, _, _, _ in results),
+            sum(written for _, _, written, _ in results),
+            seconds,
+            validated=sum(validated for _, validated, _, _ in results),
+        )
         _create_floor_table()
-        return replace(row, floor=copy_floor("demo (2 processes)", sorted(set(feed_ids))))
+        return replace(row, floor=copy_floor("demo (runs at once)", sorted(feed.pk for feed in with_data)))
 
 
 def _columns() -> list[str]:
@@ -568,7 +644,7 @@ def run(
 
         demo_first, demo_feeds = _measure("demo, first run", demo, is_rerun=False)
         demo_again, _ = _measure("demo, re-run (writes nothing)", demo, is_rerun=True)
-        demo_pooled = pooled_demo(Path(folder))
+        demo_pooled = parallel_demo(Path(folder))
     parallel, parallel_feeds = parallel_synthea(synthea_bundles)
     _create_floor_table()
     synthea_floor = copy_floor("Synthea", synthea_feeds)
