@@ -73,21 +73,27 @@ def forget(run: IngestRun) -> tuple[list[tuple], list[tuple]]:
     return found
 
 
-@pytest.fixture
-def workers(settings, monkeypatch) -> list[int]:
-    """Validation in a worker process for every run, however small; yields the verdicts the workers gave."""
+def workers_for_every_run(settings, monkeypatch, *, run_claims: bool | None = False) -> None:
+    """Validation in a worker process for every run, however small, with the run's own claims on pieces fixed:
+    False, it never takes one, so that the worker (started after the run's first pass on input this small) gives
+    every verdict; None, as if the lock over the pieces were lost (a worker killed holding it). A worker's claims
+    follow the real rule."""
     settings.INGEST_VALIDATION_PROCESSES = 2
     monkeypatch.setattr(validation_pool, "VALIDATION_POOL_MIN_BYTES", 0)
     # A thread another test left behind (a test server) must not turn the workers off here; see the test below.
     monkeypatch.setattr(validation_pool, "fork_refusal", lambda: "")
-    # The run never takes a piece itself, so that the worker (started after the run's first pass on input this
-    # small) gives every verdict; it inherits the original rule.
     original_claim = validation_pool._claim
-    monkeypatch.setattr(
-        validation_pool,
-        "_claim",
-        lambda claims, piece, taker: taker != validation_pool._RUN and original_claim(claims, piece, taker),
-    )
+
+    def claim(claims, piece: int, taker: int) -> bool | None:
+        return run_claims if taker == validation_pool._RUN else original_claim(claims, piece, taker)
+
+    monkeypatch.setattr(validation_pool, "_claim", claim)
+
+
+@pytest.fixture
+def workers(settings, monkeypatch) -> list[int]:
+    """Validation in a worker process for every run, however small; yields the verdicts the workers gave."""
+    workers_for_every_run(settings, monkeypatch)
     given: list[int] = []
     original = validation_pool.ValidationPool.verdicts
 

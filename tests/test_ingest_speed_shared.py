@@ -17,7 +17,15 @@ from records.ingest.pipeline import ingest_texts
 from records.ingest.upsert import QUARANTINE_COLUMNS, entries_upsert, quarantine_insert, quarantined_insert
 from records.models import QuarantinedRecord, RecordEntry
 from tests.conftest import make_run
-from tests.test_ingest_speed_paths import condition, counts, forget, mixed_input, quarantined, stored
+from tests.test_ingest_speed_paths import (
+    condition,
+    counts,
+    forget,
+    mixed_input,
+    quarantined,
+    stored,
+    workers_for_every_run,
+)
 
 STD = "8098009"  # in the sensitive set: sexually transmitted infectious disease
 SNOMED = "http://snomed.info/sct"
@@ -85,16 +93,8 @@ def test_a_worker_that_dies_leaves_the_run_to_finish_on_its_own(cast, settings, 
     settings.INGEST_VALIDATION_PROCESSES = 1
     alone = ingest_texts(cast.cuh_feed, mixed_input(cast))
     expected = forget(alone)
-    settings.INGEST_VALIDATION_PROCESSES = 2
-    monkeypatch.setattr(validation_pool, "VALIDATION_POOL_MIN_BYTES", 0)
-    monkeypatch.setattr(validation_pool, "fork_refusal", lambda: "")
     # The run never takes a piece itself: it waits for the worker, which dies on the first piece it takes.
-    original_claim = validation_pool._claim
-    monkeypatch.setattr(
-        validation_pool,
-        "_claim",
-        lambda claims, piece, taker: taker != validation_pool._RUN and original_claim(claims, piece, taker),
-    )
+    workers_for_every_run(settings, monkeypatch)
     monkeypatch.setattr(validation_pool, "verdicts", _dies)
 
     run = ingest_texts(cast.cuh_feed, mixed_input(cast))
@@ -107,18 +107,8 @@ def test_a_run_that_loses_the_lock_over_the_pieces_does_the_rest_itself(cast, se
     settings.INGEST_VALIDATION_PROCESSES = 1
     alone = ingest_texts(cast.cuh_feed, mixed_input(cast))
     expected = forget(alone)
-    settings.INGEST_VALIDATION_PROCESSES = 2
-    monkeypatch.setattr(validation_pool, "VALIDATION_POOL_MIN_BYTES", 0)
-    monkeypatch.setattr(validation_pool, "fork_refusal", lambda: "")
     # As if a worker had been killed holding the lock: the run cannot have it (the worker still may).
-    original_claim = validation_pool._claim
-    monkeypatch.setattr(
-        validation_pool,
-        "_claim",
-        lambda claims, piece, taker: (
-            None if taker == validation_pool._RUN else original_claim(claims, piece, taker)
-        ),
-    )
+    workers_for_every_run(settings, monkeypatch, run_claims=None)
 
     run = ingest_texts(cast.cuh_feed, mixed_input(cast))
 
