@@ -14,6 +14,7 @@ What always holds:
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -213,11 +214,15 @@ def unknown_patients_replay(patient_ids: Sequence[int]) -> int:
     numbers = list(Patient.objects.filter(pk__in=patient_ids).values_list("nhs_number", flat=True))
     if not numbers:
         return 0
-    named = models.Q()
+    # One condition per partner (a handful), each with the partner's ids: a first load names many patients.
+    ids_by_partner: dict[int, list[str]] = defaultdict(list)
     for organisation_id, source_id in PartnerPatientId.objects.filter(patient_id__in=patient_ids).values_list(
         "organisation_id", "source_id"
     ):
-        named |= models.Q(feed__organisation_id=organisation_id, patient_reference=source_id)
+        ids_by_partner[organisation_id].append(source_id)
+    named = models.Q()
+    for organisation_id, source_ids in ids_by_partner.items():
+        named |= models.Q(feed__organisation_id=organisation_id, patient_reference__in=source_ids)
     waiting = list(
         QuarantinedRecord.objects.filter(
             models.Q(nhs_number__in=numbers) | named,
