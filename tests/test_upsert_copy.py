@@ -5,10 +5,11 @@ import hashlib
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from records.ingest import upsert
 from records.ingest.mapping import MappedEntry, map_resource
-from records.ingest.upsert import entries_upsert, quarantine_insert
+from records.ingest.upsert import QUARANTINE_COLUMNS, entries_upsert, quarantined_insert
 from records.models import IngestRun, QuarantinedRecord, RecordEntry
 from tests.conftest import make_run
 
@@ -215,28 +216,39 @@ def test_outside_a_transaction_the_batch_is_written_and_no_staging_table_is_left
         assert cursor.fetchone() == (None,)
 
 
-def quarantined(feed, run, payload: str) -> QuarantinedRecord:
-    return QuarantinedRecord(
-        feed=feed,
-        ingest_run=run,
-        reason=QuarantinedRecord.Reason.INVALID_RESOURCE,
-        detail=f"1 validation error(s): {AWKWARD}",
-        resource_type="Condition",
-        source_id="c1",
-        location="batch.ndjson:1",
-        raw_payload=payload,
-        payload_hash=hashlib.sha256(payload.encode()).hexdigest(),
-        nhs_number="9990000018",
+def quarantine_row(payload: str) -> tuple:
+    """A record the pipeline quarantines, as the QUARANTINE_COLUMNS values it hands to `quarantined_insert`."""
+    return (
+        QuarantinedRecord.Reason.INVALID_RESOURCE,
+        f"1 validation error(s): {AWKWARD}",
+        "Condition",
+        "c1",
+        "batch.ndjson:1",
+        payload,
+        hashlib.sha256(payload.encode()).hexdigest(),
+        "9990000018",
+        "",
+        timezone.now(),
     )
 
 
 def test_quarantined_records_are_written_as_bulk_create_wrote_them_and_a_pending_one_only_once(cast):
     run, reference_run = make_run(cast.cuh_feed), make_run(cast.cpft_feed)
     payloads = [f'{{"resourceType": "Condition", "note": "{AWKWARD}"}}', "{not json at all\\"]
+    rows = [quarantine_row(payload) for payload in payloads]
 
-    quarantine_insert([quarantined(cast.cuh_feed, run, payload) for payload in payloads])
-    quarantine_insert([quarantined(cast.cuh_feed, make_run(cast.cuh_feed), payloads[0])])
-    QuarantinedRecord.objects.bulk_create([quarantined(cast.cpft_feed, reference_run, p) for p in payloads])
+    quarantined_insert(cast.cuh_feed, run, rows)
+    quarantined_insert(cast.cuh_feed, make_run(cast.cuh_feed), rows[:1])
+    QuarantinedRecord.objects.bulk_create(
+        [
+            QuarantinedRecord(
+                feed=cast.cpft_feed,
+                ingest_run=reference_run,
+                **dict(zip(QUARANTINE_COLUMNS, row, strict=True)),
+            )
+            for row in rows
+        ]
+    )
 
     written = QuarantinedRecord.objects.filter(feed=cast.cuh_feed).order_by("payload_hash")
     reference = QuarantinedRecord.objects.filter(feed=cast.cpft_feed).order_by("payload_hash")

@@ -261,19 +261,6 @@ def _as_is(text: str) -> str:
     return text
 
 
-def quarantine_insert(records: Sequence[QuarantinedRecord]) -> None:
-    """Insert quarantined records as `bulk_create(records, ignore_conflicts=True)` would, through COPY.
-
-    A record whose payload is already pending for the same reason and feed is skipped (the partial unique
-    constraint), so the one pending row stays the one to fix and replay. Like bulk_create, no signal is sent and
-    the objects are not given primary keys.
-    """
-    if not records:
-        return
-    columns, rows = _model_rows(QuarantinedRecord, records)
-    _copy_insert(QuarantinedRecord._meta.db_table, columns, rows, "ON CONFLICT DO NOTHING")
-
-
 # What the pipeline knows of each record it quarantines, in this order (`quarantined_insert`); every other column
 # takes the model's default.
 QUARANTINE_COLUMNS = (
@@ -292,8 +279,10 @@ QuarantineRow = tuple[str, str, str, str, str, str, str, str, str, datetime]
 
 
 def quarantined_insert(feed: Feed, run: IngestRun, rows: Sequence[QuarantineRow]) -> None:
-    """Insert records quarantined by `run` of `feed`, given as QUARANTINE_COLUMNS values, as `quarantine_insert`
-    inserts the same records made into model instances: the same rows, the same skip of a payload already pending.
+    """Insert records quarantined by `run` of `feed`, given as QUARANTINE_COLUMNS values, as
+    `bulk_create(..., ignore_conflicts=True)` inserts the same records made into model instances: the same rows, and
+    a payload already pending for the same reason and feed skipped (the partial unique constraint), so that the one
+    pending row stays the one to fix and replay.
 
     A run quarantines thousands of records (Synthea: 1,708 of unsupported types); a model instance each, and
     Django preparing every field of it, was most of the Python time of writing them. The columns the pipeline does
