@@ -3,10 +3,12 @@
 import hashlib
 import json
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
 from consent.sensitive import SENSITIVE_SETS
+from records.ingest.fhir import canonical_json, content_hash
 from records.ingest.mapping import SUPPORTED_TYPES, map_resource
 from records.ingest.pipeline import ingest_texts
 from records.models import IngestRun, QuarantinedRecord, RecordEntry
@@ -301,6 +303,33 @@ def test_version_hash_and_status_are_kept(cast):
     assert entry.resource == condition
     canonical = json.dumps(condition, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert entry.content_hash == hashlib.sha256(canonical.encode()).hexdigest()
+
+
+SYNTHEA = Path(__file__).resolve().parents[2] / "shared" / "data" / "synthea-r4"
+
+
+def _standard_canonical(resource: dict) -> str:
+    return json.dumps(resource, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def test_the_canonical_json_is_the_standard_librarys_text_for_every_synthea_resource():
+    """Hashes stored before orjson wrote the canonical JSON still match: an unchanged resource stays unchanged."""
+    resources = [
+        entry["resource"]
+        for path in sorted(SYNTHEA.glob("*.json"))
+        for entry in json.loads(path.read_bytes())["entry"]
+    ]
+
+    assert len(resources) > 7000
+    assert [r for r in resources if canonical_json(r) != _standard_canonical(r)] == []
+
+
+def test_what_orjson_cannot_write_the_standard_library_does():
+    """An integer beyond 64 bits is valid JSON: its canonical text and hash come from the standard library."""
+    observation = resource("Observation", status="final", valueInteger=2**70, code={"text": "Count"})
+
+    assert canonical_json(observation) == _standard_canonical(observation)
+    assert content_hash(observation) == hashlib.sha256(_standard_canonical(observation).encode()).hexdigest()
 
 
 VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, time
 from functools import cache
 from typing import Any
 
+import orjson
 from fhir.resources.R4B import get_fhir_model_class
 from fhir.resources.R4B.resource import Resource
 from lxml import etree
@@ -122,7 +123,16 @@ def fhir_id(value: str) -> str:
 
 
 def canonical_json(resource: Mapping[str, Any]) -> str:
-    return json.dumps(resource, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """The resource as compact JSON with its keys sorted: what its content hash is taken of, and what is stored.
+
+    orjson writes the same text as `json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)` but for
+    the exponent of a very small or large number (1e-7, not 1e-07; either is the same JSONB value); what it cannot
+    write (an integer beyond 64 bits) the standard library writes.
+    """
+    try:
+        return orjson.dumps(resource, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:
+        return json.dumps(resource, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def content_hash(resource: Mapping[str, Any]) -> str:
