@@ -37,7 +37,6 @@ import multiprocessing
 import os
 import platform
 import pstats
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -490,20 +489,29 @@ def _machine() -> list[str]:
     ]
 
 
-def _table(rows: list[Row]) -> str:
+def _headline(row: Row) -> float:
+    """The rate a row is judged by: validated resources a second, or resources a second where none are counted."""
+    validated_rate = row.validated_rate
+    return row.rate if validated_rate is None else validated_rate
+
+
+def _table(rows: list[Row], repetitions: list[list[Row]] | None = None) -> str:
+    spans = list(zip(*repetitions, strict=True)) if repetitions and len(repetitions) > 1 else []
     header = (
         f"{'path':<40} {'resources':>9} {'validated':>9} {'entries':>8} {'seconds':>8} {'resources/s':>11} "
-        f"{'validated/s':>11} {'GC s':>5} {'vs COPY':>8}"
+        f"{'validated/s':>11} {'GC s':>5} {'vs COPY':>8}" + (f" {'range':>13}" if spans else "")
     )
     lines = [header, "-" * len(header)]
-    for row in rows:
+    for number, row in enumerate(rows):
+        rates = [_headline(measured) for measured in spans[number]] if spans else []
+        span = f" {min(rates):>6.0f}-{max(rates):<6.0f}" if rates else ""
         ratio = f"{row.rate / row.floor.rate:.2f}" if row.floor and row.floor.rate else ""
         paused = f"{row.gc_seconds:.2f}" if row.gc_seconds is not None else ""
         validated = "" if row.validated is None else str(row.validated)
         validated_rate = "" if row.validated_rate is None else f"{row.validated_rate:.0f}"
         lines.append(
             f"{row.path:<40} {row.resources:>9} {validated:>9} {row.entries:>8} {row.seconds:>8.3f} "
-            f"{row.rate:>11.0f} {validated_rate:>11} {paused:>5} {ratio:>8}"
+            f"{row.rate:>11.0f} {validated_rate:>11} {paused:>5} {ratio:>8}{span}"
         )
     return "\n".join(lines)
 
@@ -589,35 +597,38 @@ def top_functions(texts: Texts, out: TextIO) -> None:
     pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(15)
 
 
-def run(
-    *, synthea_bundles: int | None, demo_patients: int | None, profile: bool, warm_up: bool = True
-) -> None:
-    """Set up, measure everything once, print the table (and with `profile`, where the time goes)."""
-    out = sys.stdout
+def measure_once(
+    *, synthea_bundles: int | None, demo_patients: int | None, warm_up: bool, out: TextIO | None
+) -> list[Row]:
+    """Migrate the (new, empty) database, measure every row once, and return the rows; the machine, versions and
+    data lines go to `out` (the first repetition's)."""
     started = time.perf_counter()
     call_command("migrate", verbosity=0, interactive=False)
     texts = synthea_texts(synthea_bundles)
     feeds = demo_partners_upsert()
     feed = synthea_feed("SYN1")
     patients = demo_patients or DEFAULT_PATIENTS
-    out.write("sharedcare ingestion benchmark: parse, validate, match, map, upsert (and quarantine)\n")
-    out.write("\n".join(_machine()) + "\n")
     setup = time.perf_counter() - started
     warmed = time.perf_counter()
     if warm_up:
         pipeline.ingest_texts(synthea_feed("SYNW"), synthea_texts(1, use=5), source_name="synthea (warm-up)")
-    warming = (
-        f"untimed warm-up run of one bundle {time.perf_counter() - warmed:.2f} s" if warm_up else "no warm-up"
-    )
-    out.write(
-        f"data      {len(texts)} Synthea bundles (NHS numbers added in memory), demo of {patients} patients; "
-        f"setup {setup:.1f} s, {warming}\n"
-    )
-    refused = validation_pool.fork_refusal()
-    if refused:
-        out.write(f"note      the worker-process rows validate in the run's own process here ({refused})\n")
-    out.write("\n")
-    out.flush()
+    if out is not None:
+        warming = (
+            f"untimed warm-up run of one bundle {time.perf_counter() - warmed:.2f} s"
+            if warm_up
+            else "no warm-up"
+        )
+        out.write("\n".join(_machine()) + "\n")
+        out.write(
+            f"data      {len(texts)} Synthea bundles (NHS numbers added in memory), demo of {patients} patients; "
+            f"setup {setup:.1f} s, {warming}\n"
+        )
+        refused = validation_pool.fork_refusal()
+        if refused:
+            out.write(
+                f"note      the worker-process rows validate in the run's own process here ({refused})\n"
+            )
+        out.flush()
 
     def synthea() -> list[IngestRun]:
         return [pipeline.ingest_texts(feed, texts, source_name="synthea")]
@@ -651,7 +662,7 @@ def run(
     pooled_floor = copy_floor("2-process", pooled_feeds)
     demo_floor = copy_floor("demo", sorted(set(demo_feeds)))
     parallel_floor = copy_floor("parallel runs'", parallel_feeds)
-    rows = [
+    return [
         replace(synthea_first, floor=synthea_floor),
         replace(synthea_again, floor=synthea_floor),
         replace(pooled_first, floor=pooled_floor),
@@ -667,17 +678,40 @@ def run(
         validation_alone(texts),
         xml_validation_alone(),
     ]
-    out.write(_table(rows) + "\n")
+
+
+def medians(repetitions: list[list[Row]]) -> list[Row]:
+    """Per row, the repetition with the median time (of an even number, the slower of the two middle ones)."""
+    return [
+        sorted(measured, key=lambda row: row.seconds)[len(measured) // 2]
+        for measured in zip(*repetitions, strict=True)
+    ]
+
+
+def report(repetitions: list[list[Row]], out: TextIO) -> None:
+    """Print the table: each row's median repetition, and with more than one, the range over all of them."""
+    out.write("\n" + _table(medians(repetitions), repetitions) + "\n")
+    shown = (
+        f"Each row is the median of {len(repetitions)} repetitions, each in a new database (of an even number,"
+        " the slower middle\none); range: the lowest and highest validated/s (resources/s for the floors) over"
+        " all of them.\n"
+        if len(repetitions) > 1
+        else ""
+    )
     out.write(
         "\nresources: read by the run, patients and quarantined ones included; validated: those that went through"
         " FHIR\nvalidation, valid or not (not those quarantined before it, as unreadable or of an unsupported type,"
         " nor those\nheld unchanged); entries: record-entry rows it wrote.\nGC s: time the cyclic garbage collector"
         " paused the run. vs COPY: the run's resources/s over the COPY floor's\nrows/s for the rows that run wrote"
-        " (1.00 would be ingesting as fast as PostgreSQL can store them).\n"
+        " (1.00 would be ingesting as fast as PostgreSQL can store them).\n" + shown
     )
-    if profile:
-        report = io.StringIO()
-        stage_times(synthea_texts(synthea_bundles, use=2), report)
-        top_functions(synthea_texts(synthea_bundles, use=3), report)
-        out.write(report.getvalue())
+    out.flush()
+
+
+def where_the_time_goes(synthea_bundles: int | None, out: TextIO) -> None:
+    """Stage times, then cProfile's top functions, on Synthea runs for new patients (`--profile`)."""
+    buffer = io.StringIO()
+    stage_times(synthea_texts(synthea_bundles, use=2), buffer)
+    top_functions(synthea_texts(synthea_bundles, use=3), buffer)
+    out.write(buffer.getvalue())
     out.flush()

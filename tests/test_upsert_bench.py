@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_the_benchmark_runs_end_to_end_on_a_small_subset_and_prints_its_table():
     # It makes and drops its own scratch database on the server the tests use; no timing is checked.
     result = subprocess.run(
-        [sys.executable, "-m", "bench.ingest", "--synthea", "1", "--demo-patients", "5"],
+        [sys.executable, "-m", "bench.ingest", "--synthea", "1", "--demo-patients", "5", "--repeat", "2"],
         cwd=ROOT,
         env=os.environ.copy(),
         capture_output=True,
@@ -36,6 +36,8 @@ def test_the_benchmark_runs_end_to_end_on_a_small_subset_and_prints_its_table():
     ):
         assert line in result.stdout, result.stdout
     assert "resources/s" in result.stdout and "vs COPY" in result.stdout
+    # Two repetitions, each in a database of its own: each row is their median, with their range beside it.
+    assert "median of 2 repetitions" in result.stdout and "range" in result.stdout
     with server_connection(os.environ["DATABASE_URL"]) as server:
         left = server.execute(
             "SELECT datname FROM pg_database WHERE datname LIKE 'sharedcare_bench_%'"
