@@ -251,6 +251,55 @@ def test_a_worker_killed_mid_run_loses_nothing_and_the_redelivered_run_ingests_e
     assert IngestRun.objects.filter(feed=feed).count() == 2
 
 
+def is_alive(pid: int) -> bool:
+    """Whether process `pid` is running (a zombie, dead but not yet reaped, is not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_a_prefork_child_validates_beside_a_worker_of_its_own_that_dies_with_it(services):
+    """INGEST_VALIDATION_PROCESSES=2 in a real Celery prefork child, with a core free: the run forks a validation
+    worker. When the pool kills the child mid-run with SIGKILL, as it does at the task's hard time limit, the
+    validation worker goes too (PR_SET_PDEATHSIG), and the redelivered run ingests every record exactly once."""
+    services.env["INGEST_VALIDATION_PROCESSES"] = "2"
+    resources = 40_000
+    feed = inbox_feed("papworth-validated", schedule_minutes=60)
+    numbers = nhs_numbers(400)
+    Patient.objects.bulk_create([Patient(nhs_number=number) for number in numbers])
+    drop(feed, "bulk.ndjson", [condition(f"c{n}", numbers[n % len(numbers)]) for n in range(resources)])
+    worker = services.worker("worker-1")
+    started = re.compile(r"validation worker (\d+) started beside process (\d+)")
+
+    services.send(feed_run_task, feed.pk)
+    wait_for(lambda: started.search(services.log(worker)), 60, "a validation worker to start", services)
+    found = started.search(services.log(worker))
+    assert found is not None
+    helper, child = int(found[1]), int(found[2])
+    assert is_alive(helper) and child != worker.pid
+    assert IngestRun.objects.get(feed=feed).status == IngestRun.Status.RUNNING, "make the file bigger"
+    os.kill(child, signal.SIGKILL)
+
+    wait_for(lambda: not is_alive(helper), 10, "the validation worker to end with its run", services)
+    wait_for(
+        lambda: IngestRun.objects.filter(feed=feed, status="succeeded").exists(),
+        90,
+        "the redelivered run to succeed",
+        services,
+    )
+    succeeded = IngestRun.objects.get(feed=feed, status="succeeded")
+    assert (succeeded.resources_read, succeeded.created) == (resources, resources)
+    entries = RecordEntry.objects.filter(feed=feed)
+    assert entries.count() == entries.values("source_id").distinct().count() == resources
+    # Every validation worker any run started has ended: the one killed, and any the redelivered run closed.
+    helpers = [int(pid) for pid, _ in started.findall(services.log(worker))]
+    wait_for(
+        lambda: not any(is_alive(pid) for pid in helpers), 10, "every validation worker to end", services
+    )
+
+
 CORRUPT_FILES = {
     "truncated.json": b'{"resourceType": "Bundle", "type": "collection", "entry": [{"resource": {"resourceType": "Co',
     "wrong-encoding.json": '{"resourceType": "Condition", "id": "latin", "code": {"text": "Caf\u00e9"}}'.encode(

@@ -285,3 +285,24 @@ def _analysed_columns() -> set[str]:
             [RecordEntry._meta.db_table],
         )
         return {name for (name,) in cursor.fetchall()}
+
+
+def test_a_run_validates_in_as_many_processes_as_other_runs_leave_cores(cast, settings):
+    """A validation worker takes a core; with every core busy with other runs it would only slow the machine."""
+    mine = IngestRun.objects.create(feed=cast.cuh_feed)
+    cores = pipeline.usable_cores()
+
+    assert pipeline.validation_processes(2, mine) == min(2, cores)
+    assert pipeline.validation_processes(1, mine) == 1
+    # Runs going on elsewhere take their cores; one left marked running by a dead worker long ago does not.
+    long_ago = timezone.now() - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
+    IngestRun.objects.create(feed=cast.gp_a_feed, started_at=long_ago)
+    IngestRun.objects.create(
+        feed=cast.gp_a_feed, status=IngestRun.Status.SUCCEEDED, finished_at=timezone.now()
+    )
+    assert pipeline.validation_processes(2, mine) == min(2, cores)
+    IngestRun.objects.bulk_create([IngestRun(feed=cast.gp_a_feed) for _ in range(cores - 1)])
+    assert pipeline.validation_processes(2, mine) == 1
+    assert pipeline.validation_processes(cores + 1, mine) == 1
+    IngestRun.objects.create(feed=cast.gp_a_feed)
+    assert pipeline.validation_processes(2, mine) == 1

@@ -3,6 +3,7 @@ resources held unchanged, which are neither validated nor written again."""
 
 import json
 import multiprocessing
+import sys
 import threading
 from pathlib import Path
 from types import SimpleNamespace
@@ -82,6 +83,8 @@ def workers_for_every_run(settings, monkeypatch, *, run_claims: bool | None = Fa
     monkeypatch.setattr(validation_pool, "VALIDATION_POOL_MIN_BYTES", 0)
     # A thread another test left behind (a test server) must not turn the workers off here; see the test below.
     monkeypatch.setattr(validation_pool, "fork_refusal", lambda: "")
+    # Whatever cores this machine has and other tests' runs hold (see test_ingest_runs for that rule).
+    monkeypatch.setattr(pipeline, "validation_processes", lambda wanted, run: wanted)
     original_claim = validation_pool._claim
 
     def claim(claims, piece: int, taker: int) -> bool | None:
@@ -176,9 +179,13 @@ def test_no_worker_is_forked_from_a_daemonic_process_or_beside_other_threads(mon
     monkeypatch.setattr(threading, "enumerate", lambda: [main, other])
     assert (validation_pool.fork_refusal(), workers()) == ("other threads", 0)
 
-    # A Celery prefork worker is daemonic: it must validate in its own process.
+    # A Celery prefork child is daemonic: on Linux PR_SET_PDEATHSIG takes its workers down with it, so it may
+    # fork them (tests/test_feeds_worker.py shows it under a real worker); elsewhere it validates on its own.
     monkeypatch.setattr(threading, "enumerate", lambda: [main])
     monkeypatch.setattr(multiprocessing, "current_process", lambda: SimpleNamespace(daemon=True))
+    monkeypatch.setattr(sys, "platform", "linux")
+    assert (validation_pool.fork_refusal(), workers()) == ("", 1)
+    monkeypatch.setattr(sys, "platform", "darwin")
     assert (validation_pool.fork_refusal(), workers()) == ("daemonic process", 0)
 
 

@@ -39,6 +39,8 @@ def shared(settings, monkeypatch) -> dict[str, int]:
     monkeypatch.setattr(validation_pool, "VALIDATION_POOL_MIN_BYTES", 0)
     monkeypatch.setattr(validation_pool, "VALIDATION_CHUNK", 3)
     monkeypatch.setattr(validation_pool, "fork_refusal", lambda: "")
+    # Whatever cores this machine has and other tests' runs hold (see test_ingest_runs for that rule).
+    monkeypatch.setattr(pipeline, "validation_processes", lambda wanted, run: wanted)
     original_claim = validation_pool._claim
 
     def split(claims, piece, taker):

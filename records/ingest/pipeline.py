@@ -43,13 +43,14 @@ from __future__ import annotations
 import bisect
 import gc
 import hashlib
+import os
 import pathlib
 import sys
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import partial
 from itertools import count, islice, takewhile
 from operator import attrgetter, itemgetter
@@ -109,7 +110,7 @@ from records.ingest.readers import (
     sources_for_path,
 )
 from records.ingest.upsert import QuarantineRow, entries_held, entries_upsert, quarantined_insert
-from records.ingest.validation_pool import ValidationPool, Verdict, piece_verdicts
+from records.ingest.validation_pool import ValidationPool, Verdict, piece_verdicts, worth_forking
 from records.models import Feed, IngestRun, Patient, RecordEntry
 
 BATCH_SIZE = 500
@@ -240,6 +241,29 @@ def _ingest(
 ANALYZED_COLUMNS = ("organisation_id", "resource_type", "source_id", "patient_id", "section")
 
 
+def usable_cores() -> int:
+    """The CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def validation_processes(wanted: int, run: IngestRun) -> int:
+    """How many processes `run` validates in: `wanted` (INGEST_VALIDATION_PROCESSES), but no more than the cores
+    the other runs going on leave it, and at least its own.
+
+    A validation worker uses a core another run would otherwise use, and costs a run about a sixth more CPU in
+    all (`make bench`): with every core busy it would slow the machine down. A run counts as going on while it is
+    marked running and started within the task time limit (a run a dead worker left marked running counts no
+    longer); runs on other machines sharing the database count too, which errs on the side of fewer workers.
+    """
+    since = timezone.now() - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
+    others = (
+        IngestRun.objects.filter(status=IngestRun.Status.RUNNING, started_at__gte=since)
+        .exclude(pk=run.pk)
+        .count()
+    )
+    return max(1, min(wanted, usable_cores() - others))
+
+
 def entries_analyze() -> None:
     """Refresh the planner's statistics of the record entries (see ANALYZE_AFTER_CREATED)."""
     quote = connection.ops.quote_name
@@ -361,9 +385,12 @@ class _Run:
         self.submitted = 0  # sources before this one are with the pool
 
     def execute(self) -> None:
+        processes = settings.INGEST_VALIDATION_PROCESSES
+        if processes > 1 and worth_forking(self.sources, self.read):
+            processes = validation_processes(processes, self.run)
         with ValidationPool(
             self.sources,
-            processes=settings.INGEST_VALIDATION_PROCESSES,
+            processes=processes,
             max_bytes=self.max_bytes,
             types=SUPPORTED_TYPES,
             read=self.read,

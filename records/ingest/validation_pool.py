@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import ctypes
+import logging
 import multiprocessing
 import os
 import queue
@@ -23,8 +24,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import billiard
+
 from records.ingest.fhir import InvalidResource, JsonObject, validate_json, validate_xml
 from records.ingest.readers import Item, Reader, ResourceUnit, Source, read_bytes, read_source
+
+logger = logging.getLogger(__name__)
 
 # Below this much input a run validates in its own process: starting workers costs more than they would save.
 VALIDATION_POOL_MIN_BYTES = 1024 * 1024
@@ -161,6 +166,11 @@ def _worker_main(work: _Work) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
     if os.getppid() != work.parent:
         os._exit(0)
+    # The run stops its workers: an interrupt at the terminal reaches the whole process group, and the handlers
+    # inherited from a Celery child are its own to run.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for received in (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP):
+        signal.signal(received, signal.SIG_DFL)
     _sources = work.sources
     work.handing.close()
     # Answers the run did not collect are of no use once it has told the worker to stop.
@@ -194,14 +204,15 @@ def _answer(work: _Work, index: int, start: int, number: int, positions: range, 
 
 def fork_refusal() -> str:
     """Why this process must not fork worker processes now, or "" when it may."""
-    if multiprocessing.current_process().daemon:
-        # A Celery prefork worker (billiard) is daemonic: its children would outlive a terminated worker.
-        return "daemonic process"
-    billiard = sys.modules.get("billiard")
-    if billiard is not None and billiard.current_process().daemon:
-        return "daemonic process"
     if not hasattr(os, "fork"):
         return "no fork"
+    billiard_process = billiard.current_process()
+    if (multiprocessing.current_process().daemon or billiard_process.daemon) and not sys.platform.startswith(
+        "linux"
+    ):
+        # A Celery prefork child is daemonic: its pool kills it at its time limit or a shutdown, and only Linux's
+        # PR_SET_PDEATHSIG (see _worker_main) takes the child's own workers down with it.
+        return "daemonic process"
     tqdm_monitor = sys.modules.get("tqdm._monitor")
     monitor = getattr(tqdm_monitor, "TMonitor", None)
     others = [
@@ -213,6 +224,11 @@ def fork_refusal() -> str:
         # A lock another thread holds at the fork would stay held in the worker for ever.
         return "other threads"
     return ""
+
+
+def worth_forking(sources: Sequence[Source], read: Reader) -> bool:
+    """Whether a run of these inputs is one a validation worker could help: FHIR, and enough of it."""
+    return read is read_bytes and sum(source.size() for source in sources) >= VALIDATION_POOL_MIN_BYTES
 
 
 # Does a piece of work in the run's own process: (input index, positions, positions to skip) -> the verdicts, or
@@ -242,8 +258,9 @@ class ValidationPool:
     as it has them. When the run's second pass needs a verdict (`verdicts`), it takes the piece holding it if no
     worker has, and does that piece itself; otherwise it collects the worker's answer, doing pieces no one has
     taken while it waits. Whatever no worker answered for (a worker that failed, a resource that differs), the
-    run validates itself. With `processes` under 2, in a daemonic process (a Celery prefork worker), with other
-    threads running, for a reader other than FHIR's, or for little input, there are no workers and no verdicts.
+    run validates itself. With `processes` under 2, where `fork_refusal` says no (a daemonic process other than a
+    Celery prefork child on Linux, other threads running), for a reader other than FHIR's, or for little input,
+    there are no workers and no verdicts.
     """
 
     def __init__(
@@ -268,10 +285,12 @@ class ValidationPool:
         self._answers: dict[int, dict[int, Verdict] | None] = {}
         self._next = 0  # no piece before this one is left for the run to take while it waits
         self._is_sharing = True  # False once the lock over the pieces is lost: the run does every piece left
-        if processes < 2 or read is not read_bytes or fork_refusal():
-            return
-        if sum(source.size() for source in sources) >= VALIDATION_POOL_MIN_BYTES:
-            self._workers = processes - 1
+        if processes >= 2 and worth_forking(sources, read):
+            refused = fork_refusal()
+            if refused:
+                logger.info("validating in the run's own process: it may not fork here (%s)", refused)
+            else:
+                self._workers = processes - 1
 
     def __enter__(self) -> ValidationPool:
         return self
@@ -286,7 +305,8 @@ class ValidationPool:
             for process in self._processes:
                 process.join(_STOP_SECONDS)
                 if process.is_alive():
-                    process.kill()
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(process.pid, signal.SIGKILL)
                     process.join()
             work.answers.close()
         self._processes.clear()
@@ -299,7 +319,9 @@ class ValidationPool:
         and as early as that: every page this process writes after the fork is copied, so the less it holds the
         better. fork: the workers start with Django, the FHIR models and the run's inputs; they never use the
         database connection they inherit."""
-        context = multiprocessing.get_context("fork")
+        # billiard (Celery's fork of multiprocessing), whose processes, unlike multiprocessing's, may start
+        # children of their own from a daemonic process: a Celery prefork child is one.
+        context: Any = billiard.get_context("fork")
         # A pipe, not a queue, for the tasks: a queue's thread in this process would be a thread beside the next
         # fork, and could block for ever on a full pipe no worker reads any more.
         tasks, handing = context.Pipe(duplex=False)
@@ -319,6 +341,7 @@ class ValidationPool:
             process = context.Process(target=_worker_main, args=(replace(work, number=number),), daemon=True)
             process.start()
             self._processes.append(process)
+            logger.info("validation worker %s started beside process %s", process.pid, work.parent)
         # Only the workers read the tasks: with them gone, handing one over fails rather than waits.
         tasks.close()
         return work
