@@ -2,15 +2,17 @@
 
 1. The whole ingestion path (parse, validate, match, map, upsert, quarantine, relationships) on the Synthea
    bundles of ../shared/data, made matchable in memory: each Patient gets a valid NHS number from the 999 test
-   range. First run (everything is new), then the same input again (nothing may be written); then both again
-   for new patients at another practice with INGEST_VALIDATION_PROCESSES=2 (validation in a worker process).
+   range. First run (everything is new), then the same input again (nothing may be written), in one process
+   (INGEST_VALIDATION_PROCESSES=1); then both again for new patients at another practice with
+   INGEST_VALIDATION_PROCESSES=2 (validation in a worker process beside the run, as a lone run gets by default).
    Before anything is timed, one untimed run of one bundle imports what a worker imports on its first run (the
    FHIR model classes, about 0.2 s), so that every row measures a worker that has run before (`--cold` does not).
 2. The same on the demo (`records.demo`), feed by feed, GP feeds first, as `make run` loads it; then its first run
    again, in a second scratch database (the demo's patients are fixed), with its feeds taken two at a time by two
    processes, GP feeds first: what two Celery workers do with the demo's feeds.
 3. Two Synthea runs at once, each in its own process with half the bundles, for new patients at two practices:
-   what a two-core machine does with two Celery workers, as `make run` starts them.
+   what a two-core machine does with two Celery workers, as `make run` starts them, with the default settings
+   (each run forks a validation worker only while no other run takes the other core).
 4. The floor: a plain PostgreSQL COPY of the record-entry rows each of those runs wrote, into an empty table with
    the same columns, indexes, constraints and foreign keys, in the same run on the same server.
 5. R4B validation alone (pydantic, one core) on the Synthea resources, and on the UK Core XML examples, for
@@ -631,10 +633,11 @@ def measure_once(
         out.flush()
 
     def synthea() -> list[IngestRun]:
-        return [pipeline.ingest_texts(feed, texts, source_name="synthea")]
+        with override_settings(INGEST_VALIDATION_PROCESSES=1):
+            return [pipeline.ingest_texts(feed, texts, source_name="synthea")]
 
-    synthea_first, synthea_feeds = _measure("Synthea, first run", synthea, is_rerun=False)
-    synthea_again, _ = _measure("Synthea, re-run (writes nothing)", synthea, is_rerun=True)
+    synthea_first, synthea_feeds = _measure("Synthea, first run, one process", synthea, is_rerun=False)
+    synthea_again, _ = _measure("Synthea, re-run, one process", synthea, is_rerun=True)
     pooled_feed = synthea_feed("SYNV")
     pooled_texts = synthea_texts(synthea_bundles, use=4)
 
@@ -709,9 +712,10 @@ def report(repetitions: list[list[Row]], out: TextIO) -> None:
 
 
 def where_the_time_goes(synthea_bundles: int | None, out: TextIO) -> None:
-    """Stage times, then cProfile's top functions, on Synthea runs for new patients (`--profile`)."""
+    """Stage times, then cProfile's top functions, on Synthea runs in one process for new patients (`--profile`)."""
     buffer = io.StringIO()
-    stage_times(synthea_texts(synthea_bundles, use=2), buffer)
-    top_functions(synthea_texts(synthea_bundles, use=3), buffer)
+    with override_settings(INGEST_VALIDATION_PROCESSES=1):
+        stage_times(synthea_texts(synthea_bundles, use=2), buffer)
+        top_functions(synthea_texts(synthea_bundles, use=3), buffer)
     out.write(buffer.getvalue())
     out.flush()

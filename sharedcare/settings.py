@@ -162,10 +162,11 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", 
 RELATIONSHIP_ENCOUNTER_DAYS = env_int("RELATIONSHIP_ENCOUNTER_DAYS", 90, minimum=1)
 # Largest partner file the ingester reads, in bytes.
 INGEST_MAX_FILE_BYTES = env_int("INGEST_MAX_FILE_BYTES", 100 * 1024 * 1024, minimum=1024)
-# Processes that validate one ingest run's FHIR resources: 1 validates in the run's own process; N > 1 forks N - 1
-# workers for each large run that validate while the run's process matches, maps and writes. A Celery prefork
-# worker (a daemonic process) always validates in its own process. See docs/benchmarks.md.
-INGEST_VALIDATION_PROCESSES = env_int("INGEST_VALIDATION_PROCESSES", 1, minimum=1)
+# Processes that validate one ingest run's FHIR resources: 1 validates in the run's own process; N > 1 forks up to
+# N - 1 workers for each large run (1 MiB of input or more) that validate while the run's process matches, maps and
+# writes, as many as the cores other runs going on leave free (a lone run on two cores gets one). Celery prefork
+# children fork them too, on Linux only. See docs/benchmarks.md.
+INGEST_VALIDATION_PROCESSES = env_int("INGEST_VALIDATION_PROCESSES", 2, minimum=1)
 # Each inbox feed reads <FEED_INBOX_ROOT>/<feed code>/incoming and moves files to processed/ or failed/.
 FEED_INBOX_ROOT = Path(env_str("FEED_INBOX_ROOT") or BASE_DIR / ".data" / "inbox")
 # Largest body a partner may push in one request, in bytes.

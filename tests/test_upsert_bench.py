@@ -24,8 +24,9 @@ def test_the_benchmark_runs_end_to_end_on_a_small_subset_and_prints_its_table():
 
     assert result.returncode == 0, result.stdout + result.stderr
     for line in (
-        "Synthea, first run",
-        "Synthea, re-run (writes nothing)",
+        "Synthea, first run, one process",
+        "Synthea, re-run, one process",
+        "Synthea, first run, 2 processes",
         "demo, first run",
         "demo, re-run (writes nothing)",
         "run at once",
