@@ -140,6 +140,36 @@ def test_worker_processes_validate_xml_as_one_process_does(cast, settings, worke
     assert (shared.resources_read, shared.quarantined) == (alone.resources_read, alone.quarantined)
 
 
+def test_a_run_that_must_share_the_cores_starts_no_worker_or_hands_it_no_more(
+    cast, settings, workers, monkeypatch, caplog
+):
+    """Other runs going on take the cores (pipeline.validation_processes): a run then starts no worker, or stops
+    handing the one it has more inputs; whatever the worker was not handed, the run validates itself."""
+    settings.INGEST_VALIDATION_PROCESSES = 1
+    alone = ingest_texts(cast.cuh_feed, mixed_input(cast))
+    expected = forget(alone)
+    settings.INGEST_VALIDATION_PROCESSES = 2
+    monkeypatch.setattr(validation_pool, "_SHARE_CHECK_SECONDS", 0.0)
+
+    monkeypatch.setattr(pipeline, "validation_processes", lambda wanted, run: 1)
+    unshared = ingest_texts(cast.cuh_feed, mixed_input(cast))
+    assert workers and sum(workers) == 0, "no worker should have started"
+    assert counts(unshared) == counts(alone)
+    assert forget(unshared) == expected
+
+    # A core is free when the first input is handed over, and no longer when the second is.
+    answers = iter([2])
+    monkeypatch.setattr(pipeline, "validation_processes", lambda wanted, run: next(answers, 1))
+    workers.clear()
+    with caplog.at_level("INFO", logger="records.ingest.validation_pool"):
+        shared = ingest_texts(cast.cuh_feed, mixed_input(cast))
+
+    assert sum(workers) > 0, "the worker should have answered for the first input"
+    assert "get no more work" in caplog.text
+    assert (stored(shared), quarantined(shared)) == expected
+    assert counts(shared) == counts(alone)
+
+
 def _broken(*args: object, **kwargs: object) -> None:
     raise RuntimeError("the worker failed")
 

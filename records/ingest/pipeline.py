@@ -110,7 +110,7 @@ from records.ingest.readers import (
     sources_for_path,
 )
 from records.ingest.upsert import QuarantineRow, entries_held, entries_upsert, quarantined_insert
-from records.ingest.validation_pool import ValidationPool, Verdict, piece_verdicts, worth_forking
+from records.ingest.validation_pool import ValidationPool, Verdict, piece_verdicts
 from records.models import Feed, IngestRun, Patient, RecordEntry
 
 BATCH_SIZE = 500
@@ -247,8 +247,9 @@ def usable_cores() -> int:
 
 
 def validation_processes(wanted: int, run: IngestRun) -> int:
-    """How many processes `run` validates in: `wanted` (INGEST_VALIDATION_PROCESSES), but no more than the cores
-    the other runs going on leave it, and at least its own.
+    """How many processes `run` may validate in now: `wanted` (INGEST_VALIDATION_PROCESSES), but no more than the
+    cores the other runs going on leave it, and at least its own. The validation pool asks when its first worker
+    would start, and again as the run goes on: a run that has to share the cores stops handing its worker work.
 
     A validation worker uses a core another run would otherwise use, and costs a run about a sixth more CPU in
     all (`make bench`): with every core busy it would slow the machine down. A run counts as going on while it is
@@ -385,12 +386,10 @@ class _Run:
         self.submitted = 0  # sources before this one are with the pool
 
     def execute(self) -> None:
-        processes = settings.INGEST_VALIDATION_PROCESSES
-        if processes > 1 and worth_forking(self.sources, self.read):
-            processes = validation_processes(processes, self.run)
         with ValidationPool(
             self.sources,
-            processes=processes,
+            processes=settings.INGEST_VALIDATION_PROCESSES,
+            allowed=partial(validation_processes, run=self.run),
             max_bytes=self.max_bytes,
             types=SUPPORTED_TYPES,
             read=self.read,

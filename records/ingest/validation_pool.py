@@ -19,6 +19,7 @@ import queue
 import signal
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -43,6 +44,8 @@ _MAX_PIECES = 1 << 20
 _CLAIM_TIMEOUT_SECONDS = 1.0
 # How often the run, waiting for a worker's answer, checks that the worker is still alive.
 _ANSWER_POLL_SECONDS = 0.5
+# How often a run sharing with workers asks again whether other runs need the cores (a database query).
+_SHARE_CHECK_SECONDS = 0.25
 # How long a worker told to stop may take to finish the piece it is on before it is killed.
 _STOP_SECONDS = 2.0
 
@@ -176,15 +179,20 @@ def _worker_main(work: _Work) -> None:
     # Answers the run did not collect are of no use once it has told the worker to stop.
     work.answers.cancel_join_thread()
     tasks: deque[_Task] = deque()
+    is_open = True  # the run may hand over more inputs
     with contextlib.suppress(EOFError, OSError):
-        while True:
+        while tasks or is_open:
             if not tasks:
                 tasks.append(work.tasks.recv())
             index, start, pieces = tasks.popleft()
             for number, positions, skip in pieces:
                 # Whatever else the run has handed over meanwhile, taken now: it never waits to hand one over.
-                while work.tasks.poll():
-                    tasks.append(work.tasks.recv())
+                # Once it hands over no more (the pipe's end), what it handed over is still shared to the end.
+                try:
+                    while is_open and work.tasks.poll():
+                        tasks.append(work.tasks.recv())
+                except (EOFError, OSError):
+                    is_open = False
                 _answer(work, index, start, number, positions, skip)
 
 
@@ -272,8 +280,12 @@ class ValidationPool:
         types: frozenset[str],
         read: Reader,
         mapper: Callable[[JsonObject], Any] | None = None,
+        allowed: Callable[[int], int] | None = None,
     ) -> None:
         self._sources = sources
+        # Given the processes wanted, how many the run may use now (see `_may_share`); all of them, without it.
+        self._allowed = allowed
+        self._checked_at = 0.0
         self._max_bytes = max_bytes
         self._types = types
         self._mapper = mapper
@@ -351,6 +363,14 @@ class ValidationPool:
         source = self._sources[index]
         if not self._workers or source.size() > self._max_bytes:
             return
+        if not self._may_share():
+            # Another run has taken the core: no worker is started, or the one working gets nothing more, finishes
+            # what it was handed (sharing it piece by piece with the run as before) and stops.
+            if self._work is not None:
+                self._work.handing.close()
+                logger.info("validation workers get no more work: other runs need the cores")
+            self._workers = 0
+            return
         if self._work is None:
             self._work = self._start()
         pieces = []
@@ -369,6 +389,17 @@ class ValidationPool:
             self._work.handing.send(task)
         except OSError:  # the workers are gone: these pieces are no one's, and the run takes them as it goes
             self._workers = 0
+
+    def _may_share(self) -> bool:
+        """Whether the run may go on sharing with workers: asked when the first would start, and then at most every
+        _SHARE_CHECK_SECONDS, since runs that started at about the same time may not have been counted at first."""
+        if self._allowed is None:
+            return True
+        now = time.monotonic()
+        if self._work is not None and now - self._checked_at < _SHARE_CHECK_SECONDS:
+            return True
+        self._checked_at = now
+        return self._allowed(self._workers + 1) > 1
 
     def verdicts(self, position: int, meanwhile: PieceWork | None = None) -> dict[int, Verdict]:
         """The verdicts on the piece holding `position` (by position), the first time it is asked for; empty if
