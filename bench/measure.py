@@ -656,8 +656,8 @@ def measure_once(
         def demo() -> list[IngestRun]:
             return [load.run for load in demo_ingest(feeds, Path(folder)) if load.run is not None]
 
-        demo_first, demo_feeds = _measure("demo, first run", demo, is_rerun=False)
-        demo_again, _ = _measure("demo, re-run (writes nothing)", demo, is_rerun=True)
+        demo_first, demo_feeds = _measure("demo, first run, feed by feed", demo, is_rerun=False)
+        demo_again, _ = _measure("demo, re-run, feed by feed", demo, is_rerun=True)
         demo_pooled = parallel_demo(Path(folder))
     parallel, parallel_feeds = parallel_synthea(synthea_bundles)
     _create_floor_table()
