@@ -169,6 +169,15 @@ def condition(resource_id: str, nhs_number: str) -> dict:
     }
 
 
+def bulk_inbox_feed(code: str, resources: int) -> Feed:
+    """An inbox feed with one file of `resources` conditions waiting, for 400 patients held."""
+    feed = inbox_feed(code, schedule_minutes=60)
+    numbers = nhs_numbers(400)
+    Patient.objects.bulk_create([Patient(nhs_number=number) for number in numbers])
+    drop(feed, "bulk.ndjson", [condition(f"c{n}", numbers[n % len(numbers)]) for n in range(resources)])
+    return feed
+
+
 def test_beat_starts_a_due_inbox_feed_and_the_worker_ingests_it(services, tmp_path):
     feed = inbox_feed("papworth-inbox", schedule_minutes=1)
     [number] = nhs_numbers(1)
@@ -201,10 +210,7 @@ def test_beat_starts_a_due_inbox_feed_and_the_worker_ingests_it(services, tmp_pa
 
 def test_a_worker_killed_mid_run_loses_nothing_and_the_redelivered_run_ingests_every_record_once(services):
     resources = 40_000
-    feed = inbox_feed("papworth-bulk", schedule_minutes=60)
-    numbers = nhs_numbers(400)
-    Patient.objects.bulk_create([Patient(nhs_number=number) for number in numbers])
-    drop(feed, "bulk.ndjson", [condition(f"c{n}", numbers[n % len(numbers)]) for n in range(resources)])
+    feed = bulk_inbox_feed("papworth-bulk", resources)
     first = services.worker("worker-1")
 
     services.send(feed_run_task, feed.pk)
@@ -266,10 +272,7 @@ def test_a_prefork_child_validates_beside_a_worker_of_its_own_that_dies_with_it(
     validation worker goes too (PR_SET_PDEATHSIG), and the redelivered run ingests every record exactly once."""
     services.env["INGEST_VALIDATION_PROCESSES"] = "2"
     resources = 40_000
-    feed = inbox_feed("papworth-validated", schedule_minutes=60)
-    numbers = nhs_numbers(400)
-    Patient.objects.bulk_create([Patient(nhs_number=number) for number in numbers])
-    drop(feed, "bulk.ndjson", [condition(f"c{n}", numbers[n % len(numbers)]) for n in range(resources)])
+    feed = bulk_inbox_feed("papworth-validated", resources)
     worker = services.worker("worker-1")
     started = re.compile(r"validation worker (\d+) started beside process (\d+)")
 
