@@ -169,6 +169,16 @@ def test_a_run_that_must_share_the_cores_starts_no_worker_or_hands_it_no_more(
     assert (stored(shared), quarantined(shared)) == expected
     assert counts(shared) == counts(alone)
 
+    # Three processes wanted, two allowed: one worker starts, not two.
+    forget(shared)
+    settings.INGEST_VALIDATION_PROCESSES = 3
+    monkeypatch.setattr(pipeline, "validation_processes", lambda wanted, run: min(wanted, 2))
+    caplog.clear()
+    with caplog.at_level("INFO", logger="records.ingest.validation_pool"):
+        capped = ingest_texts(cast.cuh_feed, mixed_input(cast))
+    assert caplog.text.count("started beside process") == 1
+    assert (stored(capped), quarantined(capped)) == expected
+
 
 def _broken(*args: object, **kwargs: object) -> None:
     raise RuntimeError("the worker failed")

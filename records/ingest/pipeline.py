@@ -248,8 +248,8 @@ def usable_cores() -> int:
 
 def validation_processes(wanted: int, run: IngestRun) -> int:
     """How many processes `run` may validate in now: `wanted` (INGEST_VALIDATION_PROCESSES), but no more than the
-    cores the other runs going on leave it, and at least its own. The validation pool asks when its first worker
-    would start, and again as the run goes on: a run that has to share the cores stops handing its worker work.
+    cores the other runs going on leave it, and at least its own. The validation pool asks before its workers
+    start, and again as it hands over each further input: a run that has to share the cores hands them no more.
 
     A validation worker uses a core another run would otherwise use, and costs a run about a sixth more CPU in
     all (`make bench`): with every core busy it would slow the machine down. A run counts as going on while it is

@@ -391,15 +391,19 @@ class ValidationPool:
             self._workers = 0
 
     def _may_share(self) -> bool:
-        """Whether the run may go on sharing with workers: asked when the first would start, and then at most every
-        _SHARE_CHECK_SECONDS, since runs that started at about the same time may not have been counted at first."""
+        """Whether the run may share with workers: asked before they start (starting no more than it allows), and
+        then at most every _SHARE_CHECK_SECONDS as inputs are handed over, since a run that started at about the
+        same time may not have been counted at first."""
         if self._allowed is None:
             return True
         now = time.monotonic()
         if self._work is not None and now - self._checked_at < _SHARE_CHECK_SECONDS:
             return True
         self._checked_at = now
-        return self._allowed(self._workers + 1) > 1
+        allowed = self._allowed(self._workers + 1)
+        if self._work is None:
+            self._workers = min(self._workers, allowed - 1)
+        return allowed > 1
 
     def verdicts(self, position: int, meanwhile: PieceWork | None = None) -> dict[int, Verdict]:
         """The verdicts on the piece holding `position` (by position), the first time it is asked for; empty if
