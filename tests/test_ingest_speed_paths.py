@@ -3,8 +3,11 @@ resources held unchanged, which are neither validated nor written again."""
 
 import json
 import multiprocessing
+import os
+import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -227,6 +230,27 @@ def test_no_worker_is_forked_from_a_daemonic_process_or_beside_other_threads(mon
     assert (validation_pool.fork_refusal(), workers()) == ("", 1)
     monkeypatch.setattr(sys, "platform", "darwin")
     assert (validation_pool.fork_refusal(), workers()) == ("daemonic process", 0)
+
+
+def test_a_worker_ignores_the_terminals_interrupt_and_ends_with_the_pool(monkeypatch):
+    """Ctrl-C reaches the whole process group: the run decides what stops, and its workers end with the pool."""
+    monkeypatch.setattr(validation_pool, "VALIDATION_POOL_MIN_BYTES", 0)
+    monkeypatch.setattr(validation_pool, "fork_refusal", lambda: "")
+    resource = {"resourceType": "Condition", "id": "c1", "subject": {"reference": "Patient/p1"}}
+    sources = [readers.Source(location="one.json", data=json.dumps(resource).encode())]
+    with validation_pool.ValidationPool(
+        sources, processes=2, max_bytes=10**9, types=frozenset({"Condition"}), read=readers.read_bytes
+    ) as pool:
+        pool.submit(0, range(0, 1), frozenset())
+        [worker] = pool._processes
+        deadline = time.monotonic() + 10
+        while not pool._work.claims[0] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert pool._work.claims[0], "the worker should have taken the piece"
+        os.kill(worker.pid, signal.SIGINT)
+        worker.join(0.5)
+        assert worker.is_alive()
+    assert not worker.is_alive()
 
 
 def test_a_small_run_or_one_process_forks_no_worker(cast):
