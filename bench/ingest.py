@@ -62,7 +62,7 @@ def scratch_database(url: str, suffix: str = "") -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def _using(url: str) -> Iterator[None]:
+def using_database(url: str) -> Iterator[None]:
     """Point Django's default connection at the database `url` names while inside (Django is set up)."""
     from django.db import connections
 
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                 django.setup()
             from bench import measure
 
-            with _using(scratch):
+            with using_database(scratch):
                 try:
                     repetitions.append(
                         measure.measure_once(

@@ -49,7 +49,6 @@ from itertools import count
 from pathlib import Path
 from typing import Any, TextIO
 
-import dj_database_url
 import django
 import fhir.resources
 import psycopg
@@ -60,7 +59,7 @@ from django.test import override_settings
 from fhir.resources.R4B import get_fhir_model_class
 from lxml import etree
 
-from bench.ingest import scratch_database
+from bench.ingest import scratch_database, using_database
 from records import nhs_number
 from records.demo.generator import DEFAULT_PATIENTS, DEFAULT_SEED, write_demo_bundles
 from records.demo.loader import demo_ingest, demo_partners_upsert
@@ -304,17 +303,9 @@ def _another_database() -> Iterator[None]:
     The demo's patients (its NHS numbers) and partners (their ODS codes) are fixed, so a second first run of it
     needs a database of its own; the first is used again afterwards.
     """
-    default = connections["default"]
-    name = default.settings_dict["NAME"]
-    with scratch_database(os.environ["DATABASE_URL"], suffix="_2") as url:
-        connections.close_all()
-        default.settings_dict["NAME"] = dj_database_url.parse(url)["NAME"]
-        try:
-            call_command("migrate", verbosity=0, interactive=False)
-            yield
-        finally:
-            connections.close_all()
-            default.settings_dict["NAME"] = name
+    with scratch_database(os.environ["DATABASE_URL"], suffix="_2") as url, using_database(url):
+        call_command("migrate", verbosity=0, interactive=False)
+        yield
 
 
 def _demo_feeds_in_child(feed_ids: list[int], folder: Path) -> tuple[int, int, int, bool]:

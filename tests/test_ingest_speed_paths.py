@@ -19,19 +19,10 @@ import records.ingest.validation_pool as validation_pool
 from records.ingest.fhir import validate_json
 from records.ingest.pipeline import ingest_path, ingest_texts
 from records.models import IngestRun, QuarantinedRecord, RecordEntry
+from tests.test_ingest_runs import condition
 
 UKCORE = Path(__file__).resolve().parents[2] / "shared" / "data" / "ukcore-examples"
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
-SNOMED = "http://snomed.info/sct"
-
-
-def condition(resource_id: str, patient, display: str = "Asthma") -> dict:
-    return {
-        "resourceType": "Condition",
-        "id": resource_id,
-        "code": {"coding": [{"system": SNOMED, "code": "195967001", "display": display}]},
-        "subject": {"identifier": {"system": NHS, "value": patient.nhs_number}},
-    }
 
 
 def mixed_input(cast) -> list[tuple[str, bytes]]:

@@ -214,10 +214,8 @@ def fork_refusal() -> str:
     """Why this process must not fork worker processes now, or "" when it may."""
     if not hasattr(os, "fork"):
         return "no fork"
-    billiard_process = billiard.current_process()
-    if (multiprocessing.current_process().daemon or billiard_process.daemon) and not sys.platform.startswith(
-        "linux"
-    ):
+    is_daemonic = multiprocessing.current_process().daemon or billiard.current_process().daemon
+    if is_daemonic and not sys.platform.startswith("linux"):
         # A Celery prefork child is daemonic: its pool kills it at its time limit or a shutdown, and only Linux's
         # PR_SET_PDEATHSIG (see _worker_main) takes the child's own workers down with it.
         return "daemonic process"
