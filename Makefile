@@ -33,7 +33,7 @@ lint: install
 
 # An ingestion benchmark on a scratch database (BENCH_ARGS="--profile" says where the time goes); no assertions.
 bench: install
-	$(EMBEDDED) exec --profile bench -- $(PY) -m bench.ingest $(BENCH_ARGS)
+	$(EMBEDDED) exec --profile bench -- $(PY) -m records.bench.ingest $(BENCH_ARGS)
 
 clean:
 	rm -rf .data/test

@@ -71,7 +71,7 @@ def pushed_batch_process_task(batch_id: int) -> int | None:
 
     Returns the run's id only: task results are logged, and a run's error text may quote patient data.
     """
-    from records.push import pushed_batch_process
+    from records.feeds.push.process import pushed_batch_process
 
     run = pushed_batch_process(batch_id)
     return run.pk if run is not None else None
@@ -80,7 +80,7 @@ def pushed_batch_process_task(batch_id: int) -> int | None:
 @shared_task(name="records.quarantine_replay_task", **_RETRY_OPTIONS)
 def quarantine_replay_task(record_ids: list[int], user_id: int | None = None) -> dict[str, Any]:
     """Replay quarantined records by id (after a fix); a replayed record is never dropped nor ingested twice."""
-    from records.quarantine import quarantine_replay
+    from records.ingest.quarantine import quarantine_replay
 
     return quarantine_replay(record_ids, user_id=user_id).as_dict()
 
@@ -88,6 +88,6 @@ def quarantine_replay_task(record_ids: list[int], user_id: int | None = None) ->
 @shared_task(name="records.unknown_patients_replay_task", **_RETRY_OPTIONS)
 def unknown_patients_replay_task(patient_ids: list[int]) -> int:
     """Replay records quarantined for an unknown patient, now that these patients exist."""
-    from records.quarantine import unknown_patients_replay
+    from records.ingest.quarantine import unknown_patients_replay
 
     return unknown_patients_replay(patient_ids)

@@ -13,6 +13,6 @@ account_urls = [
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include(account_urls)),
-    path("api/", include("records.api_urls")),
-    path("", include("records.urls")),
+    path("api/", include("records.partner_api.urls")),
+    path("", include("records.portal.urls")),
 ]

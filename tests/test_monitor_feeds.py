@@ -11,8 +11,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AccessEvent
+from records.backoffice.monitor import CHART_DAYS, CHART_HEIGHT, feed_health_list
 from records.models import Feed, IngestRun, QuarantinedRecord
-from records.monitor import CHART_DAYS, CHART_HEIGHT, feed_health_list
 from records.services import feed_upsert
 from tests.test_quarantine_replay import NEWCOMER, condition, ingest
 

@@ -7,8 +7,8 @@ import pytest
 from django.urls import reverse
 
 from audit.models import AccessEvent
-from records.forms import NOT_FOUND_MESSAGE
 from records.models import Patient, RecordEntry
+from records.portal.forms import NOT_FOUND_MESSAGE
 
 PATIENT_A_FIELDS = (
     "Alice",

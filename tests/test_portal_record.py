@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from audit.models import AccessEvent
 from records.models import Feed, Organisation, Patient
+from records.portal.selectors import ROLE_DEMOGRAPHICS_ONLY, SENSITIVE_WITHHELD
 from records.sections import CLINICAL_SECTIONS, Section
-from records.selectors import ROLE_DEMOGRAPHICS_ONLY, SENSITIVE_WITHHELD
 from records.services import feed_upsert, organisation_upsert
 from tests.conftest import SOCIAL_CARE_CLINICAL_SECTIONS, make_entry
 

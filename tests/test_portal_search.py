@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from audit.models import AccessEvent
-from records.forms import NOT_FOUND_MESSAGE
+from records.portal.forms import NOT_FOUND_MESSAGE
 
 SEARCH = "records:patient-search"
 

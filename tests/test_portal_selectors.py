@@ -8,8 +8,8 @@ from django.utils import timezone
 
 from consent.policy import Action, Decision, decide
 from records.models import Patient
+from records.portal.selectors import SENSITIVE_WITHHELD, data_availability_get, record_page_build
 from records.sections import CLINICAL_SECTIONS, DEMOGRAPHIC_SECTIONS, Section
-from records.selectors import SENSITIVE_WITHHELD, data_availability_get, record_page_build
 
 EVERYTHING = Decision(allowed=True, basis="test", sections=DEMOGRAPHIC_SECTIONS | CLINICAL_SECTIONS)
 

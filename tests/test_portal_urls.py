@@ -45,17 +45,17 @@ def test_every_portal_url_sends_strangers_to_log_in(client, cast, name):
 
 @pytest.mark.parametrize("name", sorted(name for name, kind in PORTAL_URLS.items() if kind == "door"))
 def test_door_views_call_the_door(client, cast, name, monkeypatch):
-    import records.views
+    import records.portal.views
 
     calls: list[str] = []
     for door in ("get_patient_for_user", "patient_search_for_user"):
-        original = getattr(records.views, door)
+        original = getattr(records.portal.views, door)
 
         def spy(*args, _original=original, _door=door, **kwargs):
             calls.append(_door)
             return _original(*args, **kwargs)
 
-        monkeypatch.setattr(records.views, door, spy)
+        monkeypatch.setattr(records.portal.views, door, spy)
     client.force_login(cast.gp_ada)
     if name == "records:patient-search":
         client.post(reverse(name), {"nhs_number": "9990000018"})

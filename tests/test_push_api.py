@@ -8,16 +8,12 @@ import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-import records.api
+import records.partner_api.views
 from audit.services import RequestContext
+from records.feeds.push.keys import partner_credential_create
+from records.feeds.push.process import pushed_batch_process
+from records.feeds.push.receive import PushFacts, PushRefused, pushed_batch_receive
 from records.models import Feed, PartnerCredential, PushAttempt, PushedBatch
-from records.push import (
-    PushFacts,
-    PushRefused,
-    partner_credential_create,
-    pushed_batch_process,
-    pushed_batch_receive,
-)
 
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
 SNOMED = "http://snomed.info/sct"
@@ -85,7 +81,7 @@ def practice_b_key(cast) -> str:
 def _no_queueing(monkeypatch) -> list[int]:
     """Record what the view queues instead of sending it to the broker; tests run the service themselves."""
     queued: list[int] = []
-    monkeypatch.setattr(records.api.pushed_batch_process_task, "delay", queued.append)
+    monkeypatch.setattr(records.partner_api.views.pushed_batch_process_task, "delay", queued.append)
     return queued
 
 

@@ -8,8 +8,9 @@ import pytest
 from django.db import connection, transaction
 
 import records.ingest.pipeline as pipeline
+from records.feeds.push.keys import partner_credential_create
+from records.feeds.push.process import pushed_batch_process, pushed_batches_requeue
 from records.models import IngestRun, PushedBatch, QuarantinedRecord, RecordEntry
-from records.push import partner_credential_create, pushed_batch_process, pushed_batches_requeue
 from tests import test_push_api
 from tests.test_push_api import bundle, condition, push, status_of
 

@@ -1,8 +1,8 @@
 """Issue 3's acceptance: a file of 1,000 records with one bad record ingests 999 and quarantines one with its
 reason; replay after the fix ingests it, and a replay without a fix leaves it quarantined, nothing lost."""
 
+from records.ingest.quarantine import quarantine_replay
 from records.models import IngestRun, Patient, QuarantinedRecord, RecordEntry
-from records.quarantine import quarantine_replay
 from tests.test_quarantine_replay import NEWCOMER, NHS, condition, ingest, invalid_condition
 
 RECORDS = 1_000

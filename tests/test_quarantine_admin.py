@@ -8,11 +8,11 @@ from auditlog.models import LogEntry
 from django.contrib.admin import helpers
 from django.urls import reverse
 
-import records.admin
+import records.backoffice.quarantine
 from audit.models import AccessEvent
-from records.admin import NHS_NUMBER_SEARCH_FIELD
+from records.backoffice.quarantine import NHS_NUMBER_SEARCH_FIELD
+from records.ingest.quarantine import DISCARD_REASON_REQUIRED, quarantine_discard, quarantine_replay
 from records.models import IngestRun, QuarantinedRecord, RecordEntry
-from records.quarantine import DISCARD_REASON_REQUIRED, quarantine_discard, quarantine_replay
 from tests.test_quarantine_replay import NEWCOMER, condition, ingest, invalid_condition, newcomer
 
 Status = QuarantinedRecord.Status
@@ -132,10 +132,10 @@ def test_replay_selected_skips_records_not_pending_and_says_so(admin_client, cas
 def test_replaying_more_than_the_limit_is_queued_for_a_worker_after_commit(
     admin_client, cast, quarantined, monkeypatch, django_capture_on_commit_callbacks
 ):
-    monkeypatch.setattr(records.admin, "REPLAY_IN_REQUEST_LIMIT", 1)
+    monkeypatch.setattr(records.backoffice.quarantine, "REPLAY_IN_REQUEST_LIMIT", 1)
     queued: list[tuple[list[int], int | None]] = []
     monkeypatch.setattr(
-        records.admin.quarantine_replay_task,
+        records.backoffice.quarantine.quarantine_replay_task,
         "delay",
         lambda record_ids, user_id=None: queued.append((record_ids, user_id)),
     )

@@ -4,8 +4,8 @@ import pytest
 from auditlog.models import LogEntry
 from django.core.exceptions import ValidationError
 
+from records.ingest.quarantine import DISCARD_REASON_REQUIRED, quarantine_discard
 from records.models import QuarantinedRecord
-from records.quarantine import DISCARD_REASON_REQUIRED, quarantine_discard
 from tests.test_quarantine_replay import NEWCOMER, OTHER_NEWCOMER, condition, ingest
 
 Status = QuarantinedRecord.Status

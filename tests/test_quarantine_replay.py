@@ -12,8 +12,8 @@ from django.db import connection, transaction
 
 import records.ingest.pipeline as pipeline
 from records.ingest.pipeline import ingest_texts
+from records.ingest.quarantine import QuarantineReplayResult, quarantine_replay, unknown_patients_replay
 from records.models import Feed, IngestRun, Patient, QuarantinedRecord, RecordEntry
-from records.quarantine import QuarantineReplayResult, quarantine_replay, unknown_patients_replay
 
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
 SNOMED = "http://snomed.info/sct"

@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.ingest import server_connection
+from records.bench.ingest import server_connection
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -13,7 +13,17 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_the_benchmark_runs_end_to_end_on_a_small_subset_and_prints_its_table():
     # It makes and drops its own scratch database on the server the tests use; no timing is checked.
     result = subprocess.run(
-        [sys.executable, "-m", "bench.ingest", "--synthea", "1", "--demo-patients", "5", "--repeat", "2"],
+        [
+            sys.executable,
+            "-m",
+            "records.bench.ingest",
+            "--synthea",
+            "1",
+            "--demo-patients",
+            "5",
+            "--repeat",
+            "2",
+        ],
         cwd=ROOT,
         env=os.environ.copy(),
         capture_output=True,

@@ -6,8 +6,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from records.feeds.push.keys import partner_credential_create
 from records.models import Organisation
-from records.push import partner_credential_create
 
 
 class Command(BaseCommand):

@@ -12,8 +12,8 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import BasePermission
 
+from records.feeds.push.keys import key_prefix_of, partner_credential_for_key, partner_credential_touch
 from records.models import PartnerCredential
-from records.push import key_prefix_of, partner_credential_for_key, partner_credential_touch
 
 KEYWORD = "Bearer"
 

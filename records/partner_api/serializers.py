@@ -7,8 +7,8 @@ from typing import Any
 from django.urls import reverse
 from rest_framework import serializers
 
+from records.feeds.push.receive import quarantine_reason_counts
 from records.models import PushedBatch
-from records.push import quarantine_reason_counts
 
 # The run's own error can quote a database message naming a record; the partner gets this sentence instead and the
 # back office sees the error on the batch.

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from records import api
+from records.partner_api import views as api
 
 app_name = "api"
 

@@ -59,8 +59,8 @@ from django.test import override_settings
 from fhir.resources.R4B import get_fhir_model_class
 from lxml import etree
 
-from bench.ingest import scratch_database, using_database
 from records import nhs_number
+from records.bench.ingest import scratch_database, using_database
 from records.demo.generator import DEFAULT_PATIENTS, DEFAULT_SEED, write_demo_bundles
 from records.demo.loader import demo_ingest, demo_partners_upsert
 from records.demo.partners import LIVE_FEEDS
@@ -70,7 +70,7 @@ from records.ingest.matching import NHS_NUMBER_SYSTEM
 from records.models import Feed, IngestRun, Organisation, RecordEntry
 from records.services import feed_upsert, organisation_upsert
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 SYNTHEA = DATA / "synthea-r4"
 UKCORE = DATA / "ukcore-examples"
 _FLOOR_TABLE = "bench_copy_floor"

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from records import views
+from records.portal import views
 
 app_name = "records"
 

@@ -1,6 +1,6 @@
-"""The ingestion benchmark: `make bench`, or `python -m bench.ingest` with DATABASE_URL and REDIS_URL set.
+"""The ingestion benchmark: `make bench`, or `python -m records.bench.ingest` with DATABASE_URL and REDIS_URL set.
 
-Creates a scratch database on the server DATABASE_URL names, migrates it, measures (see `bench.measure`), prints
+Creates a scratch database on the server DATABASE_URL names, migrates it, measures (see `records.bench.measure`), prints
 a table, and drops the database again, so it never touches the data of `make run` or the tests.
 
 This module is a launcher: it imports nothing from Django at module level, because the settings must see the
@@ -78,7 +78,9 @@ def using_database(url: str) -> Iterator[None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m records.bench.ingest", description=__doc__.splitlines()[0]
+    )
     parser.add_argument(
         "--synthea", type=int, default=None, metavar="N", help="ingest only the first N Synthea bundles"
     )
@@ -122,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                 import django
 
                 django.setup()
-            from bench import measure
+            from records.bench import measure
 
             with using_database(scratch):
                 try:

@@ -15,8 +15,8 @@ from django.views.decorators.http import require_http_methods
 
 from consent.policy import staff_profile_of
 from records.access import PatientNotFound, get_patient_for_user, patient_search_for_user
-from records.forms import PatientSearchForm
-from records.selectors import record_page_build
+from records.portal.forms import PatientSearchForm
+from records.portal.selectors import record_page_build
 
 
 @login_required

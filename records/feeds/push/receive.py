@@ -1,21 +1,9 @@
-"""Partners push batches to the API: their keys, receiving a batch, and processing it on the worker.
-
-What always holds:
-- a key is shown once, when it is made; only its sha256 and its first characters are stored;
-- every push attempt, accepted or refused, leaves exactly one PushAttempt saying who tried, into which feed, with
-  what, and the answer they got;
-- an accepted batch is stored whole (bytes, size, sha256) in the same transaction as its attempt, before the
-  partner hears 202, and its payload is never dropped, whatever becomes of its ingestion;
-- a body is never read past PUSH_MAX_BYTES (plus one byte, to know it is too large);
-- one worker at a time processes a batch, and processing it again changes nothing.
-"""
+"""Receiving a pushed batch: every attempt is recorded, an accepted batch is stored whole before the partner hears
+202, and a body is never read past PUSH_MAX_BYTES (plus one byte, to know it is too large)."""
 
 from __future__ import annotations
 
 import hashlib
-import hmac
-import re
-import secrets
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,17 +12,12 @@ from typing import Protocol
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Count
-from django.utils import timezone
 
 from audit.services import RequestContext
-from records.ingest.pipeline import IngestFailed, ingest_texts
+from records.feeds.push.keys import KEY_PREFIX_LENGTH
 from records.ingest.readers import clean
-from records.models import Feed, IngestRun, Organisation, PartnerCredential, PushAttempt, PushedBatch
+from records.models import Feed, IngestRun, PartnerCredential, PushAttempt, PushedBatch
 
-KEY_START = "sc_"
-KEY_PREFIX_LENGTH = 12
-# What `secrets.token_urlsafe` produces after the start; anything else is not a key and is not looked up.
-_KEY_PATTERN = re.compile(r"^sc_[A-Za-z0-9_-]{20,200}$")
 _READ_CHUNK_BYTES = 64 * 1024
 _LARGEST_COUNT = 2**31 - 1  # PositiveIntegerField
 FEED_CLOSED = PushAttempt.Outcome.FEED_CLOSED.value
@@ -53,68 +36,6 @@ MEDIA_TYPES: Mapping[str, Mapping[str, str]] = {
     Feed.Format.CSV: {"text/csv": ".csv"},
     Feed.Format.HL7V2: {"x-application/hl7-v2+er7": ".hl7", "application/hl7-v2": ".hl7"},
 }
-
-
-# Keys.
-
-
-@dataclass(frozen=True)
-class NewKey:
-    key: str
-    prefix: str
-    hash: str
-
-
-def key_hash(key: str) -> str:
-    # A key carries 256 random bits: a fast hash is enough, there is nothing to guess from a dictionary.
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-def key_new() -> NewKey:
-    """A fresh partner key, with the prefix and hash that are all the database keeps of it."""
-    key = KEY_START + secrets.token_urlsafe(32)
-    return NewKey(key=key, prefix=key[:KEY_PREFIX_LENGTH], hash=key_hash(key))
-
-
-def key_prefix_of(presented: str) -> str:
-    """The part of a presented key that may be recorded: its first characters, made safe to store."""
-    return clean(presented[:KEY_PREFIX_LENGTH])
-
-
-def partner_credential_create(*, organisation: Organisation, name: str) -> tuple[PartnerCredential, str]:
-    """Make an active key for a partner's system; returns the credential and the key, which exists nowhere else.
-
-    The caller shows the key once; it cannot be recovered afterwards, only replaced by a new credential.
-    """
-    new = key_new()
-    credential = PartnerCredential.objects.create(
-        organisation=organisation, name=name, key_prefix=new.prefix, key_hash=new.hash
-    )
-    return credential, new.key
-
-
-def partner_credential_for_key(presented: str) -> PartnerCredential | None:
-    """The credential whose key this is, active or not; None for anything that is not one of our keys."""
-    if not _KEY_PATTERN.match(presented):
-        return None
-    credential = (
-        PartnerCredential.objects.select_related("organisation")
-        .filter(key_prefix=presented[:KEY_PREFIX_LENGTH])
-        .first()
-    )
-    if credential is None:
-        return None
-    if not hmac.compare_digest(credential.key_hash, key_hash(presented)):
-        return None
-    return credential
-
-
-def partner_credential_touch(credential: PartnerCredential) -> None:
-    # A queryset update: no auditlog entry for every request, only for changes people make.
-    PartnerCredential.objects.filter(pk=credential.pk).update(last_used_at=timezone.now())
-
-
-# Receiving a batch.
 
 
 class _Readable(Protocol):
@@ -269,100 +190,6 @@ def pushed_batch_receive(facts: PushFacts, body: _Readable | None) -> PushedBatc
             facts, outcome=PushAttempt.Outcome.ACCEPTED, status_code=202, size=len(payload), batch=batch
         )
     return batch
-
-
-# Processing a batch (on the worker).
-
-_FINISHED = (PushedBatch.Status.DONE, PushedBatch.Status.FAILED)
-_UNFINISHED = (PushedBatch.Status.PENDING, PushedBatch.Status.PROCESSING)
-
-
-def _lock(batch_id: int) -> PushedBatch | None:
-    """The batch, row-locked until the transaction ends; None if it does not exist or another worker holds it."""
-    return (
-        PushedBatch.objects.select_for_update(skip_locked=True, of=("self",))
-        .select_related("feed", "credential", "ingest_run")
-        .filter(pk=batch_id)
-        .first()
-    )
-
-
-def pushed_batch_process(batch_id: int) -> IngestRun | None:
-    """Ingest one pushed batch as one run of its feed; returns the run, or None if there is nothing to do now.
-
-    What always holds:
-    - a batch that is done or failed is not processed again: its run is returned as it is (a failed batch goes
-      back to pending only by `pushed_batches_requeue`);
-    - one worker at a time: the batch row stays locked for the whole run, and a caller that finds it locked
-      returns None at once;
-    - a worker that dies mid-run loses its database connection, so PostgreSQL rolls its run back and releases the
-      lock; the batch is left `processing` and unlocked, and the next call (Celery redelivers the unacknowledged
-      task) picks it up again. No clock or time limit is involved: a lock held means a live worker;
-    - the payload stays whatever happens. On IngestFailed the batch is failed with the run's error and linked to
-      that run, which is marked failed and kept nothing; the ingestion is idempotent, so a rerun is always safe.
-    """
-    batch = PushedBatch.objects.select_related("ingest_run").filter(pk=batch_id).first()
-    if batch is None:
-        return None
-    if batch.status in _FINISHED:
-        return batch.ingest_run
-    # Say `processing` where the status URL can see it, then hold the lock through the run.
-    with transaction.atomic():
-        claimed = _lock(batch_id)
-        if claimed is None:
-            return None
-        if claimed.status in _FINISHED:
-            return claimed.ingest_run
-        claimed.status = PushedBatch.Status.PROCESSING
-        claimed.save(update_fields=["status"])
-    with transaction.atomic():
-        claimed = _lock(batch_id)
-        if claimed is None:
-            return None
-        if claimed.status in _FINISHED:
-            return claimed.ingest_run
-        return _ingest(claimed)
-
-
-def _ingest(batch: PushedBatch) -> IngestRun:
-    suffix = MEDIA_TYPES.get(batch.feed.format, {}).get(batch.content_type, "")
-    location = f"batch {batch.public_id}{suffix}"
-    source_name = f"push: batch {batch.public_id} with key {batch.credential.key_prefix}"
-    try:
-        run = ingest_texts(
-            batch.feed,
-            [(location, bytes(batch.payload))],
-            source_name=source_name,
-            trigger=IngestRun.Trigger.PUSH,
-        )
-    except IngestFailed as failed:
-        batch.status = PushedBatch.Status.FAILED
-        batch.ingest_run = failed.run
-        batch.error = failed.run.error
-    else:
-        batch.status = PushedBatch.Status.DONE
-        batch.ingest_run = run
-        batch.error = ""
-    batch.save(update_fields=["status", "ingest_run", "error"])
-    assert batch.ingest_run is not None
-    return batch.ingest_run
-
-
-def pushed_batches_requeue(batch_ids: list[int]) -> list[int]:
-    """Put failed batches back to pending, to be processed again after a fix; returns the ids that were.
-
-    Their failed runs stay, unlinked, as the record of the failure. The caller queues the processing after commit.
-    """
-    with transaction.atomic():
-        ids = list(
-            PushedBatch.objects.select_for_update(skip_locked=True)
-            .filter(pk__in=batch_ids, status=PushedBatch.Status.FAILED)
-            .values_list("pk", flat=True)
-        )
-        PushedBatch.objects.filter(pk__in=ids).update(
-            status=PushedBatch.Status.PENDING, ingest_run=None, error=""
-        )
-    return ids
 
 
 # Reading a batch's status.

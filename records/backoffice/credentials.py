@@ -13,8 +13,9 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from records.feeds.push.keys import key_new
+from records.feeds.push.process import pushed_batches_requeue
 from records.models import PartnerCredential, PushAttempt, PushedBatch
-from records.push import key_new, pushed_batches_requeue
 from records.tasks import pushed_batch_process_task
 
 

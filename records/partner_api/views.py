@@ -19,16 +19,21 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit.services import request_context
-from records.authentication import IsPartnerSystem, PartnerClient, PartnerKeyAuthentication, PartnerKeyRefused
-from records.models import PartnerCredential, PushAttempt
-from records.push import (
+from records.feeds.push.receive import (
     PushFacts,
     PushRefused,
     push_attempt_record,
     pushed_batch_for_partner,
     pushed_batch_receive,
 )
-from records.serializers import PushedBatchSerializer
+from records.models import PartnerCredential, PushAttempt
+from records.partner_api.authentication import (
+    IsPartnerSystem,
+    PartnerClient,
+    PartnerKeyAuthentication,
+    PartnerKeyRefused,
+)
+from records.partner_api.serializers import PushedBatchSerializer
 from records.tasks import pushed_batch_process_task
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
