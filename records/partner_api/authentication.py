@@ -1,16 +1,14 @@
 """DRF authentication for partner systems: `Authorization: Bearer <key>`, one key per PartnerCredential.
 
-Used only by the partner API views (records/api.py). No session, no user account and no CSRF token is involved:
+Used only by the partner API views (records/partner_api/views.py). No session, no user account and no CSRF token is involved:
 a partner system is not a person, and a request either carries a valid key or is refused with 401.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
-from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
 
 from records.feeds.push.keys import key_prefix_of, partner_credential_for_key, partner_credential_touch
 from records.models import PartnerCredential
@@ -32,7 +30,7 @@ class PartnerClient:
         return str(self.credential)
 
 
-class PartnerKeyRefused(AuthenticationFailed):  # type: ignore[misc]  # DRF ships no types
+class PartnerKeyRefused(AuthenticationFailed):
     """A key was presented and refused; carries what may be recorded about it."""
 
     def __init__(
@@ -46,8 +44,8 @@ class PartnerKeyRefused(AuthenticationFailed):  # type: ignore[misc]  # DRF ship
 _NOT_RECOGNISED = "The partner key was not recognised, or it has been withdrawn."
 
 
-class PartnerKeyAuthentication(BaseAuthentication):  # type: ignore[misc]  # DRF ships no types
-    def authenticate(self, request: Any) -> tuple[PartnerClient, PartnerCredential] | None:
+class PartnerKeyAuthentication(BaseAuthentication):
+    def authenticate(self, request: Request) -> tuple[PartnerClient, PartnerCredential] | None:
         parts = get_authorization_header(request).split()
         if not parts or parts[0].lower() != KEYWORD.lower().encode():
             # No bearer key at all: the permission check answers 401 with the WWW-Authenticate challenge.
@@ -67,12 +65,5 @@ class PartnerKeyAuthentication(BaseAuthentication):  # type: ignore[misc]  # DRF
         partner_credential_touch(credential)
         return PartnerClient(credential), credential
 
-    def authenticate_header(self, request: Any) -> str:
+    def authenticate_header(self, request: Request) -> str:
         return f'{KEYWORD} realm="sharedcare partner API"'
-
-
-class IsPartnerSystem(BasePermission):  # type: ignore[misc]  # DRF ships no types
-    """Allows only requests authenticated by a partner key; denies everything else, sessions included."""
-
-    def has_permission(self, request: Any, view: Any) -> bool:
-        return isinstance(request.auth, PartnerCredential) and isinstance(request.user, PartnerClient)

@@ -18,7 +18,7 @@ FAILED_DETAIL = (
 )
 
 
-class PushedBatchSerializer(serializers.Serializer):  # type: ignore[misc]  # DRF ships no types
+class PushedBatchSerializer(serializers.Serializer[PushedBatch]):
     batch_id = serializers.UUIDField(source="public_id")
     feed = serializers.CharField(source="feed.code")
     status = serializers.CharField()
