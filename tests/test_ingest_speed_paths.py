@@ -16,6 +16,7 @@ import pytest
 import records.ingest.pipeline as pipeline
 import records.ingest.readers as readers
 import records.ingest.validation_pool as validation_pool
+import records.ingest.validation_worker as validation_worker
 from records.ingest.fhir import validate_json
 from records.ingest.pipeline import ingest_path, ingest_texts
 from records.models import IngestRun, QuarantinedRecord, RecordEntry
@@ -183,7 +184,7 @@ def test_a_failing_worker_leaves_the_run_to_validate_everything_itself(cast, set
     alone = ingest_texts(cast.cuh_feed, mixed_input(cast))
     expected = forget(alone)
     # A module-level function, so that the worker can be sent it: it raises there.
-    monkeypatch.setattr(validation_pool, "verdicts", _broken)
+    monkeypatch.setattr(validation_worker, "verdicts", _broken)
 
     settings.INGEST_VALIDATION_PROCESSES = 2
     run = ingest_texts(cast.cuh_feed, mixed_input(cast))

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 import records.ingest.pipeline as pipeline
 import records.ingest.validation_pool as validation_pool
+import records.ingest.validation_worker as validation_worker
 from records.ingest.mapping import is_sensitive, map_resource
 from records.ingest.pipeline import ingest_texts
 from records.ingest.upsert import QUARANTINE_COLUMNS, entries_upsert, quarantined_insert
@@ -97,7 +98,7 @@ def test_a_worker_that_dies_leaves_the_run_to_finish_on_its_own(cast, settings, 
     expected = forget(alone)
     # The run never takes a piece itself: it waits for the worker, which dies on the first piece it takes.
     workers_for_every_run(settings, monkeypatch)
-    monkeypatch.setattr(validation_pool, "verdicts", _dies)
+    monkeypatch.setattr(validation_worker, "verdicts", _dies)
 
     run = ingest_texts(cast.cuh_feed, mixed_input(cast))
 

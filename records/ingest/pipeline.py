@@ -110,7 +110,8 @@ from records.ingest.readers import (
     sources_for_path,
 )
 from records.ingest.upsert import QuarantineRow, entries_held, entries_upsert, quarantined_insert
-from records.ingest.validation_pool import ValidationPool, Verdict, piece_verdicts
+from records.ingest.validation_pool import ValidationPool
+from records.ingest.validation_worker import Verdict, piece_verdicts
 from records.models import Feed, IngestRun, Patient, RecordEntry
 
 BATCH_SIZE = 500

@@ -11,24 +11,22 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import ctypes
 import logging
-import multiprocessing
 import os
 import queue
 import signal
-import sys
-import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import billiard
 
-from records.ingest.fhir import InvalidResource, JsonObject, validate_json, validate_xml
-from records.ingest.readers import Item, Reader, ResourceUnit, Source, read_bytes, read_source
+from records.ingest.fhir import JsonObject
+from records.ingest.readers import Reader, Source, read_bytes
+from records.ingest.validation_worker import FIRST_WORKER, Task, Verdict, Work, fork_refusal, worker_main
+from records.ingest.validation_worker import RUN as _RUN
+from records.ingest.validation_worker import claim as _claim
 
 logger = logging.getLogger(__name__)
 
@@ -39,197 +37,14 @@ VALIDATION_POOL_MIN_BYTES = 1024 * 1024
 VALIDATION_CHUNK = 64
 # Pieces a run can share; the positions of any later input are the run's own (at 64 a piece, 67 million resources).
 _MAX_PIECES = 1 << 20
-# How long a process waits for the lock over who takes which piece before giving up on sharing (another process
-# was killed while holding it): the run then does every piece left itself. Correctness never depends on the lock.
-_CLAIM_TIMEOUT_SECONDS = 1.0
 # How often the run, waiting for a worker's answer, checks that the worker is still alive.
 _ANSWER_POLL_SECONDS = 0.5
 # How often a run sharing with workers asks again whether other runs need the cores (a database query).
 _SHARE_CHECK_SECONDS = 0.25
-# How long a worker told to stop may take to finish the piece it is on before it is killed.
+# How long a worker told to stop may take to finish the pieces it was handed before it is killed, and how often the
+# run, meanwhile, takes the answers it sends off the pipe.
 _STOP_SECONDS = 2.0
-
-# What a worker found for one resource: its type and id (to check it is the same resource); then None when it is
-# valid JSON (the run keeps the dict it parsed itself), the FHIR JSON of a valid XML resource (what
-# `fhir.validate_xml` returns), or the message of the InvalidResource it raised; then what the pool's `mapper`
-# made of a valid resource (None when invalid, or without a mapper).
-Verdict = tuple[str, str, JsonObject | str | None, Any]
-
-
-_RUN = 1  # in `claims`: the run took the piece; a worker puts its own number, from _FIRST_WORKER
-_FIRST_WORKER = 2
-
-
-def _claim(claims: Any, piece: int, taker: int) -> bool | None:
-    """Take piece `piece` for `taker` (the run, or a worker); False when another has taken it, None when the lock
-    could not be had (see _CLAIM_TIMEOUT_SECONDS).
-
-    The run and the workers go through the pieces in the same order, so that while a worker is ahead the run only
-    collects its verdicts, and once the run catches up they share what is left piece by piece.
-    """
-    lock = claims.get_lock()
-    if not lock.acquire(timeout=_CLAIM_TIMEOUT_SECONDS):
-        return None
-    try:
-        if claims[piece]:
-            return False
-        claims[piece] = taker
-        return True
-    finally:
-        lock.release()
-
-
-def verdicts(
-    index: int,
-    start: int,
-    positions: range,
-    *,
-    max_bytes: int,
-    types: frozenset[str],
-    skip: frozenset[int],
-    mapper: Callable[[JsonObject], Any] | None = None,
-) -> dict[int, Verdict]:
-    """In a worker: read FHIR input `index` of the run as the run does, and validate and map each resource at
-    `positions` whose type is in `types`.
-
-    By position in the run (the input's items, as `read_source` yields them, numbered from `start`): the verdict
-    on each resource validated, leaving out the positions in `skip`. It reads, and returns only verdicts,
-    validation messages (which name elements, never values) and what `mapper` returns; it logs nothing and never
-    touches the database. The input's items are kept for its next piece.
-    """
-    global _parsed
-    if _parsed is None or _parsed[0] != index:
-        _parsed = None  # the previous input's items go before this one's are read
-        _parsed = (index, list(read_source(_sources[index], max_bytes=max_bytes)))
-    items = _parsed[1]
-    return piece_verdicts(
-        ((position, items[position - start]) for position in positions), types=types, skip=skip, mapper=mapper
-    )
-
-
-def piece_verdicts(
-    items: Iterable[tuple[int, Item]],
-    *,
-    types: frozenset[str],
-    skip: frozenset[int],
-    mapper: Callable[[JsonObject], Any] | None,
-) -> dict[int, Verdict]:
-    """The verdict on each (position, item) that is a resource of one of `types`, but not at a position in `skip`."""
-    found: dict[int, Verdict] = {}
-    for position, item in items:
-        if not isinstance(item, ResourceUnit) or item.resource_type not in types or position in skip:
-            continue
-        outcome: JsonObject | None = None
-        try:
-            if item.json is not None:
-                validate_json(item.json)
-            else:
-                outcome = validate_xml(item.element)
-        except InvalidResource as error:
-            found[position] = (item.resource_type, item.source_id, str(error), None)
-            continue
-        resource = item.json if outcome is None else outcome
-        mapped = mapper(resource) if mapper is not None and resource is not None else None
-        found[position] = (item.resource_type, item.source_id, outcome, mapped)
-    return found
-
-
-# In a worker, inherited at the fork: the run's inputs, and the items of the input it read last.
-_sources: Sequence[Source] = ()
-_parsed: tuple[int, list[Item]] | None = None
-
-# One input for a worker: its index, its first position, and its pieces (number, positions, positions to skip).
-_Task = tuple[int, int, list[tuple[int, range, frozenset[int]]]]
-
-
-@dataclass(frozen=True)
-class _Work:
-    """What a worker is forked with (inherited, never pickled)."""
-
-    parent: int
-    sources: Sequence[Source]
-    number: int  # this worker's, in `claims`
-    claims: Any  # which pieces a process has taken
-    tasks: Any  # inputs for the workers (`_Task`s), the reading end of a pipe; its end tells a worker to stop
-    handing: Any  # the run's end of that pipe, which a worker closes: the pipe ends when the run closes it
-    answers: Any  # (piece number, verdicts, or None when they could not be made) back to the run (a queue)
-    max_bytes: int
-    types: frozenset[str]
-    mapper: Callable[[JsonObject], Any] | None
-
-
-def _worker_main(work: _Work) -> None:
-    """A worker: take each piece of each input handed over that no one has taken, and send its verdicts back.
-
-    It ends with the run's process, even if that is killed and never shuts the pool down.
-    """
-    global _sources
-    with contextlib.suppress(OSError, AttributeError):
-        # Linux: PR_SET_PDEATHSIG (1) delivers SIGKILL to this worker when the process that forked it ends.
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
-    if os.getppid() != work.parent:
-        os._exit(0)
-    # The run stops its workers: an interrupt at the terminal reaches the whole process group, and the handlers
-    # inherited from a Celery child are its own to run.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for received in (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP):
-        signal.signal(received, signal.SIG_DFL)
-    _sources = work.sources
-    work.handing.close()
-    # Answers the run did not collect are of no use once it has told the worker to stop.
-    work.answers.cancel_join_thread()
-    tasks: deque[_Task] = deque()
-    is_open = True  # the run may hand over more inputs
-    with contextlib.suppress(EOFError, OSError):
-        while tasks or is_open:
-            if not tasks:
-                tasks.append(work.tasks.recv())
-            index, start, pieces = tasks.popleft()
-            for number, positions, skip in pieces:
-                # Whatever else the run has handed over meanwhile, taken now: it never waits to hand one over.
-                # Once it hands over no more (the pipe's end), what it handed over is still shared to the end.
-                try:
-                    while is_open and work.tasks.poll():
-                        tasks.append(work.tasks.recv())
-                except (EOFError, OSError):
-                    is_open = False
-                _answer(work, index, start, number, positions, skip)
-
-
-def _answer(work: _Work, index: int, start: int, number: int, positions: range, skip: frozenset[int]) -> None:
-    """In a worker: the piece's verdicts to the run, unless another process has taken the piece."""
-    if not _claim(work.claims, number, work.number):
-        return
-    found: dict[int, Verdict] | None
-    try:
-        found = verdicts(
-            index, start, positions, max_bytes=work.max_bytes, types=work.types, skip=skip, mapper=work.mapper
-        )
-    except Exception:  # the run validates these itself, and raises there if it must
-        found = None
-    work.answers.put((number, found))
-
-
-def fork_refusal() -> str:
-    """Why this process must not fork worker processes now, or "" when it may."""
-    if not hasattr(os, "fork"):
-        return "no fork"
-    is_daemonic = multiprocessing.current_process().daemon or billiard.current_process().daemon
-    if is_daemonic and not sys.platform.startswith("linux"):
-        # A Celery prefork child is daemonic: its pool kills it at its time limit or a shutdown, and only Linux's
-        # PR_SET_PDEATHSIG (see _worker_main) takes the child's own workers down with it.
-        return "daemonic process"
-    tqdm_monitor = sys.modules.get("tqdm._monitor")
-    monitor = getattr(tqdm_monitor, "TMonitor", None)
-    others = [
-        thread
-        for thread in threading.enumerate()
-        if thread is not threading.main_thread() and not (monitor is not None and isinstance(thread, monitor))
-    ]
-    if others:
-        # A lock another thread holds at the fork would stay held in the worker for ever.
-        return "other threads"
-    return ""
+_DRAIN_SECONDS = 0.01
 
 
 def worth_forking(sources: Sequence[Source], read: Reader) -> bool:
@@ -289,7 +104,7 @@ class ValidationPool:
         self._mapper = mapper
         self._workers = 0
         self._processes: list[Any] = []
-        self._work: _Work | None = None
+        self._work: Work | None = None
         self._pieces: list[_Piece] = []
         self._starts: list[int] = []  # the first position of each piece, in order, to find a position's piece
         self._answers: dict[int, dict[int, Verdict] | None] = {}
@@ -311,9 +126,14 @@ class ValidationPool:
     def close(self) -> None:
         work, self._work = self._work, None
         if work is not None:
-            work.handing.close()  # the end of the tasks: each worker stops after the piece it is on
+            work.handing.close()  # the end of the tasks: each worker stops after the pieces it was handed
             for process in self._processes:
-                process.join(_STOP_SECONDS)
+                deadline = time.monotonic() + _STOP_SECONDS
+                while process.is_alive() and time.monotonic() < deadline:
+                    # A worker sends every answer it made before it ends (see `worker_main`): taken off the pipe
+                    # here, unread, so that it never waits on a full pipe until it is killed.
+                    self._drain(work)
+                    process.join(_DRAIN_SECONDS)
                 if process.is_alive():
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(process.pid, signal.SIGKILL)
@@ -324,7 +144,13 @@ class ValidationPool:
         self._starts.clear()
         self._answers.clear()
 
-    def _start(self) -> _Work:
+    @staticmethod
+    def _drain(work: Work) -> None:
+        with contextlib.suppress(queue.Empty):
+            while True:
+                work.answers.get(block=False)
+
+    def _start(self) -> Work:
         """Fork the workers, at the first input with anything to validate (never, for a run that changes nothing),
         and as early as that: every page this process writes after the fork is copied, so the less it holds the
         better. fork: the workers start with Django, the FHIR models and the run's inputs; they never use the
@@ -335,10 +161,10 @@ class ValidationPool:
         # A pipe, not a queue, for the tasks: a queue's thread in this process would be a thread beside the next
         # fork, and could block for ever on a full pipe no worker reads any more.
         tasks, handing = context.Pipe(duplex=False)
-        work = _Work(
+        work = Work(
             parent=os.getpid(),
             sources=self._sources,
-            number=_FIRST_WORKER,
+            number=FIRST_WORKER,
             claims=context.Array("b", _MAX_PIECES),
             tasks=tasks,
             handing=handing,
@@ -347,8 +173,8 @@ class ValidationPool:
             types=self._types,
             mapper=self._mapper,
         )
-        for number in range(_FIRST_WORKER, _FIRST_WORKER + self._workers):
-            process = context.Process(target=_worker_main, args=(replace(work, number=number),), daemon=True)
+        for number in range(FIRST_WORKER, FIRST_WORKER + self._workers):
+            process = context.Process(target=worker_main, args=(replace(work, number=number),), daemon=True)
             process.start()
             self._processes.append(process)
             logger.info("validation worker %s started beside process %s", process.pid, work.parent)
@@ -381,7 +207,7 @@ class ValidationPool:
             pieces.append((number, piece, piece_skip))
             self._pieces.append(_Piece(number, index, piece, piece_skip))
             self._starts.append(low)
-        task: _Task = (index, positions.start, pieces)
+        task: Task = (index, positions.start, pieces)
         try:
             # A worker takes whatever is handed over between two pieces, so this seldom waits, and never long.
             self._work.handing.send(task)
@@ -442,7 +268,7 @@ class ValidationPool:
         """Whether the worker that took piece `number` (any worker, if none has yet) is still alive."""
         assert self._work is not None
         taker = self._work.claims[number]
-        workers = self._processes[taker - _FIRST_WORKER :][:1] if taker >= _FIRST_WORKER else self._processes
+        workers = self._processes[taker - FIRST_WORKER :][:1] if taker >= FIRST_WORKER else self._processes
         return any(worker.is_alive() for worker in workers)
 
     def _collect(self, *, block: bool) -> bool:
