@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from records.bench.ingest import server_connection
+from records.bench.databases import server_connection
 
 ROOT = Path(__file__).resolve().parents[1]
 
