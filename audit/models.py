@@ -19,6 +19,8 @@ class AccessEvent(models.Model):
         DECLARE_RELATIONSHIP = "declare-relationship", "Declare relationship"
         BREAK_GLASS = "break-glass", "Break glass"
         READ_AUDIT = "read-audit", "Read audit"
+        # Unmasking what a partner sent (a quarantined payload, an error text) in the back office.
+        REVEAL = "reveal", "Reveal masked data"
 
     class Outcome(models.TextChoices):
         ALLOWED = "allowed", "Allowed"

@@ -1,4 +1,8 @@
-"""Back office: users with their organisation and role."""
+"""Back office: users with their organisation and role, and the partners whose feeds they support.
+
+Feed support needs both the "Can support partner feeds" permission (in the user's permissions or a group's) and one
+assignment per partner here; see `consent.policy.feed_support_decide`.
+"""
 
 from typing import Any
 
@@ -7,7 +11,7 @@ from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import User
 from django.http import HttpRequest
 
-from consent.models import StaffProfile
+from consent.models import FeedSupportAssignment, StaffProfile
 from consent.services import staff_profile_set
 
 
@@ -19,8 +23,18 @@ class StaffProfileInline(admin.StackedInline[StaffProfile, User]):
     verbose_name = "Organisation and role"
 
 
+class FeedSupportAssignmentInline(admin.TabularInline[FeedSupportAssignment, User]):
+    model = FeedSupportAssignment
+    fk_name = "user"
+    extra = 0
+    autocomplete_fields = ("organisation",)
+    readonly_fields = ("assigned_at",)
+    verbose_name = "Partner whose feeds this user supports"
+    verbose_name_plural = "Partners whose feeds this user supports"
+
+
 class StaffUserAdmin(UserAdmin[User]):
-    inlines = (StaffProfileInline,)
+    inlines = (StaffProfileInline, FeedSupportAssignmentInline)
     list_display = ("username", "first_name", "last_name", "role", "organisation", "is_active", "is_staff")
     list_filter = ("is_active", "is_staff", "staff_profile__job_role", "staff_profile__organisation__kind")
     list_select_related = ("staff_profile__organisation",)

@@ -8,7 +8,9 @@ class ConsentConfig(AppConfig):
     def ready(self) -> None:
         from auditlog.registry import auditlog
 
-        from consent.models import LegitimateRelationship, StaffProfile
+        from consent.models import FeedSupportAssignment, LegitimateRelationship, StaffProfile
 
         auditlog.register(StaffProfile)
         auditlog.register(LegitimateRelationship)
+        # Who may read which partner's feed data, and who granted it.
+        auditlog.register(FeedSupportAssignment)

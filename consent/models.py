@@ -8,6 +8,11 @@ from guardian.models import GroupObjectPermissionBase
 from consent.roles import JobRole
 from records.models import Organisation, Patient
 
+# The permission that lets a back-office user read what partners sent about patients (quarantined payloads, error
+# texts) for the partners they are assigned to support. Only `consent.policy` checks it, and never through
+# `has_perm`, so a superuser does not hold it by being a superuser.
+FEED_SUPPORT_PERMISSION = "support_feeds"
+
 
 class StaffProfile(models.Model):
     """Ties a user to the partner organisation that employs them and the national RBAC job role they hold."""
@@ -46,3 +51,28 @@ class LegitimateRelationship(GroupObjectPermissionBase):
 
     def __str__(self) -> str:
         return f"{self.get_basis_display()} relationship {self.pk}"
+
+
+class FeedSupportAssignment(models.Model):
+    """A back-office user assigned to support one partner's feeds.
+
+    Holding the feed-support permission opens nothing alone: the user reads a partner's quarantined payloads and
+    error texts only while assigned to that partner, and only through `records.access.feed_support_open`.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="feed_support_assignments"
+    )
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="supporters")
+    assigned_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "organisation"], name="feed_support_once_per_partner")
+        ]
+        permissions = [
+            (FEED_SUPPORT_PERMISSION, "Can support partner feeds (read quarantined payloads and error texts)")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} supports {self.organisation.ods_code}"

@@ -10,8 +10,14 @@ from django.db.models import Count, Max, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from consent.models import LegitimateRelationship, StaffProfile
+from consent.models import (
+    FEED_SUPPORT_PERMISSION,
+    FeedSupportAssignment,
+    LegitimateRelationship,
+    StaffProfile,
+)
 from records.models import Organisation, Patient, RecordEntry
+from records.models.patients import ACCESS_RECORD_PERMISSION
 
 CARE_EVENT_TYPES = ("Encounter", "EpisodeOfCare")
 OPEN_STATUSES = ("arrived", "triaged", "in-progress", "onleave", "active")
@@ -19,7 +25,19 @@ DERIVED_BASES = (LegitimateRelationship.Basis.REGISTERED_PRACTICE, LegitimateRel
 
 
 def _access_permission() -> Permission:
-    return Permission.objects.get(codename="access_record", content_type__app_label="records")
+    return Permission.objects.get(codename=ACCESS_RECORD_PERMISSION, content_type__app_label="records")
+
+
+def feed_support_grant(*, user_id: int, organisations: Iterable[Organisation]) -> None:
+    """Let a back-office user support these partners' feeds: the feed-support permission plus one assignment each.
+
+    Both are needed (`consent.policy.feed_support_decide`); django-auditlog records each assignment.
+    """
+    permission = Permission.objects.get(codename=FEED_SUPPORT_PERMISSION, content_type__app_label="consent")
+    with transaction.atomic():
+        permission.user_set.add(user_id)
+        for organisation in organisations:
+            FeedSupportAssignment.objects.get_or_create(user_id=user_id, organisation=organisation)
 
 
 def staff_profile_set(

@@ -1,28 +1,41 @@
 """The one door to patient data.
 
-Every page and API that touches a patient comes through here. The door loads the patient, asks
+Every page, API and back-office view that touches a patient comes through here. The door loads the patient, asks
 `consent.policy.decide`, and appends an `AccessEvent` for the answer, allowed or denied, in the same transaction
 and before anything is returned. If the audit row cannot be written, the access fails with it. A patient the user
 may not see and a patient that does not exist give the caller the same answer: `PatientNotFound`.
+
+Two purposes come through it: direct care (`get_patient_for_user`, `patient_search_for_user`) and feed support,
+the back office reading what a partner sent to fix its feed (`feed_support_open`, `feed_support_search`).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.db import transaction
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from audit.models import AccessEvent
 from audit.services import AccessFacts, Actor, RequestContext, access_event_record, request_context
-from consent.policy import Action, Decision, decide, staff_profile_of
+from consent.models import StaffProfile
+from consent.policy import (
+    Action,
+    Decision,
+    decide,
+    feed_support_decide,
+    staff_profile_of,
+    supported_organisations,
+)
 from records import nhs_number
-from records.models import Patient
+from records.disclosure import Shown
+from records.models import Organisation, Patient
 
 User = AbstractBaseUser | AnonymousUser
 T = TypeVar("T")
@@ -45,15 +58,6 @@ def _survivor(patient: Patient | None) -> Patient | None:
         )
         hops += 1
     return patient
-
-
-@dataclass(frozen=True)
-class Shown:
-    """What a page is about to show, for the audit row."""
-
-    sections: list[str] = field(default_factory=list)
-    partners: list[str] = field(default_factory=list)
-    withheld: str = ""
 
 
 @dataclass(frozen=True)
@@ -176,3 +180,96 @@ def get_patient_for_user(
                 return PatientAccess(patient=patient, decision=decision, content=content, event=event)
     # Raised outside the atomic block, so the denial's audit row is committed, not rolled back with it.
     raise PatientNotFound
+
+
+def signed_in_profile(user: User) -> StaffProfile | None:
+    """The signed-in user's organisation and role, for a page's greeting; it opens no patient data."""
+    return staff_profile_of(user)
+
+
+# Feed support: the back office reading what partners sent (quarantined payloads, error texts) to fix a feed.
+
+
+def _held_patient_id(number: str) -> int | None:
+    """The patient an NHS number names, when we hold them, so their own access report shows this access."""
+    if not number:
+        return None
+    patient = _survivor(Patient.objects.filter(nhs_number=nhs_number.normalise(number)).first())
+    return patient.pk if patient is not None else None
+
+
+def feed_support_open(
+    *,
+    user: User,
+    request: HttpRequest | None,
+    organisation: Organisation | None,
+    action: str,
+    what: str,
+    nhs_number_text: str = "",
+) -> Decision:
+    """Open something one partner's feed sent, for feed support: decide, audit, then answer.
+
+    `organisation` is the partner whose feed sent it; `what` names it for the audit row ("quarantined record 12");
+    `nhs_number_text` is the NHS number it names, if any. Always holds: an `AccessEvent` with purpose feed-support,
+    allowed or denied, is committed before the decision is returned, and if it cannot be written the access fails
+    with it. The caller shows what was sent only when the decision allows it, and otherwise answers as it would
+    for something that does not exist.
+    """
+    with transaction.atomic():
+        decision = feed_support_decide(user, organisation, action)
+        _feed_support_event(user, request, action, decision, what, _held_patient_id(nhs_number_text))
+    return decision
+
+
+def feed_support_search(
+    *, user: User, request: HttpRequest | None, nhs_number_text: str
+) -> QuerySet[Organisation]:
+    """Search what partners sent for an NHS number, for feed support: the partners whose records may be listed.
+
+    Always holds: the search is audited with its number, allowed or denied, before the answer is returned; a user
+    who may support no partner gets no partners, so the search finds nothing. The caller validates the number's
+    form first.
+    """
+    number = nhs_number.normalise(nhs_number_text)
+    with transaction.atomic():
+        partners = supported_organisations(user, Action.SEARCH)
+        decision = (
+            Decision(
+                allowed=True, basis="feed-support:" + ",".join(partners.values_list("ods_code", flat=True))
+            )
+            if partners.exists()
+            else Decision(allowed=False, why_not="user supports no partner's feeds")
+        )
+        _feed_support_event(
+            user, request, Action.SEARCH, decision, "search by NHS number", _held_patient_id(number), number
+        )
+    return partners
+
+
+def feed_support_partners(user: User) -> QuerySet[Organisation]:
+    """The partners whose feed data (quarantined records) this back-office user may list; no patient is opened."""
+    return supported_organisations(user)
+
+
+def _feed_support_event(
+    user: User,
+    request: HttpRequest | None,
+    action: str,
+    decision: Decision,
+    what: str,
+    patient_id: int | None,
+    query: str = "",
+) -> AccessEvent:
+    return access_event_record(
+        actor_of(user),
+        AccessFacts(
+            action=action,
+            outcome=AccessEvent.Outcome.ALLOWED if decision.allowed else AccessEvent.Outcome.DENIED,
+            purpose=AccessEvent.Purpose.FEED_SUPPORT,
+            patient_id=patient_id,
+            query=query,
+            basis=decision.basis[:200],
+            reason=f"{what}: {decision.why_not}" if decision.why_not else what,
+        ),
+        context_of(request),
+    )

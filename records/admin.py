@@ -3,6 +3,6 @@
 Patients and record entries are deliberately not in the admin: being staff or superuser opens no clinical data.
 """
 
-from records.backoffice import credentials, partners, quarantine
+from records.backoffice import change_log, credentials, partners, quarantine
 
-__all__ = ["credentials", "partners", "quarantine"]
+__all__ = ["change_log", "credentials", "partners", "quarantine"]

@@ -2,7 +2,9 @@
 
 A key is shown once, in the message after it is created; only its hash and first characters are kept. Pushed
 payloads are patient data and appear nowhere in the admin (the size and sha256 say which bytes were received).
-Attempts are a record: nobody adds, changes or deletes them here.
+Attempts are a record: nobody adds, changes or deletes them here. A batch's error text can quote the payload, so a
+batch's page goes through the door (`FeedSupportAdmin`) and shows the error masked until revealed; attempts hold no
+text from the partner.
 """
 
 from functools import partial
@@ -13,9 +15,10 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from records.backoffice.support import FeedSupportAdmin
 from records.feeds.push.keys import key_new
 from records.feeds.push.process import pushed_batches_requeue
-from records.models import PartnerCredential, PushAttempt, PushedBatch
+from records.models import Organisation, PartnerCredential, PushAttempt, PushedBatch
 from records.tasks import pushed_batch_process_task
 
 
@@ -67,7 +70,7 @@ class PartnerCredentialAdmin(admin.ModelAdmin[PartnerCredential]):
 
 
 @admin.register(PushedBatch)
-class PushedBatchAdmin(admin.ModelAdmin[PushedBatch]):
+class PushedBatchAdmin(FeedSupportAdmin[PushedBatch]):
     list_display = (
         "public_id",
         "feed",
@@ -94,13 +97,14 @@ class PushedBatchAdmin(admin.ModelAdmin[PushedBatch]):
         "ingest_run",
         "error",
     )
+    masked_fields = ("error",)
     actions = ("process_again",)
+
+    def feed_partner(self, obj: PushedBatch) -> Organisation | None:
+        return obj.feed.organisation
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[PushedBatch]:
         return super().get_queryset(request).defer("payload")
-
-    def get_readonly_fields(self, request: HttpRequest, obj: PushedBatch | None = None) -> list[str]:
-        return list(self.fields)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -1,4 +1,8 @@
-"""Back office for partners, their feeds (with the feed monitor) and ingest runs."""
+"""Back office for partners, their feeds (with the feed monitor) and ingest runs.
+
+A run's error text can quote what the partner sent, so a run's page goes through the door (`FeedSupportAdmin`) and
+shows the error masked until revealed.
+"""
 
 from typing import Any
 
@@ -11,6 +15,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 
 from records.backoffice.monitor import CHART_DAYS, ERROR_RATE_WINDOW, feed_health_list
+from records.backoffice.support import FeedSupportAdmin
 from records.models import Feed, IngestRun, Organisation
 
 
@@ -65,7 +70,7 @@ class FeedAdmin(admin.ModelAdmin[Feed]):
 
 
 @admin.register(IngestRun)
-class IngestRunAdmin(admin.ModelAdmin[IngestRun]):
+class IngestRunAdmin(FeedSupportAdmin[IngestRun]):
     list_display = (
         "pk",
         "feed",
@@ -83,6 +88,27 @@ class IngestRunAdmin(admin.ModelAdmin[IngestRun]):
     list_filter = ("status", "trigger", "feed")
     date_hierarchy = "started_at"
     list_select_related = ("feed",)
+    fields = (
+        "feed",
+        "trigger",
+        "source_name",
+        "status",
+        "started_at",
+        "finished_at",
+        "resources_read",
+        "created",
+        "updated",
+        "unchanged",
+        "quarantined",
+        "patients_created",
+        "patients_updated",
+        "checksum",
+        "error",
+    )
+    masked_fields = ("error",)
+
+    def feed_partner(self, obj: IngestRun) -> Organisation | None:
+        return obj.feed.organisation
 
     @admin.display(description="Duration (s)")
     def duration(self, run: IngestRun) -> str:
@@ -93,9 +119,6 @@ class IngestRunAdmin(admin.ModelAdmin[IngestRun]):
     def throughput(self, run: IngestRun) -> str:
         rate = run.resources_per_second
         return "—" if rate is None else f"{rate:,.0f}"
-
-    def get_readonly_fields(self, request: HttpRequest, obj: IngestRun | None = None) -> list[str]:
-        return [field.name for field in IngestRun._meta.fields]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -1,4 +1,10 @@
-"""Back office for quarantined records: find, inspect, replay after a fix, or discard with a reason."""
+"""Back office for quarantined records: find, inspect, replay after a fix, or discard with a reason.
+
+What a partner sent is patient data, so this admin goes through the door: the list holds only the records of
+partners the user supports (`records.access.feed_support_partners`), the search by NHS number is audited
+(`feed_support_search`), and a record's page is opened, and its payload and detail revealed, through
+`FeedSupportAdmin`.
+"""
 
 from typing import Any
 
@@ -15,16 +21,16 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
-from audit.models import AccessEvent
-from audit.services import AccessFacts, Actor, access_event_record, back_office_event_record, request_context
 from records import nhs_number
+from records.access import feed_support_partners, feed_support_search
+from records.backoffice.support import FeedSupportAdmin
 from records.ingest.quarantine import (
     DISCARD_REASON_REQUIRED,
     QuarantineReplayResult,
     quarantine_discard,
     quarantine_replay,
 )
-from records.models import IngestRun, Patient, QuarantinedRecord
+from records.models import IngestRun, Organisation, QuarantinedRecord
 from records.tasks import quarantine_replay_task
 
 # Up to this many records are replayed while the administrator waits, so the page can say at once what happened
@@ -59,7 +65,7 @@ def _is_ten_digits(number: str) -> bool:
 
 
 @admin.register(QuarantinedRecord)
-class QuarantinedRecordAdmin(admin.ModelAdmin[QuarantinedRecord]):
+class QuarantinedRecordAdmin(FeedSupportAdmin[QuarantinedRecord]):
     list_display = (
         "created_at",
         "feed",
@@ -77,7 +83,7 @@ class QuarantinedRecordAdmin(admin.ModelAdmin[QuarantinedRecord]):
     list_select_related = ("feed", "discarded_by")
     actions = ("replay_selected", "discard_selected")
     change_list_template = "admin/records/quarantinedrecord/change_list.html"
-    # The payload is on the detail page only, where opening it is audited.
+    # The payload is on the detail page only, masked until revealed.
     fields = (
         "feed",
         "ingest_run",
@@ -96,6 +102,14 @@ class QuarantinedRecordAdmin(admin.ModelAdmin[QuarantinedRecord]):
         "closed_at",
         "raw_payload",
     )
+    # The validation detail can quote the payload it found wanting.
+    masked_fields = ("detail", "raw_payload")
+
+    def feed_partner(self, obj: QuarantinedRecord) -> Organisation | None:
+        return obj.feed.organisation
+
+    def nhs_number_of(self, obj: QuarantinedRecord) -> str:
+        return obj.nhs_number
 
     @admin.display(description="Outcome")
     def outcome(self, record: QuarantinedRecord) -> str:
@@ -107,9 +121,6 @@ class QuarantinedRecordAdmin(admin.ModelAdmin[QuarantinedRecord]):
             return format_html("Discarded by {}: {}", who, Truncator(record.discarded_reason).chars(100))
         return "—"
 
-    def get_readonly_fields(self, request: HttpRequest, obj: QuarantinedRecord | None = None) -> list[str]:
-        return list(self.fields)
-
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -117,7 +128,9 @@ class QuarantinedRecordAdmin(admin.ModelAdmin[QuarantinedRecord]):
         return False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[QuarantinedRecord]:
-        records = super().get_queryset(request)
+        records = (
+            super().get_queryset(request).filter(feed__organisation__in=feed_support_partners(request.user))
+        )
         number = nhs_number_searched(request)
         if number is None:
             return records
@@ -128,56 +141,16 @@ class QuarantinedRecordAdmin(admin.ModelAdmin[QuarantinedRecord]):
     ) -> HttpResponse:
         number = nhs_number_searched(request)
         if number is not None:
-            if _is_ten_digits(number):
-                self._audit_nhs_number_search(request, number)
-            else:
+            if not _is_ten_digits(number):
                 self.message_user(request, "An NHS number has 10 digits.", messages.ERROR)
+            elif not feed_support_search(user=request.user, request=request, nhs_number_text=number).exists():
+                self.message_user(request, "You support no partner's feeds, so the search finds nothing.")
         context = {
             **(extra_context or {}),
             "nhs_number_search_field": NHS_NUMBER_SEARCH_FIELD,
             "nhs_number_searched": nhs_number.display(number) if number else "",
         }
         return super().changelist_view(request, context)
-
-    def _audit_nhs_number_search(self, request: HttpRequest, number: str) -> None:
-        # Which patients have records waiting is itself patient information: the search goes in the access trail.
-        patient_id = Patient.objects.filter(nhs_number=number).values_list("pk", flat=True).first()
-        user = request.user
-        access_event_record(
-            Actor(user_id=user.pk, username=user.get_username()),
-            AccessFacts(
-                action=AccessEvent.Action.SEARCH,
-                outcome=AccessEvent.Outcome.ALLOWED,
-                purpose=AccessEvent.Purpose.FEED_SUPPORT,
-                patient_id=patient_id,
-                query=number,
-                reason="quarantine search by NHS number",
-            ),
-            request_context(request),
-        )
-
-    def change_view(
-        self,
-        request: HttpRequest,
-        object_id: str,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        record = self.get_object(request, object_id)
-        # The payload is about the patient it names, when we hold them: their access report must show this view.
-        patient_id = None
-        if record is not None and record.nhs_number:
-            patient_id = (
-                Patient.objects.filter(nhs_number=record.nhs_number).values_list("pk", flat=True).first()
-            )
-        back_office_event_record(
-            request,
-            action=AccessEvent.Action.VIEW_DOCUMENT,
-            purpose=AccessEvent.Purpose.FEED_SUPPORT,
-            reason=f"quarantined record {object_id}",
-            patient_id=patient_id,
-        )
-        return super().change_view(request, object_id, form_url, extra_context)
 
     @admin.action(description="Replay selected quarantined records")
     def replay_selected(self, request: HttpRequest, queryset: QuerySet[QuarantinedRecord]) -> None:
@@ -252,12 +225,13 @@ def _replay_messages(result: QuarantineReplayResult) -> list[tuple[str, int]]:
     for run in result.runs:
         url = reverse("admin:records_ingestrun_change", args=[run.pk])
         if run.status == IngestRun.Status.FAILED:
+            # The run's error can quote the payload: it is on the run's page, masked until revealed.
             text: str = format_html(
-                'Replay <a href="{}">run {}</a> of {} failed ({}); its records are pending again.',
+                'Replay <a href="{}">run {}</a> of {} failed (its page has the error); its records are pending '
+                "again.",
                 url,
                 run.pk,
                 run.feed.code,
-                Truncator(run.error).chars(200),
             )
             lines.append((text, messages.ERROR))
             continue

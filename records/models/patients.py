@@ -10,6 +10,9 @@ from records.models.ingestion import IngestRun
 from records.models.partners import Feed, Organisation
 from records.sections import Section
 
+# The object permission a legitimate relationship grants on a patient (`consent.LegitimateRelationship`).
+ACCESS_RECORD_PERMISSION = "access_record"
+
 
 class Patient(models.Model):
     class Sex(models.TextChoices):
@@ -51,7 +54,7 @@ class Patient(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        permissions = [("access_record", "Has a legitimate relationship with the patient")]
+        permissions = [(ACCESS_RECORD_PERMISSION, "Has a legitimate relationship with the patient")]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(nhs_number__regex=r"^[0-9]{10}$"), name="patient_nhs_number_ten_digits"

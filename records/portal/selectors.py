@@ -21,7 +21,7 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from consent.policy import Decision
-from records.access import Shown
+from records.disclosure import Shown
 from records.models import Feed, Organisation, Patient, RecordEntry
 from records.sections import CLINICAL_SECTIONS, SECTION_ORDER, Section
 

@@ -13,8 +13,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
-from consent.policy import staff_profile_of
-from records.access import PatientNotFound, get_patient_for_user, patient_search_for_user
+from records.access import PatientNotFound, get_patient_for_user, patient_search_for_user, signed_in_profile
 from records.portal.forms import PatientSearchForm
 from records.portal.selectors import record_page_build
 
@@ -22,7 +21,7 @@ from records.portal.selectors import record_page_build
 @login_required
 @require_http_methods(["GET"])
 def home(request: HttpRequest) -> HttpResponse:
-    context = {"profile": staff_profile_of(request.user), "form": PatientSearchForm()}
+    context = {"profile": signed_in_profile(request.user), "form": PatientSearchForm()}
     return render(request, "records/home.html", context)
 
 

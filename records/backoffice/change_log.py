@@ -1,0 +1,38 @@
+"""The back office's change log (django-auditlog's entries), limited to changes that name no patient.
+
+Always holds: the log lists and opens only entries about the models in `STAFF_ONLY_MODELS`, which hold no patient
+data; every other model is left out, deny by default, so a model added to auditlog later stays hidden until someone
+decides it belongs here. The history of legitimate relationships (which organisation may see which patient) and of
+quarantined records (NHS numbers, what the partner sent) is therefore not shown in the admin at all.
+"""
+
+from typing import Any
+
+from auditlog.admin import LogEntryAdmin
+from auditlog.models import LogEntry
+from django.contrib import admin
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest
+
+from consent.models import FeedSupportAssignment, StaffProfile
+from records.models import Feed, Organisation, PartnerCredential
+
+STAFF_ONLY_MODELS: tuple[type[Model], ...] = (
+    Organisation,
+    Feed,
+    PartnerCredential,
+    StaffProfile,
+    FeedSupportAssignment,
+)
+
+
+class StaffChangeLogAdmin(LogEntryAdmin):  # type: ignore[misc]
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        shown = ContentType.objects.get_for_models(*STAFF_ONLY_MODELS, for_concrete_models=False).values()
+        entries: QuerySet[Any] = super().get_queryset(request)
+        return entries.filter(content_type__in=[content_type.pk for content_type in shown])
+
+
+admin.site.unregister(LogEntry)
+admin.site.register(LogEntry, StaffChangeLogAdmin)
