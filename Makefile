@@ -30,6 +30,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
+	$(VENV)/bin/lint-imports
 
 # An ingestion benchmark on a scratch database (BENCH_ARGS="--profile" says where the time goes); no assertions.
 bench: install
