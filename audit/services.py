@@ -5,15 +5,14 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
 from audit.models import AccessEvent
+from sharedcare import advisory_locks
 
 GENESIS_HASH = "0" * 64
-# Serialises chain appends; any constant distinct from the other advisory locks in the project.
-_CHAIN_LOCK_KEY = 0x5C_A0D17
 
 
 @dataclass(frozen=True)
@@ -80,8 +79,7 @@ def access_event_record(actor: Actor, facts: AccessFacts, context: RequestContex
     caller's transaction fails with it, so no access happens without its audit row.
     """
     with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])
+        advisory_locks.audit_chain_lock()  # one append at a time: each row's hash covers the one before
         last = AccessEvent.objects.order_by("-id").values_list("hash", flat=True).first()
         occurred_at: datetime = timezone.now()
         event = AccessEvent(

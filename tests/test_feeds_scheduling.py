@@ -11,11 +11,10 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
-import records.ingest.pipeline as pipeline
-from records.feeds.locks import FEED_RUN_LOCK_NAMESPACE
 from records.feeds.results import Outcome
 from records.feeds.scheduling import ABANDONED_ERROR, feed_run, feeds_due
 from records.models import Feed, IngestRun, RecordEntry
+from sharedcare.advisory_locks import FEED_RUN_NAMESPACE, INGEST_RUN_NAMESPACE
 from sharedcare.celery import app as celery_app
 
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
@@ -138,7 +137,7 @@ def test_a_second_concurrent_run_returns_already_running_at_once_and_does_nothin
 ):
     feed = inbox_feed(cast.cuh_feed, tmp_path, settings)
     drop(feed, tmp_path, "a.json", cast.patient_a)
-    other_session.execute("SELECT pg_advisory_lock(%s, %s)", [FEED_RUN_LOCK_NAMESPACE, feed.pk])
+    other_session.execute("SELECT pg_advisory_lock(%s, %s)", [FEED_RUN_NAMESPACE, feed.pk])
 
     result = feed_run(feed, trigger=IngestRun.Trigger.SCHEDULE)
 
@@ -152,7 +151,7 @@ def test_an_ingest_run_in_progress_by_another_path_counts_as_running(cast, tmp_p
     feed = inbox_feed(cast.cuh_feed, tmp_path, settings)
     drop(feed, tmp_path, "a.json", cast.patient_a)
     other_session.execute("BEGIN")
-    other_session.execute("SELECT pg_advisory_xact_lock(%s, %s)", [pipeline.INGEST_LOCK_NAMESPACE, feed.pk])
+    other_session.execute("SELECT pg_advisory_xact_lock(%s, %s)", [INGEST_RUN_NAMESPACE, feed.pk])
     live = run_row(feed, IngestRun.Status.RUNNING, minutes_ago=3)
 
     result = feed_run(feed, trigger=IngestRun.Trigger.COMMAND)
@@ -170,7 +169,7 @@ def test_the_feed_lock_is_released_after_a_run_and_after_a_failure(cast, tmp_pat
     feed.refresh_from_db()
     assert feed_run(feed, trigger=IngestRun.Trigger.COMMAND).outcome == Outcome.FAILED
 
-    taken = other_session.execute("SELECT pg_try_advisory_lock(%s, %s)", [FEED_RUN_LOCK_NAMESPACE, feed.pk])
+    taken = other_session.execute("SELECT pg_try_advisory_lock(%s, %s)", [FEED_RUN_NAMESPACE, feed.pk])
 
     assert taken.fetchone() == (True,)
 
@@ -285,7 +284,7 @@ def test_run_feed_with_an_unknown_code_lists_the_feeds_it_can_run(cast, tmp_path
 
 def test_run_feed_says_so_and_fails_when_the_feed_is_already_running(cast, tmp_path, settings, other_session):
     feed = inbox_feed(cast.cuh_feed, tmp_path, settings)
-    other_session.execute("SELECT pg_advisory_lock(%s, %s)", [FEED_RUN_LOCK_NAMESPACE, feed.pk])
+    other_session.execute("SELECT pg_advisory_lock(%s, %s)", [FEED_RUN_NAMESPACE, feed.pk])
 
     with pytest.raises(CommandError, match="is already running"):
         call_command("run_feed", feed.code)

@@ -14,6 +14,7 @@ import records.ingest.pipeline as pipeline
 from records.ingest.pipeline import ingest_texts
 from records.ingest.quarantine import QuarantineReplayResult, quarantine_replay, unknown_patients_replay
 from records.models import Feed, IngestRun, Patient, QuarantinedRecord, RecordEntry
+from sharedcare import advisory_locks
 
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
 SNOMED = "http://snomed.info/sct"
@@ -256,7 +257,7 @@ def test_a_replay_waits_for_a_run_of_the_same_feed_instead_of_deadlocking_with_i
                 with connection.cursor() as cursor:
                     cursor.execute(
                         "SELECT pg_advisory_xact_lock(%s, %s)",
-                        [pipeline.INGEST_LOCK_NAMESPACE, cast.cuh_feed.pk],
+                        [advisory_locks.INGEST_RUN_NAMESPACE, cast.cuh_feed.pk],
                     )
                 run_started.set()
                 run_may_write.wait(10)

@@ -113,6 +113,7 @@ from records.ingest.upsert import QuarantineRow, entries_held, entries_upsert, q
 from records.ingest.validation_pool import ValidationPool
 from records.ingest.validation_worker import Verdict, piece_verdicts
 from records.models import Feed, IngestRun, Patient, RecordEntry
+from sharedcare import advisory_locks
 
 BATCH_SIZE = 500
 # What the first pass found stored for a resource, besides the patient of a stored entry with the same content.
@@ -126,8 +127,6 @@ KEEP_PARSED_BYTES = 16 * 1024 * 1024
 # hold none, and look every key of its next run up through the organisation index, reading all of its entries for
 # each (a redelivered 40,000-record run took over 45 s that way; see docs/benchmarks.md).
 ANALYZE_AFTER_CREATED = 5_000
-# First key of the two-key advisory lock; the second is the feed's id.
-INGEST_LOCK_NAMESPACE = 7_301_001
 # Reasons a referenced Patient resource passes on to the resources that refer to it; any other becomes
 # unknown-patient, because the referring resource itself is not invalid.
 _PASSED_ON = frozenset(
@@ -214,8 +213,7 @@ def _ingest(
     run = IngestRun.objects.create(feed=feed, source_name=source_name[:500], trigger=trigger)
     try:
         with _fewer_collector_pauses(), transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [INGEST_LOCK_NAMESPACE, feed.pk])
+            advisory_locks.feed_ingest_lock(feed.pk)
             work = _Run(feed, run, sources, progress=progress)
             work.execute()
             if work.tally.created >= ANALYZE_AFTER_CREATED:

@@ -24,11 +24,12 @@ from auditlog.context import auditlog_value, set_actor
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import connection, models, transaction
+from django.db import models, transaction
 from django.utils import timezone
 
-from records.ingest.pipeline import INGEST_LOCK_NAMESPACE, IngestFailed, ingest_texts
+from records.ingest.pipeline import IngestFailed, ingest_texts
 from records.models import Feed, IngestRun, PartnerPatientId, Patient, QuarantinedRecord
+from sharedcare import advisory_locks
 
 Status = QuarantinedRecord.Status
 DISCARD_REASON_REQUIRED = "Give a reason for discarding: it is kept with the record and in the change log."
@@ -116,8 +117,7 @@ def _feed_replay(feed: Feed, ids: Sequence[int], result: QuarantineReplayResult)
         # The pipeline's per-feed lock first (re-entrant, so the run below takes it again at once). Taken after the
         # row locks instead, a run of this feed elsewhere quarantining one of these payloads would wait on our rows
         # while we waited on its lock.
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [INGEST_LOCK_NAMESPACE, feed.pk])
+        advisory_locks.feed_ingest_lock(feed.pk)
         # skip_locked: records another replay holds right now are reported as skipped rather than replayed twice.
         records = list(
             QuarantinedRecord.objects.select_for_update(skip_locked=True)
