@@ -46,7 +46,8 @@ from records.bench.runs import timed_runs
 from records.bench.validation import validation_alone, xml_validation_alone
 from records.demo.generator import DEFAULT_PATIENTS, DEFAULT_SEED, write_demo_bundles
 from records.demo.loader import demo_ingest, demo_partners_upsert
-from records.ingest import pipeline, validation_pool
+from records.ingest import pipeline
+from records.ingest.validation_worker import fork_refusal
 from records.models import IngestRun
 
 # INGEST_VALIDATION_PROCESSES for the rows that validate in worker processes: the run's own and one worker.
@@ -79,7 +80,7 @@ def measure_once(
             f"data      {len(texts)} Synthea bundles (NHS numbers added in memory), demo of {patients} patients; "
             f"setup {setup:.1f} s, {warming}\n"
         )
-        refused = validation_pool.fork_refusal()
+        refused = fork_refusal()
         if refused:
             out.write(
                 f"note      the worker-process rows validate in the run's own process here ({refused})\n"
