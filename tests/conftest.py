@@ -2,45 +2,28 @@
 
 Two practices (A and B), an acute trust, a mental-health trust and a council; a GP with a registered patient, a
 colleague at another practice with no relationship to that patient, a hospital clinician, a receptionist, a social
-worker, a privacy officer and a back-office superuser; a patient with a sensitive entry.
+worker, a privacy officer and a back-office superuser; a patient with a sensitive entry. Also the fixtures the partner
+push API's tests share. Builders that are not fixtures live in `tests/builders.py`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from itertools import count
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.utils import timezone
+from rest_framework.test import APIClient
 
+import records.partner_api.views
 from consent.roles import JobRole
-from consent.services import relationships_refresh, staff_profile_set
-from records.models import Feed, IngestRun, Organisation, Patient, RecordEntry
+from consent.services import relationships_refresh
+from records.feeds.push.keys import partner_credential_create
+from records.models import Feed, Organisation, Patient
 from records.sections import Section
 from records.services import feed_upsert, organisation_upsert
-
-PASSWORD = "correct-horse-battery-staple"
-# What a social care practitioner should see of a record, written out here rather than read from consent.roles so
-# that a change to the role table has to be made on purpose in both places.
-SOCIAL_CARE_CLINICAL_SECTIONS = frozenset(
-    {
-        Section.ALERTS,
-        Section.LEGAL,
-        Section.SAFEGUARDING,
-        Section.ALLERGIES,
-        Section.PLANS,
-        Section.REFERRALS,
-        Section.ASSESSMENTS,
-        Section.SOCIAL_CONTEXT,
-        Section.PROFESSIONAL_CONTACTS,
-    }
-)
-_ids = count(1)
+from tests.builders import make_entry, make_user
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -79,58 +62,6 @@ class Cast:
     patient_a: Patient
     patient_b: Patient
     patient_sensitive: Patient
-
-
-def make_user(
-    username: str, organisation: Organisation | None = None, role: str | None = None, **extra: object
-):
-    user = get_user_model().objects.create_user(username=username, password=PASSWORD, **extra)
-    if organisation is not None and role is not None:
-        staff_profile_set(user_id=user.pk, organisation=organisation, job_role=role)
-        user.refresh_from_db()
-    return user
-
-
-def make_run(feed: Feed) -> IngestRun:
-    return IngestRun.objects.create(feed=feed, status=IngestRun.Status.SUCCEEDED, finished_at=timezone.now())
-
-
-def make_entry(
-    patient: Patient,
-    feed: Feed,
-    section: str,
-    display: str,
-    *,
-    resource_type: str = "Condition",
-    effective_at: datetime | None = None,
-    effective_end: datetime | None = None,
-    status: str = "active",
-    is_sensitive: bool = False,
-    is_confidential: bool = False,
-    is_entered_in_error: bool = False,
-    run: IngestRun | None = None,
-) -> RecordEntry:
-    source_id = f"test-{next(_ids)}"
-    resource = {"resourceType": resource_type, "id": source_id}
-    return RecordEntry.objects.create(
-        patient=patient,
-        organisation=feed.organisation,
-        feed=feed,
-        ingest_run=run or make_run(feed),
-        section=section,
-        resource_type=resource_type,
-        source_id=source_id,
-        effective_at=effective_at or timezone.now() - timedelta(days=3),
-        effective_end=effective_end,
-        display=display,
-        summary=display,
-        status=status,
-        resource=resource,
-        content_hash=hashlib.sha256(json.dumps(resource).encode()).hexdigest(),
-        is_sensitive=is_sensitive,
-        is_confidential=is_confidential,
-        is_entered_in_error=is_entered_in_error,
-    )
 
 
 @pytest.fixture
@@ -249,3 +180,34 @@ def cast(db) -> Cast:
         patient_b=patient_b,
         patient_sensitive=patient_sensitive,
     )
+
+
+# The partner push API.
+
+
+@pytest.fixture
+def api() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def hospital_feed(cast) -> Feed:
+    """The hospital's EPR feed, switched to take pushes."""
+    cast.cuh_feed.source = Feed.Source.PUSH
+    cast.cuh_feed.save(update_fields=["source"])
+    return cast.cuh_feed
+
+
+@pytest.fixture
+def hospital_key(cast) -> str:
+    _, key = partner_credential_create(organisation=cast.cuh, name="Hospital EPR interface")
+    return key
+
+
+@pytest.fixture
+def _no_queueing(monkeypatch) -> list[int]:
+    """Record what the push view queues instead of sending it to the broker; tests run the service themselves.
+    Push test modules use it for every test (`pytestmark`)."""
+    queued: list[int] = []
+    monkeypatch.setattr(records.partner_api.views.pushed_batch_process_task, "delay", queued.append)
+    return queued

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.conftest import PASSWORD
+from tests.builders import PASSWORD
 
 pytestmark = pytest.mark.browser
 

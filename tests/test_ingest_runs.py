@@ -12,29 +12,13 @@ from django.utils import timezone
 
 import records.ingest.pipeline as pipeline
 from consent.models import LegitimateRelationship
-from records.ingest.pipeline import IngestFailed, ingest_path, ingest_texts
+from records.ingest.pipeline import IngestFailed, ingest_path
 from records.models import Feed, IngestRun, QuarantinedRecord, RecordEntry
-
-NHS = "https://fhir.nhs.uk/Id/nhs-number"
-SNOMED = "http://snomed.info/sct"
+from tests.builders import NHS, condition, ingest
 
 
 def about(patient) -> dict:
     return {"identifier": {"system": NHS, "value": patient.nhs_number}}
-
-
-def condition(resource_id: str, patient, display: str = "Asthma", **extra: object) -> dict:
-    return {
-        "resourceType": "Condition",
-        "id": resource_id,
-        "code": {"coding": [{"system": SNOMED, "code": "195967001", "display": display}]},
-        "subject": about(patient),
-        **extra,
-    }
-
-
-def ingest(feed, *resources: dict) -> IngestRun:
-    return ingest_texts(feed, [("batch.ndjson", "\n".join(json.dumps(r) for r in resources).encode())])
 
 
 def test_the_same_input_twice_writes_nothing_the_second_time(cast):

@@ -20,72 +20,9 @@ import records.ingest.validation_worker as validation_worker
 from records.ingest.fhir import validate_json
 from records.ingest.pipeline import ingest_path, ingest_texts
 from records.models import IngestRun, QuarantinedRecord, RecordEntry
-from tests.test_ingest_runs import condition
+from tests.builders import condition, counts, forget, mixed_input, quarantined, stored, workers_for_every_run
 
 UKCORE = Path(__file__).resolve().parents[2] / "shared" / "data" / "ukcore-examples"
-NHS = "https://fhir.nhs.uk/Id/nhs-number"
-
-
-def mixed_input(cast) -> list[tuple[str, bytes]]:
-    """Valid and invalid resources, an unsupported type, a bad line, and a Bundle, for patient A."""
-    about = {"identifier": {"system": NHS, "value": cast.patient_a.nhs_number}}
-    lines = [
-        *(condition(f"c{n}", cast.patient_a, f"Problem {n}") for n in range(30)),
-        {"resourceType": "Observation", "id": "no-status", "subject": about},
-        {"resourceType": "Condition", "id": "bad-date", "subject": about, "onsetDateTime": "yesterday"},
-        {"resourceType": "Claim", "id": "claim-1", "patient": about},
-    ]
-    ndjson = "\n".join([*(json.dumps(line) for line in lines), "{not json"]).encode()
-    bundle = {
-        "resourceType": "Bundle",
-        "type": "collection",
-        "entry": [{"resource": condition(f"b{n}", cast.patient_a)} for n in range(5)],
-    }
-    return [("extract.ndjson", ndjson), ("bundle.json", json.dumps(bundle).encode())]
-
-
-def stored(run: IngestRun) -> list[tuple]:
-    fields = ("resource_type", "source_id", "patient_id", "section", "code", "display", "status", "summary")
-    rows = RecordEntry.objects.filter(ingest_run=run).values_list(
-        *fields, "resource", "content_hash", "effective_at"
-    )
-    return sorted((*row[:-3], json.dumps(row[-3], sort_keys=True), *row[-2:]) for row in rows)
-
-
-def quarantined(run: IngestRun) -> list[tuple]:
-    fields = ("reason", "detail", "resource_type", "source_id", "location", "raw_payload", "payload_hash")
-    return sorted(QuarantinedRecord.objects.filter(ingest_run=run).values_list(*fields))
-
-
-def counts(run: IngestRun) -> tuple[int, ...]:
-    return (run.resources_read, run.created, run.updated, run.unchanged, run.quarantined)
-
-
-def forget(run: IngestRun) -> tuple[list[tuple], list[tuple]]:
-    """What the run stored and quarantined; then forget it, so that the same input is new again."""
-    found = (stored(run), quarantined(run))
-    RecordEntry.objects.filter(ingest_run=run).delete()
-    QuarantinedRecord.objects.filter(ingest_run=run).delete()
-    return found
-
-
-def workers_for_every_run(settings, monkeypatch, *, run_claims: bool | None = False) -> None:
-    """Validation in a worker process for every run, however small, with the run's own claims on pieces fixed:
-    False, it never takes one, so that the worker (started after the run's first pass on input this small) gives
-    every verdict; None, as if the lock over the pieces were lost (a worker killed holding it). A worker's claims
-    follow the real rule."""
-    settings.INGEST_VALIDATION_PROCESSES = 2
-    monkeypatch.setattr(validation_pool, "VALIDATION_POOL_MIN_BYTES", 0)
-    # A thread another test left behind (a test server) must not turn the workers off here; see the test below.
-    monkeypatch.setattr(validation_pool, "fork_refusal", lambda: "")
-    # Whatever cores this machine has and other tests' runs hold (see test_ingest_runs for that rule).
-    monkeypatch.setattr(pipeline, "validation_processes", lambda wanted, run: wanted)
-    original_claim = validation_pool._claim
-
-    def claim(claims, piece: int, taker: int) -> bool | None:
-        return run_claims if taker == validation_pool._RUN else original_claim(claims, piece, taker)
-
-    monkeypatch.setattr(validation_pool, "_claim", claim)
 
 
 @pytest.fixture

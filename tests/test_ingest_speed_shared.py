@@ -17,11 +17,11 @@ from records.ingest.mapping import is_sensitive, map_resource
 from records.ingest.pipeline import ingest_texts
 from records.ingest.upsert import QUARANTINE_COLUMNS, entries_upsert, quarantined_insert
 from records.models import QuarantinedRecord, RecordEntry
-from tests.conftest import make_run
-from tests.test_ingest_speed_paths import (
+from tests.builders import (
     condition,
     counts,
     forget,
+    make_run,
     mixed_input,
     quarantined,
     stored,

@@ -14,7 +14,7 @@ from audit.models import AccessEvent
 from records.backoffice.monitor import CHART_DAYS, CHART_HEIGHT, feed_health_list
 from records.models import Feed, IngestRun, QuarantinedRecord
 from records.services import feed_upsert
-from tests.test_quarantine_replay import NEWCOMER, condition, ingest
+from tests.builders import NEWCOMER, condition, ingest
 
 MONITOR = "admin:records_feed_monitor"
 MONITOR_QUERY_CEILING = 10

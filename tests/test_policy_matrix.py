@@ -12,7 +12,7 @@ from consent.policy import Action, decide, visible_patients
 from records.access import PatientNotFound, Shown, get_patient_for_user, patient_search_for_user
 from records.models import Patient
 from records.sections import CLINICAL_SECTIONS, DEMOGRAPHIC_SECTIONS
-from tests.conftest import SOCIAL_CARE_CLINICAL_SECTIONS
+from tests.builders import SOCIAL_CARE_CLINICAL_SECTIONS
 
 ALL = DEMOGRAPHIC_SECTIONS | CLINICAL_SECTIONS
 SOCIAL = DEMOGRAPHIC_SECTIONS | SOCIAL_CARE_CLINICAL_SECTIONS

@@ -7,7 +7,7 @@ from django.test import RequestFactory
 from django.urls import reverse
 from django.views.defaults import server_error
 
-from tests.conftest import PASSWORD
+from tests.builders import PASSWORD
 
 
 class PageOutline(HTMLParser):

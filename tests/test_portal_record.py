@@ -14,7 +14,7 @@ from records.models import Feed, Organisation, Patient
 from records.portal.selectors import ROLE_DEMOGRAPHICS_ONLY, SENSITIVE_WITHHELD
 from records.sections import CLINICAL_SECTIONS, Section
 from records.services import feed_upsert, organisation_upsert
-from tests.conftest import SOCIAL_CARE_CLINICAL_SECTIONS, make_entry
+from tests.builders import SOCIAL_CARE_CLINICAL_SECTIONS, make_entry
 
 NHS_NUMBER_FORMS = ("9990000018", "999 000 0018", "999-000-0018", "999+000+0018", "999%20000%200018")
 RECORD_PAGE_QUERY_CEILING = 20

@@ -3,33 +3,16 @@
 import uuid
 
 import pytest
-from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.urls import get_resolver, reverse
 
 from audit.models import AccessEvent
+from tests.builders import PORTAL_URLS, url_names
 
-# How each portal view may touch a patient. A new portal URL fails `test_every_portal_url_is_on_the_list` until
-# someone decides which of these it is (and, for "door", routes it through records.access).
-PORTAL_URLS = {
-    "records:home": "no patient data",
-    "records:patient-search": "door",
-    "records:patient-detail": "door",
-}
 EXAMPLE_KWARGS = {"records:patient-detail": {"public_id": uuid.UUID(int=1)}}
 
 
-def _names(patterns, namespace: str = "") -> set[str]:
-    found: set[str] = set()
-    for pattern in patterns:
-        if isinstance(pattern, URLResolver):
-            inner = f"{namespace}{pattern.namespace}:" if pattern.namespace else namespace
-            found |= _names(pattern.url_patterns, inner)
-        elif isinstance(pattern, URLPattern) and pattern.name:
-            found.add(f"{namespace}{pattern.name}")
-    return found
-
-
 def test_every_portal_url_is_on_the_list():
-    portal = {name for name in _names(get_resolver().url_patterns) if name.startswith("records:")}
+    portal = {name for name in url_names(get_resolver().url_patterns) if name.startswith("records:")}
     assert portal == set(PORTAL_URLS)
 
 

@@ -1,88 +1,27 @@
 """The partner push API: who may push where, what is refused and how, and that every attempt is recorded."""
 
 import io
-import json
 import uuid
 
 import pytest
 from django.urls import reverse
-from rest_framework.test import APIClient
 
-import records.partner_api.views
 from audit.services import RequestContext
 from records.feeds.push.keys import partner_credential_create
 from records.feeds.push.process import pushed_batch_process
 from records.feeds.push.receive import PushFacts, PushRefused, pushed_batch_receive
 from records.models import Feed, PartnerCredential, PushAttempt, PushedBatch
+from tests.builders import bundle, condition, push, push_url, status_of
 
-NHS = "https://fhir.nhs.uk/Id/nhs-number"
-SNOMED = "http://snomed.info/sct"
+# Nothing a view queues reaches the broker; tests run the service themselves.
+pytestmark = pytest.mark.usefixtures("_no_queueing")
 Outcome = PushAttempt.Outcome
-
-
-def condition(resource_id: str, patient, display: str = "Asthma") -> dict:
-    return {
-        "resourceType": "Condition",
-        "id": resource_id,
-        "code": {"coding": [{"system": SNOMED, "code": "195967001", "display": display}]},
-        "subject": {"identifier": {"system": NHS, "value": patient.nhs_number}},
-    }
-
-
-def bundle(*resources: dict) -> bytes:
-    document = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in resources]}
-    return json.dumps(document).encode()
-
-
-def push_url(code: str) -> str:
-    return reverse("api:batch-push", kwargs={"code": code})
-
-
-def push(
-    api: APIClient, code: str, body: bytes, key: str | None, content_type="application/fhir+json", **extra
-):
-    if key is not None:
-        extra["HTTP_AUTHORIZATION"] = f"Bearer {key}"
-    # `generic`, not `post`: the body goes as it is, never re-encoded as a form, whatever the content type.
-    return api.generic("POST", push_url(code), body, content_type=content_type, **extra)
-
-
-def status_of(api: APIClient, url: str, key: str | None):
-    extra = {"HTTP_AUTHORIZATION": f"Bearer {key}"} if key is not None else {}
-    return api.get(url, **extra)
-
-
-@pytest.fixture
-def api() -> APIClient:
-    return APIClient()
-
-
-@pytest.fixture
-def hospital_feed(cast) -> Feed:
-    """The hospital's EPR feed, switched to take pushes."""
-    cast.cuh_feed.source = Feed.Source.PUSH
-    cast.cuh_feed.save(update_fields=["source"])
-    return cast.cuh_feed
-
-
-@pytest.fixture
-def hospital_key(cast) -> str:
-    _, key = partner_credential_create(organisation=cast.cuh, name="Hospital EPR interface")
-    return key
 
 
 @pytest.fixture
 def practice_b_key(cast) -> str:
     _, key = partner_credential_create(organisation=cast.practice_b, name="Fenland GP system")
     return key
-
-
-@pytest.fixture(autouse=True)
-def _no_queueing(monkeypatch) -> list[int]:
-    """Record what the view queues instead of sending it to the broker; tests run the service themselves."""
-    queued: list[int] = []
-    monkeypatch.setattr(records.partner_api.views.pushed_batch_process_task, "delay", queued.append)
-    return queued
 
 
 def only_attempt() -> PushAttempt:

@@ -9,14 +9,10 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from records.models import PartnerCredential, PushAttempt, PushedBatch
-from tests import test_push_api
-from tests.test_push_api import bundle, condition, push
+from tests.builders import bundle, condition, push
 
-# The API tests' fixtures, shared by name (autouse: nothing is sent to the broker).
-api = test_push_api.api
-hospital_feed = test_push_api.hospital_feed
-hospital_key = test_push_api.hospital_key
-_no_queueing = test_push_api._no_queueing
+# Nothing a view queues reaches the broker; tests run the service themselves.
+pytestmark = pytest.mark.usefixtures("_no_queueing")
 
 KEY = re.compile(r"sc_[A-Za-z0-9_-]{43}")
 

@@ -11,14 +11,10 @@ import records.ingest.pipeline as pipeline
 from records.feeds.push.keys import partner_credential_create
 from records.feeds.push.process import pushed_batch_process, pushed_batches_requeue
 from records.models import IngestRun, PushedBatch, QuarantinedRecord, RecordEntry
-from tests import test_push_api
-from tests.test_push_api import bundle, condition, push, status_of
+from tests.builders import bundle, condition, push, status_of
 
-# The API tests' fixtures, shared by name (autouse: nothing is sent to the broker).
-api = test_push_api.api
-hospital_feed = test_push_api.hospital_feed
-hospital_key = test_push_api.hospital_key
-_no_queueing = test_push_api._no_queueing
+# Nothing a view queues reaches the broker; tests run the service themselves.
+pytestmark = pytest.mark.usefixtures("_no_queueing")
 
 Status = PushedBatch.Status
 

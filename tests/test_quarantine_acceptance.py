@@ -3,7 +3,7 @@ reason; replay after the fix ingests it, and a replay without a fix leaves it qu
 
 from records.ingest.quarantine import quarantine_replay
 from records.models import IngestRun, Patient, QuarantinedRecord, RecordEntry
-from tests.test_quarantine_replay import NEWCOMER, NHS, condition, ingest, invalid_condition
+from tests.builders import NEWCOMER, NHS, condition, ingest, invalid_condition
 
 RECORDS = 1_000
 BAD_LINE = 637

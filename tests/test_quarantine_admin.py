@@ -13,7 +13,7 @@ from audit.models import AccessEvent
 from records.backoffice.quarantine import NHS_NUMBER_SEARCH_FIELD
 from records.ingest.quarantine import DISCARD_REASON_REQUIRED, quarantine_discard, quarantine_replay
 from records.models import IngestRun, QuarantinedRecord, RecordEntry
-from tests.test_quarantine_replay import NEWCOMER, condition, ingest, invalid_condition, newcomer
+from tests.builders import NEWCOMER, condition, ingest, invalid_condition, newcomer
 
 Status = QuarantinedRecord.Status
 CHANGELIST = "admin:records_quarantinedrecord_changelist"

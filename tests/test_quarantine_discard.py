@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 
 from records.ingest.quarantine import DISCARD_REASON_REQUIRED, quarantine_discard
 from records.models import QuarantinedRecord
-from tests.test_quarantine_replay import NEWCOMER, OTHER_NEWCOMER, condition, ingest
+from tests.builders import NEWCOMER, OTHER_NEWCOMER, condition, ingest
 
 Status = QuarantinedRecord.Status
 

@@ -1,7 +1,6 @@
 """Replaying quarantined records after a fix: one run per feed, still-bad records back as new pending rows, failed
 runs leave records pending, and records waiting for an unknown patient replayed once the patient arrives."""
 
-import json
 import threading
 import time
 
@@ -11,45 +10,13 @@ from auditlog.models import LogEntry
 from django.db import connection, transaction
 
 import records.ingest.pipeline as pipeline
-from records.ingest.pipeline import ingest_texts
 from records.ingest.quarantine import QuarantineReplayResult, quarantine_replay, unknown_patients_replay
-from records.models import Feed, IngestRun, Patient, QuarantinedRecord, RecordEntry
+from records.models import Feed, IngestRun, QuarantinedRecord, RecordEntry
 from sharedcare import advisory_locks
+from tests.builders import NEWCOMER, NHS, OTHER_NEWCOMER, condition, ingest, invalid_condition, newcomer
 
-NHS = "https://fhir.nhs.uk/Id/nhs-number"
-SNOMED = "http://snomed.info/sct"
-# Valid NHS numbers that no patient of the cast holds.
-NEWCOMER = "9449305552"
-OTHER_NEWCOMER = "9690937316"
 Status = QuarantinedRecord.Status
 Reason = QuarantinedRecord.Reason
-
-
-def condition(resource_id: str, number: str, display: str = "Asthma", **extra: object) -> dict:
-    return {
-        "resourceType": "Condition",
-        "id": resource_id,
-        "code": {"coding": [{"system": SNOMED, "code": "195967001", "display": display}]},
-        "subject": {"identifier": {"system": NHS, "value": number}},
-        **extra,
-    }
-
-
-def invalid_condition(resource_id: str, number: str) -> dict:
-    # clinicalStatus is a CodeableConcept in FHIR R4; a bare string fails validation.
-    return condition(resource_id, number, clinicalStatus="active")
-
-
-def ndjson(*resources: dict) -> bytes:
-    return "\n".join(json.dumps(resource) for resource in resources).encode()
-
-
-def ingest(feed, *resources: dict, location: str = "batch.ndjson") -> IngestRun:
-    return ingest_texts(feed, [(location, ndjson(*resources))])
-
-
-def newcomer(number: str = NEWCOMER) -> Patient:
-    return Patient.objects.create(nhs_number=number, given_name="Nia", family_name="Newcomer")
 
 
 def test_replaying_a_record_after_its_patient_arrives_ingests_it_and_closes_the_record(cast):

@@ -11,7 +11,7 @@ from records.ingest import upsert
 from records.ingest.mapping import MappedEntry, map_resource
 from records.ingest.upsert import QUARANTINE_COLUMNS, entries_upsert, quarantined_insert
 from records.models import IngestRun, QuarantinedRecord, RecordEntry
-from tests.conftest import make_run
+from tests.builders import make_run
 
 SNOMED = "http://snomed.info/sct"
 # Everything COPY's text format must escape, and text that is not ASCII.

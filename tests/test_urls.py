@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 
 from audit.models import AccessEvent
-from tests.test_portal_urls import PORTAL_URLS, _names
+from tests.builders import PORTAL_URLS, url_names
 
 # Reachable without signing in, and none shows patient data.
 PUBLIC = {"login"}
@@ -17,7 +17,7 @@ PARTNER_API = {"api:batch-push", "api:batch-detail"}
 def _all_names() -> set[str]:
     from django.urls import get_resolver
 
-    return _names(get_resolver().url_patterns)
+    return url_names(get_resolver().url_patterns)
 
 
 def test_every_url_is_public_account_back_office_or_portal():

@@ -1,0 +1,252 @@
+"""Builders every test file shares: users, runs and entries, FHIR resources as partners send them, pushes to the
+partner API, the portal's URL list, and the records a run stores.
+
+A plain module, not a test module: test files import from here and never from each other. Fixtures live in
+`tests/conftest.py` with the cast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timedelta
+from itertools import count
+
+from django.contrib.auth import get_user_model
+from django.urls import URLPattern, URLResolver, reverse
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+import records.ingest.pipeline as pipeline
+import records.ingest.validation_pool as validation_pool
+from consent.services import staff_profile_set
+from records.ingest.pipeline import ingest_texts
+from records.models import Feed, IngestRun, Organisation, Patient, QuarantinedRecord, RecordEntry
+from records.sections import Section
+
+NHS = "https://fhir.nhs.uk/Id/nhs-number"
+SNOMED = "http://snomed.info/sct"
+PASSWORD = "correct-horse-battery-staple"
+# Valid NHS numbers that no patient of the cast holds.
+NEWCOMER = "9449305552"
+OTHER_NEWCOMER = "9690937316"
+# What a social care practitioner should see of a record, written out here rather than read from consent.roles so
+# that a change to the role table has to be made on purpose in both places.
+SOCIAL_CARE_CLINICAL_SECTIONS = frozenset(
+    {
+        Section.ALERTS,
+        Section.LEGAL,
+        Section.SAFEGUARDING,
+        Section.ALLERGIES,
+        Section.PLANS,
+        Section.REFERRALS,
+        Section.ASSESSMENTS,
+        Section.SOCIAL_CONTEXT,
+        Section.PROFESSIONAL_CONTACTS,
+    }
+)
+# How each portal view may touch a patient. A new portal URL fails the portal's URL walk until someone decides
+# which of these it is (and, for "door", routes it through records.access).
+PORTAL_URLS = {
+    "records:home": "no patient data",
+    "records:patient-search": "door",
+    "records:patient-detail": "door",
+}
+_ids = count(1)
+
+
+# People, runs and entries.
+
+
+def make_user(
+    username: str, organisation: Organisation | None = None, role: str | None = None, **extra: object
+):
+    user = get_user_model().objects.create_user(username=username, password=PASSWORD, **extra)
+    if organisation is not None and role is not None:
+        staff_profile_set(user_id=user.pk, organisation=organisation, job_role=role)
+        user.refresh_from_db()
+    return user
+
+
+def make_run(feed: Feed) -> IngestRun:
+    return IngestRun.objects.create(feed=feed, status=IngestRun.Status.SUCCEEDED, finished_at=timezone.now())
+
+
+def make_entry(
+    patient: Patient,
+    feed: Feed,
+    section: str,
+    display: str,
+    *,
+    resource_type: str = "Condition",
+    effective_at: datetime | None = None,
+    effective_end: datetime | None = None,
+    status: str = "active",
+    is_sensitive: bool = False,
+    is_confidential: bool = False,
+    is_entered_in_error: bool = False,
+    run: IngestRun | None = None,
+) -> RecordEntry:
+    source_id = f"test-{next(_ids)}"
+    resource = {"resourceType": resource_type, "id": source_id}
+    return RecordEntry.objects.create(
+        patient=patient,
+        organisation=feed.organisation,
+        feed=feed,
+        ingest_run=run or make_run(feed),
+        section=section,
+        resource_type=resource_type,
+        source_id=source_id,
+        effective_at=effective_at or timezone.now() - timedelta(days=3),
+        effective_end=effective_end,
+        display=display,
+        summary=display,
+        status=status,
+        resource=resource,
+        content_hash=hashlib.sha256(json.dumps(resource).encode()).hexdigest(),
+        is_sensitive=is_sensitive,
+        is_confidential=is_confidential,
+        is_entered_in_error=is_entered_in_error,
+    )
+
+
+def newcomer(number: str = NEWCOMER) -> Patient:
+    """A patient who arrives after the cast, with one of the NHS numbers no one held before."""
+    return Patient.objects.create(nhs_number=number, given_name="Nia", family_name="Newcomer")
+
+
+# FHIR resources as partners send them, and runs that ingest them.
+
+
+def condition(resource_id: str, subject: Patient | str, display: str = "Asthma", **extra: object) -> dict:
+    """An asthma Condition (or `display`) about a patient, or about whoever holds the NHS number `subject`."""
+    number = subject if isinstance(subject, str) else subject.nhs_number
+    return {
+        "resourceType": "Condition",
+        "id": resource_id,
+        "code": {"coding": [{"system": SNOMED, "code": "195967001", "display": display}]},
+        "subject": {"identifier": {"system": NHS, "value": number}},
+        **extra,
+    }
+
+
+def invalid_condition(resource_id: str, subject: Patient | str) -> dict:
+    # clinicalStatus is a CodeableConcept in FHIR R4; a bare string fails validation.
+    return condition(resource_id, subject, clinicalStatus="active")
+
+
+def ndjson(*resources: dict) -> bytes:
+    return "\n".join(json.dumps(resource) for resource in resources).encode()
+
+
+def bundle(*resources: dict) -> bytes:
+    document = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in resources]}
+    return json.dumps(document).encode()
+
+
+def ingest(feed: Feed, *resources: dict, location: str = "batch.ndjson") -> IngestRun:
+    return ingest_texts(feed, [(location, ndjson(*resources))])
+
+
+# The partner push API.
+
+
+def push_url(code: str) -> str:
+    return reverse("api:batch-push", kwargs={"code": code})
+
+
+def push(
+    api: APIClient, code: str, body: bytes, key: str | None, content_type="application/fhir+json", **extra
+):
+    if key is not None:
+        extra["HTTP_AUTHORIZATION"] = f"Bearer {key}"
+    # `generic`, not `post`: the body goes as it is, never re-encoded as a form, whatever the content type.
+    return api.generic("POST", push_url(code), body, content_type=content_type, **extra)
+
+
+def status_of(api: APIClient, url: str, key: str | None):
+    extra = {"HTTP_AUTHORIZATION": f"Bearer {key}"} if key is not None else {}
+    return api.get(url, **extra)
+
+
+# URLs.
+
+
+def url_names(patterns, namespace: str = "") -> set[str]:
+    """Every named URL under `patterns`, with its namespaces (`records:patient-detail`)."""
+    found: set[str] = set()
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            inner = f"{namespace}{pattern.namespace}:" if pattern.namespace else namespace
+            found |= url_names(pattern.url_patterns, inner)
+        elif isinstance(pattern, URLPattern) and pattern.name:
+            found.add(f"{namespace}{pattern.name}")
+    return found
+
+
+# What a run stores, for comparing the speed paths of a run with the plain one.
+
+
+def mixed_input(cast) -> list[tuple[str, bytes]]:
+    """Valid and invalid resources, an unsupported type, a bad line, and a Bundle, for patient A."""
+    about = {"identifier": {"system": NHS, "value": cast.patient_a.nhs_number}}
+    lines = [
+        *(condition(f"c{n}", cast.patient_a, f"Problem {n}") for n in range(30)),
+        {"resourceType": "Observation", "id": "no-status", "subject": about},
+        {"resourceType": "Condition", "id": "bad-date", "subject": about, "onsetDateTime": "yesterday"},
+        {"resourceType": "Claim", "id": "claim-1", "patient": about},
+    ]
+    text = "\n".join([*(json.dumps(line) for line in lines), "{not json"]).encode()
+    document = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [{"resource": condition(f"b{n}", cast.patient_a)} for n in range(5)],
+    }
+    return [("extract.ndjson", text), ("bundle.json", json.dumps(document).encode())]
+
+
+def stored(run: IngestRun) -> list[tuple]:
+    """The entries the run wrote, as comparable rows."""
+    fields = ("resource_type", "source_id", "patient_id", "section", "code", "display", "status", "summary")
+    rows = RecordEntry.objects.filter(ingest_run=run).values_list(
+        *fields, "resource", "content_hash", "effective_at"
+    )
+    return sorted((*row[:-3], json.dumps(row[-3], sort_keys=True), *row[-2:]) for row in rows)
+
+
+def quarantined(run: IngestRun) -> list[tuple]:
+    """The records the run quarantined, as comparable rows."""
+    fields = ("reason", "detail", "resource_type", "source_id", "location", "raw_payload", "payload_hash")
+    return sorted(QuarantinedRecord.objects.filter(ingest_run=run).values_list(*fields))
+
+
+def counts(run: IngestRun) -> tuple[int, ...]:
+    """The run's counts: read, created, updated, unchanged, quarantined."""
+    return (run.resources_read, run.created, run.updated, run.unchanged, run.quarantined)
+
+
+def forget(run: IngestRun) -> tuple[list[tuple], list[tuple]]:
+    """What the run stored and quarantined; then forget it, so that the same input is new again."""
+    found = (stored(run), quarantined(run))
+    RecordEntry.objects.filter(ingest_run=run).delete()
+    QuarantinedRecord.objects.filter(ingest_run=run).delete()
+    return found
+
+
+def workers_for_every_run(settings, monkeypatch, *, run_claims: bool | None = False) -> None:
+    """Validation in a worker process for every run, however small, with the run's own claims on pieces fixed:
+    False, it never takes one, so that the worker (started after the run's first pass on input this small) gives
+    every verdict; None, as if the lock over the pieces were lost (a worker killed holding it). A worker's claims
+    follow the real rule."""
+    settings.INGEST_VALIDATION_PROCESSES = 2
+    monkeypatch.setattr(validation_pool, "VALIDATION_POOL_MIN_BYTES", 0)
+    # A thread another test left behind (a test server) must not turn the workers off here.
+    monkeypatch.setattr(validation_pool, "fork_refusal", lambda: "")
+    # Whatever cores this machine has and other tests' runs hold.
+    monkeypatch.setattr(pipeline, "validation_processes", lambda wanted, run: wanted)
+    original_claim = validation_pool._claim
+
+    def claim(claims, piece: int, taker: int) -> bool | None:
+        return run_claims if taker == validation_pool._RUN else original_claim(claims, piece, taker)
+
+    monkeypatch.setattr(validation_pool, "_claim", claim)
