@@ -1,15 +1,18 @@
 """The access rules as one matrix: who, which patient, which action → allowed, sections, basis, audit row."""
 
+import re
 from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AccessEvent
 from consent.models import LegitimateRelationship
-from consent.policy import Action, decide, visible_patients
-from records.access import PatientNotFound, Shown, get_patient_for_user, patient_search_for_user
+from consent.policy import CLINICAL_ACTIONS, Action, decide, visible_patients
+from records.access import PatientNotFound, get_patient_for_user, patient_search_for_user
+from records.disclosure import Shown
 from records.models import Patient
 from records.sections import CLINICAL_SECTIONS, DEMOGRAPHIC_SECTIONS
 from tests.builders import SOCIAL_CARE_CLINICAL_SECTIONS
@@ -76,13 +79,22 @@ def test_door_audits_every_view_allowed_or_denied(cast, who, whom, allowed, sect
     assert event.sections_shown == (["x"] if allowed else [])
 
 
-def test_decide_and_visible_patients_never_disagree(cast):
+def test_every_action_decide_knows_is_one_the_audit_trail_names():
+    assert set(AccessEvent.Action) >= CLINICAL_ACTIONS
+    assert CLINICAL_ACTIONS
+
+
+# Every action and purpose the audit trail names, so the actions decide allows and the ones it refuses are both
+# compared with the list.
+@pytest.mark.parametrize("action", list(AccessEvent.Action))
+@pytest.mark.parametrize("purpose", list(AccessEvent.Purpose))
+def test_decide_and_visible_patients_never_disagree(cast, action, purpose):
     users = [cast.gp_ada, cast.gp_ben, cast.ed_cara, cast.reception_dan, cast.social_eli, cast.privacy_fay]
     users.append(cast.admin_gus)
     for user in users:
-        visible = set(visible_patients(user))
+        visible = set(visible_patients(user, action, purpose))
         for patient in Patient.objects.all():
-            assert decide(user, patient, Action.SEARCH).allowed == (patient in visible), (user, patient)
+            assert decide(user, patient, action, purpose).allowed == (patient in visible), (user, patient)
 
 
 def test_expired_relationship_denies_at_once(cast):
@@ -126,17 +138,38 @@ def test_unknown_action_and_purpose_are_denied(cast):
     assert not decide(cast.gp_ada, cast.patient_a, Action.VIEW_RECORD, purpose="research").allowed
 
 
-def test_denied_and_missing_look_the_same_to_the_caller(cast):
+MISSING_ID = "00000000-0000-0000-0000-000000000000"
+
+
+def test_denied_and_missing_look_the_same_to_the_caller(client, cast):
     with pytest.raises(PatientNotFound) as denied:
         _open(cast.gp_ben, cast.patient_a)
     with pytest.raises(PatientNotFound) as missing:
         get_patient_for_user(
             user=cast.gp_ben,
-            public_id="00000000-0000-0000-0000-000000000000",
+            public_id=MISSING_ID,
             request=None,
             build=lambda p, d: (None, Shown()),
         )
-    assert str(denied.value) == str(missing.value)
+    assert type(denied.value) is type(missing.value) is PatientNotFound
+    assert (denied.value.args, vars(denied.value)) == (missing.value.args, vars(missing.value)) == ((), {})
+    client.force_login(cast.gp_ben)
+    pages = {
+        str(public_id): client.get(reverse("records:patient-detail", kwargs={"public_id": public_id}))
+        for public_id in (cast.patient_a.public_id, MISSING_ID)
+    }
+    assert {page.status_code for page in pages.values()} == {404}
+    # Only what differs on every page may differ: the id asked for, the request id, the per-response CSRF mask.
+    bodies = {
+        re.sub(
+            r'(csrfmiddlewaretoken" value="|class="request-id">)[^"<]+',
+            r"\1<varies>",
+            page.content.decode().replace(public_id, "<id>"),
+        )
+        for public_id, page in pages.items()
+    }
+    assert len(bodies) == 1
+    assert "<varies>" in bodies.pop()
     assert AccessEvent.objects.filter(outcome=AccessEvent.Outcome.NOT_FOUND, patient_id=None).exists()
 
 

@@ -8,6 +8,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
+from consent.services import feed_support_grant
 from records.models import PartnerCredential, PushAttempt, PushedBatch
 from tests.builders import bundle, condition, push
 
@@ -106,6 +107,7 @@ def test_the_back_office_lists_batches_and_attempts_without_payloads(
     push(api, hospital_feed.code, b"{}", "sc_" + "C" * 43)
     batch, attempt = PushedBatch.objects.get(), PushAttempt.objects.filter(outcome="accepted").get()
     client.force_login(cast.admin_gus)
+    feed_support_grant(user_id=cast.admin_gus.pk, organisations=[hospital_feed.organisation])
 
     pages = [
         client.get(reverse("admin:records_pushedbatch_changelist")),

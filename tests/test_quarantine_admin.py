@@ -1,5 +1,5 @@
 """The quarantine in the back office: filters, search (NHS number by POST only), replay and discard actions, the
-outcome of closed records, and the audited detail page."""
+outcome of closed records, and the audited detail page, for a user who supports the partners' feeds."""
 
 import re
 
@@ -10,6 +10,7 @@ from django.urls import reverse
 
 import records.backoffice.quarantine
 from audit.models import AccessEvent
+from consent.services import feed_support_grant
 from records.backoffice.quarantine import NHS_NUMBER_SEARCH_FIELD
 from records.ingest.quarantine import DISCARD_REASON_REQUIRED, quarantine_discard, quarantine_replay
 from records.models import IngestRun, QuarantinedRecord, RecordEntry
@@ -21,6 +22,8 @@ CHANGELIST = "admin:records_quarantinedrecord_changelist"
 
 @pytest.fixture
 def admin_client(client, cast):
+    """The back-office user, supporting the feeds of the hospital and the mental-health trust."""
+    feed_support_grant(user_id=cast.admin_gus.pk, organisations=[cast.cuh, cast.cpft])
     client.force_login(cast.admin_gus)
     return client
 
@@ -218,16 +221,22 @@ def test_closed_records_show_their_replay_run_and_discard_reason(admin_client, c
     assert "Discarded by admin.gus: Partner withdrew it" in page
 
 
-def test_opening_a_quarantined_record_shows_the_payload_and_is_audited(admin_client, quarantined):
+def test_opening_a_quarantined_record_shows_it_with_the_payload_masked_and_is_audited(
+    admin_client, quarantined
+):
     record = quarantined["cuh-unknown"]
 
     response = admin_client.get(reverse("admin:records_quarantinedrecord_change", args=[record.pk]))
 
     assert response.status_code == 200
-    assert "cuh-unknown" in response.content.decode()
+    body = response.content.decode()
+    assert "cuh-unknown" in body
+    assert record.raw_payload not in body and record.raw_payload.replace('"', "&quot;") not in body
+    assert reverse("admin:records_quarantinedrecord_reveal", args=[record.pk]) in body
     event = AccessEvent.objects.get()
-    assert (event.action, event.purpose, event.reason, event.patient_id) == (
+    assert (event.action, event.outcome, event.purpose, event.reason, event.patient_id) == (
         AccessEvent.Action.VIEW_DOCUMENT,
+        AccessEvent.Outcome.ALLOWED,
         AccessEvent.Purpose.FEED_SUPPORT,
         f"quarantined record {record.pk}",
         None,
