@@ -17,7 +17,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
 
 from consent.models import StaffProfile
-from consent.services import staff_profile_set
+from consent.services import feed_support_grant, staff_profile_set
 from records.demo.generator import write_demo_bundles
 from records.demo.partners import FEEDS, LIVE_FEEDS, PARTNERS, USERS
 from records.ingest.pipeline import ingest_path
@@ -61,7 +61,8 @@ def demo_users_upsert(password: str) -> list[AbstractUser]:
     """Create or update the seven demo users, all with `password`, each with exactly the role the demo describes.
 
     Always holds afterwards: every demo user is active and has this password; only admin.gus is staff or superuser,
-    and admin.gus has no staff profile, so it reaches no patient data (superusers get no clinical access).
+    and admin.gus has no staff profile, so it reaches no patient data (superusers get no clinical access); admin.gus
+    holds the feed-support permission for every demo partner, so it may reveal what their feeds sent, audited.
     Raises django's ValidationError if the password fails the project's password rules.
     """
     validate_password(password)
@@ -84,6 +85,8 @@ def demo_users_upsert(password: str) -> list[AbstractUser]:
                 )
             else:
                 StaffProfile.objects.filter(user=user).delete()
+            if spec.is_superuser:
+                feed_support_grant(user_id=user.pk, organisations=organisations.values())
             users.append(user)
     return users
 
