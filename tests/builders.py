@@ -110,6 +110,31 @@ def make_entry(
     )
 
 
+def add_run(
+    feed: Feed,
+    started_at: datetime,
+    *,
+    seconds: float = 10,
+    read: int = 100,
+    quarantined: int = 0,
+    status: str = IngestRun.Status.SUCCEEDED,
+    trigger: str = IngestRun.Trigger.SCHEDULE,
+) -> IngestRun:
+    """A finished run of `feed` that started at `started_at`; a failed one read nothing and says why."""
+    failed = status == IngestRun.Status.FAILED
+    return IngestRun.objects.create(
+        feed=feed,
+        trigger=trigger,
+        status=status,
+        started_at=started_at,
+        finished_at=started_at + timedelta(seconds=seconds),
+        resources_read=0 if failed else read,
+        created=0 if failed else read - quarantined,
+        quarantined=0 if failed else quarantined,
+        error="ConnectionError: partner endpoint down" if failed else "",
+    )
+
+
 def newcomer(number: str = NEWCOMER) -> Patient:
     """A patient who arrives after the cast, with one of the NHS numbers no one held before."""
     return Patient.objects.create(nhs_number=number, given_name="Nia", family_name="Newcomer")

@@ -4,8 +4,6 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -17,7 +15,6 @@ from records.services import feed_upsert, organisation_upsert
 from tests.builders import SOCIAL_CARE_CLINICAL_SECTIONS, make_entry
 
 NHS_NUMBER_FORMS = ("9990000018", "999 000 0018", "999-000-0018", "999+000+0018", "999%20000%200018")
-RECORD_PAGE_QUERY_CEILING = 20
 
 
 def record_url(patient: Patient) -> str:
@@ -330,32 +327,6 @@ def test_banner_shows_live_datasets_with_last_success_and_partners_not_yet_joine
     assert "Departed Trust" not in banner
     assert "Live data from 5 partners." in banner
     assert "2 partners have not yet joined" in banner
-
-
-def test_record_page_queries_are_bounded_and_do_not_grow_with_the_record(
-    client, cast, settings, django_assert_max_num_queries
-):
-    settings.RECORD_PAGE_SIZE = 10
-    client.force_login(cast.gp_ada)
-    url = record_url(cast.patient_a)
-    with django_assert_max_num_queries(RECORD_PAGE_QUERY_CEILING):
-        assert client.get(url).status_code == 200
-    with CaptureQueriesContext(connection) as small:
-        client.get(url)
-    feeds = [cast.gp_a_feed, cast.cuh_feed, cast.cpft_feed, cast.county_feed]
-    for number in range(60):
-        section = [
-            Section.PROBLEMS,
-            Section.ENCOUNTERS,
-            Section.PLANS,
-            Section.ASSESSMENTS,
-            Section.DOCUMENTS,
-        ][number % 5]
-        make_entry(cast.patient_a, feeds[number % 4], section, f"Entry {number}", effective_at=timezone.now())
-    feed_upsert(code="extra", organisation=cast.icb, name="Extra", sections=[])
-    with CaptureQueriesContext(connection) as large:
-        assert client.get(url).status_code == 200
-    assert len(large.captured_queries) == len(small.captured_queries)
 
 
 def test_a_stale_feed_is_flagged_in_the_banner_and_in_a_notice_outside_the_details(client, cast):

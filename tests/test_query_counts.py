@@ -1,0 +1,141 @@
+"""Exact query counts on the pages that must stay cheap: the record page, the NHS-number search and the feed monitor.
+
+Each count is exact, not a ceiling, and each is listed query by query, so that a new query (an N+1 above all) fails
+here and has to be explained. Where the page shows a list, the count is the same for a short list and a long one.
+"""
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from consent.services import relationships_refresh
+from records.models import Organisation, Patient
+from records.sections import Section
+from records.services import feed_upsert, organisation_upsert
+from tests.builders import NEWCOMER, OTHER_NEWCOMER, add_run, condition, ingest, make_entry
+
+# 1. the session; 2. the user; 3. the door's savepoint; 4. the patient with the registered practice; 5. the user's
+# staff profile; 6. its organisation; 7. the organisation's legitimate relationship with the patient; 8. how many
+# entries each section has and shows; 9. the first page of every section, in one query (a window over sections);
+# 10. the active organisations and 11. the feeds, for the banner of who shares data; 12. the audit write's
+# savepoint; 13. the lock that chains access events; 14. the last event's hash; 15. the new access event;
+# 16. the audit write's savepoint released; 17. the door's savepoint released.
+RECORD_PAGE_QUERIES = 17
+# 1. the session; 2. the user; 3. the door's savepoint; 4. the patient by NHS number; 5. the staff profile; 6. its
+# organisation; 7. the legitimate relationship; 8-12. the audit write as on the record page (savepoint, chain lock,
+# last hash, new access event, release); 13. the door's savepoint released.
+SEARCH_FOUND_QUERIES = 13
+# As above without 7: there is no patient to hold a relationship with.
+SEARCH_NO_SUCH_PATIENT_QUERIES = 12
+# 1. the session; 2. the user. The form refuses the number before the door.
+SEARCH_MALFORMED_QUERIES = 2
+# 1. the session; 2. the user; 3. the feeds with their organisations; 4. each feed's last run; 5. each feed's runs,
+# failures, resources read and quarantined over seven days; 6. each feed's pending quarantine; 7. each feed's runs
+# per day, for the chart.
+MONITOR_QUERIES = 7
+
+SECTIONS = [Section.PROBLEMS, Section.ENCOUNTERS, Section.PLANS, Section.ASSESSMENTS, Section.DOCUMENTS]
+
+
+def patient_with_entries(cast, how_many: int, extra_partners: int) -> Patient:
+    """A patient of practice A with `how_many` entries spread over five sections and the cast's feeds, plus
+    `extra_partners` more partners' feeds."""
+    patient = Patient.objects.create(
+        nhs_number=NEWCOMER, given_name="Nia", family_name="Newcomer", registered_practice=cast.practice_a
+    )
+    feeds = [cast.gp_a_feed, cast.cuh_feed, cast.cpft_feed, cast.county_feed]
+    for number in range(extra_partners):
+        partner = organisation_upsert(
+            ods_code=f"X{number:04d}", name=f"Partner {number}", kind=Organisation.Kind.ACUTE_TRUST
+        )
+        feeds.append(feed_upsert(code=f"partner-{number}", organisation=partner, name="EPR", sections=[]))
+    for number in range(how_many):
+        make_entry(patient, feeds[number % len(feeds)], SECTIONS[number % len(SECTIONS)], f"Entry {number}")
+    relationships_refresh([patient.pk])
+    return patient
+
+
+@pytest.mark.parametrize(("entries", "extra_partners"), [(2, 0), (40, 3)])
+def test_the_record_page_takes_the_same_exact_queries_for_a_short_record_and_a_long_one(
+    client, cast, settings, django_assert_num_queries, entries, extra_partners
+):
+    settings.RECORD_PAGE_SIZE = 10  # the long record runs to more than one page in two sections
+    patient = patient_with_entries(cast, entries, extra_partners)
+    client.force_login(cast.gp_ada)
+    url = reverse("records:patient-detail", kwargs={"public_id": patient.public_id})
+
+    with django_assert_num_queries(RECORD_PAGE_QUERIES):
+        response = client.get(url)
+
+    assert response.status_code == 200
+    assert f"Entry {entries - 1}" in response.content.decode()
+
+
+@pytest.mark.parametrize("other_patients", [0, 40])
+def test_a_search_that_finds_a_patient_takes_the_same_exact_queries_however_many_patients_there_are(
+    client, cast, django_assert_num_queries, other_patients
+):
+    for number in range(other_patients):
+        Patient.objects.create(
+            nhs_number=f"80000000{number:02d}", given_name="Other", family_name=f"Patient {number}"
+        )
+    client.force_login(cast.gp_ada)
+
+    with django_assert_num_queries(SEARCH_FOUND_QUERIES):
+        response = client.post(reverse("records:patient-search"), {"nhs_number": cast.patient_a.nhs_number})
+
+    assert response.status_code == 303
+
+
+def test_a_search_for_a_patient_the_user_may_not_see_takes_the_queries_of_a_search_that_finds_one(
+    client, cast, django_assert_num_queries
+):
+    client.force_login(cast.gp_ada)
+
+    with django_assert_num_queries(SEARCH_FOUND_QUERIES):
+        response = client.post(reverse("records:patient-search"), {"nhs_number": cast.patient_b.nhs_number})
+
+    assert response.status_code == 200
+
+
+def test_a_search_for_a_number_no_patient_holds_looks_for_no_relationship(
+    client, cast, django_assert_num_queries
+):
+    client.force_login(cast.gp_ada)
+
+    with django_assert_num_queries(SEARCH_NO_SUCH_PATIENT_QUERIES):
+        response = client.post(reverse("records:patient-search"), {"nhs_number": OTHER_NEWCOMER})
+
+    assert response.status_code == 200
+
+
+def test_a_malformed_nhs_number_is_refused_before_any_patient_query(client, cast, django_assert_num_queries):
+    client.force_login(cast.gp_ada)
+
+    with django_assert_num_queries(SEARCH_MALFORMED_QUERIES):
+        response = client.post(reverse("records:patient-search"), {"nhs_number": "999 000 0019"})
+
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("extra_feeds", [0, 6])
+def test_the_feed_monitor_takes_the_same_exact_queries_for_few_feeds_and_many(
+    client, cast, django_assert_num_queries, extra_feeds
+):
+    now = timezone.now()
+    for number in range(extra_feeds):
+        feed = feed_upsert(
+            code=f"extra-{number}", organisation=cast.county, name=f"Extra {number}", sections=[]
+        )
+        for days in range(12):
+            add_run(feed, now - timedelta(days=days, hours=number))
+        ingest(feed, condition("c1", NEWCOMER))  # a pending quarantined record
+    client.force_login(cast.admin_gus)
+
+    with django_assert_num_queries(MONITOR_QUERIES):
+        response = client.get(reverse("admin:records_feed_monitor"))
+
+    assert response.status_code == 200
+    assert response.content.decode().count('class="feed-row') == 5 + extra_feeds
