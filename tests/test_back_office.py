@@ -105,3 +105,20 @@ def test_changes_to_partners_and_roles_are_recorded_by_auditlog(admin_client, ca
         "R8000",
         "R8008",
     ]
+
+
+def test_the_user_page_assigns_the_partners_a_user_supports_and_auditlog_records_it(admin_client, cast):
+    from auditlog.models import LogEntry
+
+    from consent.models import FeedSupportAssignment
+    from consent.services import feed_support_grant
+
+    feed_support_grant(user_id=cast.admin_gus.pk, organisations=[cast.cuh])
+
+    page = admin_client.get(reverse("admin:auth_user_change", args=[cast.admin_gus.pk])).content.decode()
+
+    assert "Partners whose feeds this user supports" in page
+    assert "Can support partner feeds" in page
+    assignment = FeedSupportAssignment.objects.get(user=cast.admin_gus)
+    assert assignment.organisation == cast.cuh
+    assert LogEntry.objects.get_for_object(assignment).exists()
