@@ -7,12 +7,18 @@ quarantined record. Every task is safe to run twice, which is what late acknowle
 """
 
 import logging
+from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
 from celery import shared_task
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, transaction
 
+from records.feeds.push.process import pushed_batch_process
+from records.feeds.scheduling import feed_run, feeds_due
 from records.feeds.sources import TransientSourceError
+from records.ingest.quarantine import quarantine_replay, unknown_patients_waiting
+from records.models import Feed, IngestRun
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +42,6 @@ def feeds_due_dispatch_task() -> list[int]:
     Beat runs this every minute. Enqueuing a feed twice is harmless: the second run finds the feed's lock held, or
     finds it no longer due, and does nothing.
     """
-    from records.feeds.scheduling import feeds_due
-
     feed_ids = [feed.pk for feed in feeds_due()]
     for feed_id in feed_ids:
         feed_run_task.delay(feed_id)
@@ -54,14 +58,12 @@ def feed_run_task(feed_id: int) -> dict[str, Any]:
     run abandoned by a dead worker is marked failed at the start of the next one, whose ingest is idempotent, so a
     redelivered message ingests every record exactly once. Returns a summary without patient data.
     """
-    from records.feeds.scheduling import feed_run
-    from records.models import Feed
-
     feed = Feed.objects.filter(pk=feed_id).first()
     if feed is None:
         logger.warning("feed %s no longer exists; nothing to run", feed_id)
         return {"feed_id": feed_id, "outcome": "missing"}
     result = feed_run(feed, trigger="schedule")
+    arrived_patients_replay_enqueue(result.runs)
     return result.as_dict()
 
 
@@ -71,23 +73,40 @@ def pushed_batch_process_task(batch_id: int) -> int | None:
 
     Returns the run's id only: task results are logged, and a run's error text may quote patient data.
     """
-    from records.feeds.push.process import pushed_batch_process
-
     run = pushed_batch_process(batch_id)
-    return run.pk if run is not None else None
+    if run is None:
+        return None
+    arrived_patients_replay_enqueue([run])
+    return run.pk
 
 
 @shared_task(name="records.quarantine_replay_task", **_RETRY_OPTIONS)
 def quarantine_replay_task(record_ids: list[int], user_id: int | None = None) -> dict[str, Any]:
     """Replay quarantined records by id (after a fix); a replayed record is never dropped nor ingested twice."""
-    from records.ingest.quarantine import quarantine_replay
-
-    return quarantine_replay(record_ids, user_id=user_id).as_dict()
+    result = quarantine_replay(record_ids, user_id=user_id)
+    arrived_patients_replay_enqueue(result.runs)
+    return result.as_dict()
 
 
 @shared_task(name="records.unknown_patients_replay_task", **_RETRY_OPTIONS)
 def unknown_patients_replay_task(patient_ids: list[int]) -> int:
-    """Replay records quarantined for an unknown patient, now that these patients exist."""
-    from records.ingest.quarantine import unknown_patients_replay
+    """Replay records quarantined for an unknown patient, now that these patients exist; return how many were.
 
-    return unknown_patients_replay(patient_ids)
+    A replayed record may itself bring a patient (a partner's Patient resource that waited): what waited for that
+    one is queued in turn, until nothing new arrives.
+    """
+    result = quarantine_replay(unknown_patients_waiting(patient_ids), user_id=None)
+    arrived_patients_replay_enqueue(result.runs)
+    return len(result.replayed_ids)
+
+
+def arrived_patients_replay_enqueue(runs: Iterable[IngestRun]) -> None:
+    """Queue, once the current transaction commits, the replay of the records quarantined as unknown-patient for
+    the patients these ingest runs brought (`IngestRun.arrived_patient_ids`); nothing when none arrived.
+
+    The follow-up of every ingest run, whoever made it (a task, a command, a page): the pipeline only says what
+    arrived. After commit only, because the replay must see the new patients and must not run for a rollback.
+    """
+    patient_ids = sorted({patient_id for run in runs for patient_id in run.arrived_patient_ids})
+    if patient_ids:
+        transaction.on_commit(partial(unknown_patients_replay_task.delay, patient_ids))

@@ -9,7 +9,7 @@ import pytest
 from django.db import OperationalError
 from django.utils import timezone
 
-import records.ingest.pipeline as pipeline
+import records.ingest.ingestion as ingestion
 from records.feeds.results import Outcome
 from records.feeds.scheduling import feed_run
 from records.models import Feed, IngestRun, QuarantinedRecord, RecordEntry
@@ -128,7 +128,7 @@ def test_a_file_whose_run_fails_goes_to_failed_with_the_reason_beside_it_and_the
 ):
     drop(tmp_path, feed, "a-bad.json", bundle("a", cast.patient_a, 2), age_seconds=90)
     drop(tmp_path, feed, "b-good.json", bundle("b", cast.patient_a, 2), age_seconds=30)
-    real_refresh = pipeline.relationships_refresh
+    real_refresh = ingestion.relationships_refresh
     calls = []
 
     def refresh_failing_once(patient_ids):
@@ -137,7 +137,7 @@ def test_a_file_whose_run_fails_goes_to_failed_with_the_reason_beside_it_and_the
             raise RuntimeError("relationship table is locked for maintenance")
         return real_refresh(patient_ids)
 
-    monkeypatch.setattr(pipeline, "relationships_refresh", refresh_failing_once)
+    monkeypatch.setattr(ingestion, "relationships_refresh", refresh_failing_once)
 
     result = feed_run(feed, trigger=IngestRun.Trigger.SCHEDULE)
 
@@ -163,7 +163,7 @@ def test_a_database_error_keeps_the_file_in_incoming_for_the_retry(cast, feed, t
     def database_gone(patient_ids):
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(pipeline, "relationships_refresh", database_gone)
+    monkeypatch.setattr(ingestion, "relationships_refresh", database_gone)
 
     with pytest.raises(OperationalError):
         feed_run(feed, trigger=IngestRun.Trigger.SCHEDULE)

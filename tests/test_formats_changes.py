@@ -6,7 +6,6 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-import records.ingest.pipeline as pipeline
 from consent.models import LegitimateRelationship
 from records.ingest.pipeline import ingest_texts
 from records.models import IngestRun, Patient, QuarantinedRecord, RecordEntry
@@ -273,11 +272,13 @@ def test_a_quarantined_record_keeps_the_nhs_number_it_names(cast):
     ]
 
 
-def test_a_run_that_creates_patients_queues_their_unknown_patient_replay_after_commit(
+def test_a_run_that_creates_patients_says_which_arrived_and_their_replay_is_queued_after_commit(
     cast, monkeypatch, django_capture_on_commit_callbacks
 ):
-    queued: list[list[int]] = []
-    monkeypatch.setattr(pipeline, "unknown_patients_replay_enqueue", queued.append)
+    from records import tasks
+
+    sent: list[tuple] = []
+    monkeypatch.setattr(tasks.unknown_patients_replay_task, "delay", lambda *args: sent.append(args))
     patients = [
         {"resourceType": "Patient", "id": f"p{n}", "identifier": [{"system": NHS, "value": number}]}
         for n, number in enumerate(["9990000042", NEW_NUMBER, "9990000018"])
@@ -285,7 +286,8 @@ def test_a_run_that_creates_patients_queues_their_unknown_patient_replay_after_c
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         run = ingest(cast.gp_a_feed, *patients)
-    assert queued == []  # nothing before the commit
+        tasks.arrived_patients_replay_enqueue([run])
+    assert sent == []  # nothing before the commit
 
     for callback in callbacks:
         callback()
@@ -294,30 +296,39 @@ def test_a_run_that_creates_patients_queues_their_unknown_patient_replay_after_c
     )
     assert run.patients_created == 2
     # And the patient held already: this partner's id p2 now leads to them, and records may wait for that id.
-    assert queued == [sorted([*created, cast.patient_a.pk])]
-    queued.clear()
+    assert run.arrived_patient_ids == tuple(sorted([*created, cast.patient_a.pk]))
+    assert sent == [(list(run.arrived_patient_ids),)]
+    sent.clear()
 
     with django_capture_on_commit_callbacks(execute=True):
-        ingest(cast.gp_a_feed, *patients)
-    assert queued == [], "nothing new is known: nothing to replay"
+        again = ingest(cast.gp_a_feed, *patients)
+        tasks.arrived_patients_replay_enqueue([again])
+    assert again.arrived_patient_ids == ()
+    assert sent == [], "nothing new is known: nothing to replay"
 
 
 def test_a_run_that_creates_no_patient_queues_nothing(cast, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        ingest(cast.cuh_feed, condition("c1"))
+        run = ingest(cast.cuh_feed, condition("c1"))
 
     assert callbacks == []
+    assert run.arrived_patient_ids == ()
 
 
-def test_the_replay_is_queued_as_the_task_with_patient_ids_only(cast, monkeypatch):
+def test_the_replay_is_queued_once_as_the_task_with_patient_ids_only(
+    cast, monkeypatch, django_capture_on_commit_callbacks
+):
     from records import tasks
 
     sent: list[tuple] = []
     monkeypatch.setattr(tasks.unknown_patients_replay_task, "delay", lambda *args: sent.append(args))
+    first, second = IngestRun(), IngestRun()
+    first.arrived_patient_ids, second.arrived_patient_ids = (3, 7), (7, 9)
 
-    pipeline.unknown_patients_replay_enqueue([3, 7])
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks.arrived_patients_replay_enqueue([first, second])
 
-    assert sent == [([3, 7],)]
+    assert sent == [([3, 7, 9],)]
 
 
 def test_the_trigger_is_recorded_on_the_run(cast):

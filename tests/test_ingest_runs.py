@@ -10,6 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+import records.ingest.ingestion as ingestion
 import records.ingest.pipeline as pipeline
 from consent.models import LegitimateRelationship
 from records.ingest.pipeline import IngestFailed, ingest_path
@@ -79,7 +80,7 @@ def test_copies_of_one_resource_in_a_run_keep_the_newest_whatever_the_order(cast
 
 def test_unversioned_copies_in_one_run_keep_the_last_and_a_rerun_changes_nothing(cast, monkeypatch):
     # One resource per batch, so the copies meet in the database rather than inside one batch.
-    monkeypatch.setattr(pipeline, "BATCH_SIZE", 1)
+    monkeypatch.setattr(ingestion, "BATCH_SIZE", 1)
     first_copy, last_copy = condition("c1", cast.patient_a, "First"), condition("c1", cast.patient_a, "Last")
 
     first = ingest(cast.cuh_feed, first_copy, last_copy)
@@ -119,14 +120,14 @@ def test_an_attendance_gives_the_hospital_a_relationship_and_a_registration_give
 
 
 def test_a_run_that_fails_part_way_writes_nothing_and_says_so(cast, monkeypatch):
-    real_map = pipeline.map_resource
+    real_map = ingestion.map_resource
 
     def map_or_fail(resource):
         if resource.get("id") == "c3":
             raise RuntimeError("disk on fire")
         return real_map(resource)
 
-    monkeypatch.setattr(pipeline, "map_resource", map_or_fail)
+    monkeypatch.setattr(ingestion, "map_resource", map_or_fail)
     entries_before = RecordEntry.objects.count()
     resources = [condition(f"c{n}", cast.patient_a) for n in range(5)] + [{"resourceType": "Organization"}]
 
@@ -145,7 +146,7 @@ def test_a_run_that_fails_part_way_writes_nothing_and_says_so(cast, monkeypatch)
 
 
 def test_the_command_reports_a_failed_run_as_an_error(cast, monkeypatch, tmp_path):
-    monkeypatch.setattr(pipeline, "relationships_refresh", lambda ids: 1 / 0)
+    monkeypatch.setattr(ingestion, "relationships_refresh", lambda ids: 1 / 0)
     (tmp_path / "c.json").write_text(json.dumps(condition("c1", cast.patient_a)))
 
     with pytest.raises(CommandError, match="failed and wrote nothing: ZeroDivisionError"):
@@ -188,7 +189,7 @@ def test_a_batch_costs_the_same_queries_whatever_its_size(cast):
 
 
 def test_a_second_batch_is_written_when_the_first_is_full(cast, monkeypatch):
-    monkeypatch.setattr(pipeline, "BATCH_SIZE", 3)
+    monkeypatch.setattr(ingestion, "BATCH_SIZE", 3)
     resources = [condition(f"b{n}", cast.patient_a) for n in range(8)]
 
     first = ingest(cast.cuh_feed, *resources)

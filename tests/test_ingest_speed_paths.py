@@ -13,8 +13,10 @@ from types import SimpleNamespace
 
 import pytest
 
+import records.ingest.ingestion as ingestion
 import records.ingest.pipeline as pipeline
 import records.ingest.readers as readers
+import records.ingest.run_validation as run_validation
 import records.ingest.validation_pool as validation_pool
 import records.ingest.validation_worker as validation_worker
 from records.ingest.fhir import validate_json
@@ -206,7 +208,7 @@ def validated(monkeypatch) -> list[str]:
         seen.append(resource.get("id", ""))
         return validate_json(resource)
 
-    monkeypatch.setattr(pipeline, "validate_json", counting)
+    monkeypatch.setattr(run_validation, "validate_json", counting)
     return seen
 
 
@@ -235,18 +237,18 @@ def test_a_resource_held_unchanged_is_not_validated_again_and_a_changed_one_is(c
 
 def test_the_input_is_parsed_once_unless_it_is_larger_than_what_a_run_keeps(cast, monkeypatch):
     reads: list[str] = []
-    original = pipeline.read_source
+    original = ingestion.read_source
 
     def counting(source, **kwargs):
         reads.append(source.location)
         return original(source, **kwargs)
 
-    monkeypatch.setattr(pipeline, "read_source", counting)
+    monkeypatch.setattr(ingestion, "read_source", counting)
     once = ingest_texts(cast.cuh_feed, mixed_input(cast))
     assert reads == ["extract.ndjson", "bundle.json"]
     expected = forget(once)
     reads.clear()
-    monkeypatch.setattr(pipeline, "KEEP_PARSED_BYTES", 0)
+    monkeypatch.setattr(ingestion, "KEEP_PARSED_BYTES", 0)
 
     twice = ingest_texts(cast.cuh_feed, mixed_input(cast))
 

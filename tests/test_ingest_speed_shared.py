@@ -11,6 +11,7 @@ import pytest
 from django.utils import timezone
 
 import records.ingest.pipeline as pipeline
+import records.ingest.run_validation as run_validation
 import records.ingest.validation_pool as validation_pool
 import records.ingest.validation_worker as validation_worker
 from records.ingest.mapping import is_sensitive, map_resource
@@ -51,7 +52,7 @@ def shared(settings, monkeypatch) -> dict[str, int]:
     monkeypatch.setattr(validation_pool, "_claim", split)
     done = {"worker": 0, "run": 0}
     original_verdicts = validation_pool.ValidationPool.verdicts
-    original_piece = pipeline._Run.validate_piece
+    original_piece = run_validation.RunValidation.validate_piece
 
     def answered(self, position, meanwhile=None):
         found = original_verdicts(self, position, meanwhile)
@@ -67,7 +68,7 @@ def shared(settings, monkeypatch) -> dict[str, int]:
         return original_piece(self, index, positions, skip)
 
     monkeypatch.setattr(validation_pool.ValidationPool, "verdicts", answered)
-    monkeypatch.setattr(pipeline._Run, "validate_piece", by_run)
+    monkeypatch.setattr(run_validation.RunValidation, "validate_piece", by_run)
     return done
 
 

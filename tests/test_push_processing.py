@@ -7,7 +7,7 @@ import threading
 import pytest
 from django.db import connection, transaction
 
-import records.ingest.pipeline as pipeline
+import records.ingest.ingestion as ingestion
 from records.feeds.push.keys import partner_credential_create
 from records.feeds.push.process import pushed_batch_process, pushed_batches_requeue
 from records.models import IngestRun, PushedBatch, QuarantinedRecord, RecordEntry
@@ -115,7 +115,7 @@ def test_a_run_that_fails_marks_the_batch_failed_keeps_the_payload_and_tells_the
     def refuse(*args, **kwargs):
         raise RuntimeError(f"disk on fire near {cast.patient_a.nhs_number}")
 
-    monkeypatch.setattr(pipeline, "entries_upsert", refuse)
+    monkeypatch.setattr(ingestion, "entries_upsert", refuse)
     run = pushed_batch_process(batch.pk)
 
     batch.refresh_from_db()
@@ -134,7 +134,7 @@ def test_a_run_that_fails_marks_the_batch_failed_keeps_the_payload_and_tells_the
 def test_a_failed_batch_requeued_after_a_fix_is_processed_again(cast, make_batch, monkeypatch):
     batch = make_batch(bundle(condition("c1", cast.patient_a)))
     with monkeypatch.context() as patch:
-        patch.setattr(pipeline, "entries_upsert", lambda *args, **kwargs: 1 / 0)
+        patch.setattr(ingestion, "entries_upsert", lambda *args, **kwargs: 1 / 0)
         failed_run = pushed_batch_process(batch.pk)
 
     assert pushed_batches_requeue([batch.pk]) == [batch.pk]

@@ -9,7 +9,7 @@ from auditlog.context import set_actor
 from auditlog.models import LogEntry
 from django.db import connection, transaction
 
-import records.ingest.pipeline as pipeline
+import records.ingest.ingestion as ingestion
 from records.ingest.quarantine import QuarantineReplayResult, quarantine_replay, unknown_patients_replay
 from records.models import Feed, IngestRun, QuarantinedRecord, RecordEntry
 from sharedcare import advisory_locks
@@ -106,7 +106,7 @@ def test_a_failed_replay_run_leaves_its_records_pending_and_writes_nothing(cast,
     def broken(self, checksum):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(pipeline._Run, "finish", broken)
+    monkeypatch.setattr(ingestion.Ingestion, "finish", broken)
     result = quarantine_replay([record.pk for record in records], user_id=None)
 
     [run] = result.runs
@@ -296,9 +296,10 @@ def test_records_waiting_for_a_partners_patient_id_are_replayed_once_that_patien
 ):
     """A partner's condition feed ran before its patient feed: what refers to `Patient/<id>` waits in quarantine
     until the partner sends that Patient, then goes in on its own. The same id at another partner does not."""
-    from records.ingest import pipeline
+    from records import tasks
 
-    monkeypatch.setattr(pipeline, "unknown_patients_replay_enqueue", unknown_patients_replay)
+    # What every caller of the pipeline does: the task layer chains the replay of what waited (run here at once).
+    monkeypatch.setattr(tasks.unknown_patients_replay_task, "delay", unknown_patients_replay)
     waiting = condition("c1", NEWCOMER, "Fractured wrist")
     waiting["subject"] = {"reference": "Patient/rgt-9"}
     ingest(cast.cuh_feed, waiting)
@@ -317,13 +318,13 @@ def test_records_waiting_for_a_partners_patient_id_are_replayed_once_that_patien
     }
 
     with django_capture_on_commit_callbacks(execute=True):
-        ingest(cast.cpft_feed, patient)  # the same id at another partner
+        tasks.arrived_patients_replay_enqueue([ingest(cast.cpft_feed, patient)])  # the same id elsewhere
     record.refresh_from_db()
     assert record.status == Status.PENDING
 
     patients_feed = Feed.objects.create(code="cuh-patients", organisation=cast.cuh, name="CUH patients")
     with django_capture_on_commit_callbacks(execute=True):
-        ingest(patients_feed, patient)
+        tasks.arrived_patients_replay_enqueue([ingest(patients_feed, patient)])
 
     record.refresh_from_db()
     assert record.status == Status.REPLAYED

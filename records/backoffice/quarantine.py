@@ -31,7 +31,7 @@ from records.ingest.quarantine import (
     quarantine_replay,
 )
 from records.models import IngestRun, Organisation, QuarantinedRecord
-from records.tasks import quarantine_replay_task
+from records.tasks import arrived_patients_replay_enqueue, quarantine_replay_task
 
 # Up to this many records are replayed while the administrator waits, so the page can say at once what happened
 # to each; one run of fifty resources takes a second or two. More goes to a worker rather than hold a web process.
@@ -165,7 +165,9 @@ class QuarantinedRecordAdmin(FeedSupportAdmin[QuarantinedRecord]):
                 messages.INFO,
             )
             return
-        for text, level in _replay_messages(quarantine_replay(ids, user_id=user_id)):
+        result = quarantine_replay(ids, user_id=user_id)
+        arrived_patients_replay_enqueue(result.runs)
+        for text, level in _replay_messages(result):
             self.message_user(request, text, level)
 
     @admin.action(description="Discard selected quarantined records…")

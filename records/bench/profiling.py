@@ -14,7 +14,7 @@ from django.test import override_settings
 
 from records.bench.inputs import Texts, synthea_feed, synthea_texts
 from records.bench.runs import gc_pauses
-from records.ingest import pipeline
+from records.ingest import held, ingestion, patient_pass, pipeline, rejections, run_validation
 
 # The pipeline's stages, by the function that does each; each is timed by wall clock, exclusive of the others.
 _STAGES = (
@@ -27,6 +27,8 @@ _STAGES = (
     ("upsert entries", "entries_upsert"),
     ("refresh relationships", "relationships_refresh"),
 )
+# The modules of a run that call those functions, each by its own name for it.
+_RUN_MODULES = (ingestion, held, patient_pass, run_validation)
 
 
 def _timing(function: Callable[..., Any], spent: dict[str, float], name: str) -> Callable[..., Any]:
@@ -62,12 +64,13 @@ def stage_times(texts: Texts, out: TextIO) -> None:
     spent = dict.fromkeys([label for label, _ in _STAGES] + ["write quarantined records"], 0.0)
     originals: list[tuple[Any, str, Any]] = []
     for label, name in _STAGES:
-        if hasattr(pipeline, name):
-            originals.append((pipeline, name, getattr(pipeline, name)))
-            setattr(pipeline, name, _timing(getattr(pipeline, name), spent, label))
-    originals.append((pipeline._Run, "write_quarantine", pipeline._Run.write_quarantine))
-    pipeline._Run.write_quarantine = _timing(  # type: ignore[method-assign]
-        pipeline._Run.write_quarantine, spent, "write quarantined records"
+        for module in _RUN_MODULES:
+            if hasattr(module, name):
+                originals.append((module, name, getattr(module, name)))
+                setattr(module, name, _timing(getattr(module, name), spent, label))
+    originals.append((rejections.Rejections, "write", rejections.Rejections.write))
+    rejections.Rejections.write = _timing(  # type: ignore[method-assign]
+        rejections.Rejections.write, spent, "write quarantined records"
     )
     feed = synthea_feed("SYNS")
     try:

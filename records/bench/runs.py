@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 
 from records.bench.rows import BenchmarkError, Row
-from records.ingest import pipeline
+from records.ingest import ingestion
 from records.models import IngestRun
 
 
@@ -62,17 +62,17 @@ def counted_validations() -> Iterator[list[int]]:
     run's count is read from its tally as it finishes, once per run, so nothing is added per resource.
     """
     counted: list[int] = []
-    finish = pipeline._Run.finish
+    finish = ingestion.Ingestion.finish
 
-    def counting(self: pipeline._Run, checksum: str) -> None:
+    def counting(self: ingestion.Ingestion, checksum: str) -> None:
         counted.append(self.tally.validated)
         finish(self, checksum)
 
-    pipeline._Run.finish = counting  # type: ignore[method-assign]
+    ingestion.Ingestion.finish = counting  # type: ignore[method-assign]
     try:
         yield counted
     finally:
-        pipeline._Run.finish = finish  # type: ignore[method-assign]
+        ingestion.Ingestion.finish = finish  # type: ignore[method-assign]
 
 
 def timed_runs(name: str, action: Callable[[], list[IngestRun]], *, is_rerun: bool) -> tuple[Row, list[int]]:

@@ -204,16 +204,25 @@ def quarantine_discard(record_ids: Sequence[int], *, user: AbstractBaseUser, rea
 
 
 def unknown_patients_replay(patient_ids: Sequence[int]) -> int:
-    """Replay the records quarantined as "unknown patient" that these patients now answer for, and return how many
-    records were replayed: those naming their NHS numbers, and those whose `Patient/<id>` reference names a
-    partner's Patient id that now leads to one of them (at the same partner).
+    """Replay the records quarantined as "unknown patient" that these patients now answer for (see
+    `unknown_patients_waiting`), and return how many records were replayed.
 
     Takes patient ids, never NHS numbers (task arguments are logged). Safe to run twice, and for patients with
     nothing waiting: it then replays nothing.
     """
+    waiting = unknown_patients_waiting(patient_ids)
+    if not waiting:
+        return 0
+    return len(quarantine_replay(waiting, user_id=None).replayed_ids)
+
+
+def unknown_patients_waiting(patient_ids: Sequence[int]) -> list[int]:
+    """The pending records quarantined as "unknown patient" that these patients now answer for, by id: those naming
+    their NHS numbers, and those whose `Patient/<id>` reference names a partner's Patient id that now leads to one
+    of them (at the same partner)."""
     numbers = list(Patient.objects.filter(pk__in=patient_ids).values_list("nhs_number", flat=True))
     if not numbers:
-        return 0
+        return []
     # One condition per partner (a handful), each with the partner's ids: a first load names many patients.
     ids_by_partner: dict[int, list[str]] = defaultdict(list)
     for organisation_id, source_id in PartnerPatientId.objects.filter(patient_id__in=patient_ids).values_list(
@@ -223,7 +232,7 @@ def unknown_patients_replay(patient_ids: Sequence[int]) -> int:
     named = models.Q()
     for organisation_id, source_ids in ids_by_partner.items():
         named |= models.Q(feed__organisation_id=organisation_id, patient_reference__in=source_ids)
-    waiting = list(
+    return list(
         QuarantinedRecord.objects.filter(
             models.Q(nhs_number__in=numbers) | named,
             reason=QuarantinedRecord.Reason.UNKNOWN_PATIENT,
@@ -232,6 +241,3 @@ def unknown_patients_replay(patient_ids: Sequence[int]) -> int:
         .order_by("pk")
         .values_list("pk", flat=True)
     )
-    if not waiting:
-        return 0
-    return len(quarantine_replay(waiting, user_id=None).replayed_ids)

@@ -105,6 +105,9 @@ class IngestRun(models.Model):
     patients_updated = models.PositiveIntegerField(default=0)
     checksum = models.CharField(max_length=64, blank=True)
     error = models.TextField(blank=True)
+    # Not stored: the patients the run created, or that a partner's Patient id now leads to, as the pipeline returns
+    # the run, for its caller to chain the replay of what waited for them (records.tasks); empty when read back.
+    arrived_patient_ids: tuple[int, ...] = ()
 
     class Meta:
         ordering = ["-started_at"]

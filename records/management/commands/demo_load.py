@@ -15,6 +15,7 @@ from records.demo.loader import FeedLoad, demo_load
 from records.demo.partners import USERS
 from records.ingest.pipeline import IngestFailed
 from records.management.commands.demo_generate import add_generation_arguments, reference_date
+from records.tasks import arrived_patients_replay_enqueue
 
 
 class Command(BaseCommand):
@@ -77,6 +78,7 @@ class Command(BaseCommand):
         if run is None:
             self.stdout.write(f"{load.feed.code:<20} no data in this demo")
             return
+        arrived_patients_replay_enqueue([run])
         self.stdout.write(
             f"{load.feed.code:<20} read {run.resources_read:>5}: created {run.created}, updated {run.updated}, "
             f"unchanged {run.unchanged}, quarantined {run.quarantined}; patients created {run.patients_created} "

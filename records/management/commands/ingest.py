@@ -10,6 +10,7 @@ from django.db.models import Count
 
 from records.ingest.pipeline import IngestFailed, ingest_path
 from records.models import Feed, IngestRun, QuarantinedRecord
+from records.tasks import arrived_patients_replay_enqueue
 
 
 class Command(BaseCommand):
@@ -41,6 +42,7 @@ class Command(BaseCommand):
             raise CommandError(
                 f"Ingest run {failed.run.pk} for feed {feed.code} failed and wrote nothing: {failed.run.error}"
             ) from failed
+        arrived_patients_replay_enqueue([run])
         self.stdout.write(self.summary(run))
 
     def summary(self, run: IngestRun) -> str:

@@ -10,6 +10,7 @@ from records.feeds.results import FeedRunResult, Outcome
 from records.feeds.scheduling import SCHEDULED_SOURCES, feed_run
 from records.feeds.sources import TransientSourceError
 from records.models import Feed, IngestRun
+from records.tasks import arrived_patients_replay_enqueue
 
 
 class Command(BaseCommand):
@@ -37,6 +38,7 @@ class Command(BaseCommand):
             raise CommandError(
                 f"Feed {code}: the source is not answering; try again later. {error}"
             ) from error
+        arrived_patients_replay_enqueue(result.runs)
         if result.outcome == Outcome.ALREADY_RUNNING:
             raise CommandError(f"Feed {code} is already running ({result.message}); nothing was done.")
         for run in result.runs:
