@@ -21,17 +21,30 @@ def test_nightly_chain_check_is_on_the_beat_schedule():
     assert "audit.access_chain_verify_task" in app.tasks
 
 
-def test_chain_check_task_passes_on_an_intact_chain(db):
+def test_chain_check_task_passes_on_an_intact_chain_and_logs_no_error(db, caplog):
     for n in range(3):
         _event(n)
-    assert access_chain_verify_task.apply().get() == 0
+
+    with caplog.at_level("INFO", logger="audit.tasks"):
+        result = access_chain_verify_task.apply()
+
+    assert result.successful()
+    assert [record.getMessage() for record in caplog.records if record.name == "audit.tasks"] == [
+        "audit chain intact"
+    ]
 
 
-def test_chain_check_task_fails_loudly_on_a_broken_chain(db):
+def test_chain_check_task_fails_loudly_on_a_broken_chain_naming_the_altered_event(db, caplog):
     events = [_event(n) for n in range(3)]
     with connection.cursor() as cursor:
         cursor.execute("ALTER TABLE audit_accessevent DISABLE TRIGGER ALL")
         cursor.execute("UPDATE audit_accessevent SET query = 'x' WHERE id = %s", [events[1].pk])
         cursor.execute("ALTER TABLE audit_accessevent ENABLE TRIGGER ALL")
-    with pytest.raises(AuditChainBroken):
+
+    with caplog.at_level("INFO", logger="audit.tasks"), pytest.raises(AuditChainBroken, match="in 1 place"):
         access_chain_verify_task.apply().get()
+
+    logged = [
+        (record.levelname, record.getMessage()) for record in caplog.records if record.name == "audit.tasks"
+    ]
+    assert logged == [("ERROR", f"access event {events[1].pk}: content does not match its hash")]

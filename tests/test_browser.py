@@ -91,7 +91,9 @@ def test_gp_finds_a_patient_and_reads_entries_from_three_partners(page: Page, li
     assert len(partners & {source.strip() for source in sources}) >= 3
     # Every entry row names its source.
     assert all(source.strip() for source in sources)
-    for href in page.locator("a[href]").evaluate_all("links => links.map(link => link.href)"):
+    hrefs = page.locator("a[href]").evaluate_all("links => links.map(link => link.href)")
+    assert hrefs
+    for href in hrefs:
         assert NHS_NUMBER not in href
 
     screenshot_dir = Path(os.environ.get("BROWSER_SCREENSHOT_DIR") or tmp_path)
