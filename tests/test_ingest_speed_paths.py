@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 import records.ingest.ingestion as ingestion
+import records.ingest.items as items
 import records.ingest.pipeline as pipeline
 import records.ingest.readers as readers
 import records.ingest.run_validation as run_validation
@@ -135,7 +136,7 @@ def test_a_failing_worker_leaves_the_run_to_validate_everything_itself(cast, set
 
 
 def test_no_worker_is_forked_from_a_daemonic_process_or_beside_other_threads(monkeypatch):
-    sources = [readers.Source(location="big.json", data=b" " * validation_pool.VALIDATION_POOL_MIN_BYTES)]
+    sources = [items.Source(location="big.json", data=b" " * validation_pool.VALIDATION_POOL_MIN_BYTES)]
 
     def workers() -> int:
         types = frozenset({"Condition"})
@@ -168,7 +169,7 @@ def test_a_worker_ignores_the_terminals_interrupt_and_ends_with_the_pool(monkeyp
     monkeypatch.setattr(validation_pool, "VALIDATION_POOL_MIN_BYTES", 0)
     monkeypatch.setattr(validation_pool, "fork_refusal", lambda: "")
     resource = {"resourceType": "Condition", "id": "c1", "subject": {"reference": "Patient/p1"}}
-    sources = [readers.Source(location="one.json", data=json.dumps(resource).encode())]
+    sources = [items.Source(location="one.json", data=json.dumps(resource).encode())]
     with validation_pool.ValidationPool(
         sources, processes=2, max_bytes=10**9, types=frozenset({"Condition"}), read=readers.read_bytes
     ) as pool:
@@ -185,7 +186,7 @@ def test_a_worker_ignores_the_terminals_interrupt_and_ends_with_the_pool(monkeyp
 
 
 def test_a_small_run_or_one_process_forks_no_worker(cast):
-    sources = [readers.Source(location="small.json", data=b"{}")]
+    sources = [items.Source(location="small.json", data=b"{}")]
     types = frozenset({"Condition"})
     with validation_pool.ValidationPool(
         sources, processes=2, max_bytes=10**9, types=types, read=readers.read_bytes

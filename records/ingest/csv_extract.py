@@ -32,8 +32,7 @@ from records.ingest.csv_mapping import (
     fold,
 )
 from records.ingest.fhir import JsonObject, fhir_id
-from records.ingest.matching import NHS_NUMBER_SYSTEM, well_formed
-from records.ingest.readers import (
+from records.ingest.items import (
     Deletion,
     ExpectedPatient,
     Item,
@@ -43,6 +42,7 @@ from records.ingest.readers import (
     undecodable_detail,
     unreadable,
 )
+from records.ingest.matching import NHS_NUMBER_SYSTEM, well_formed
 from records.models import Feed, QuarantinedRecord
 from records.nhs_number import is_valid, normalise
 from records.sections import HEADINGS_SYSTEM

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import date
 
 from records.ingest.fhir import content_hash
+from records.ingest.items import ResourceUnit
 from records.ingest.matching import NhsNumber, PatientIndex, Unmatched, subject_target
 from records.ingest.merges import survivors
-from records.ingest.readers import ResourceUnit
 from records.ingest.upsert import entries_held
 from records.models import Feed, Patient, RecordEntry
 

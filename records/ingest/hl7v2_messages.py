@@ -11,7 +11,7 @@ from typing import Any
 
 import hl7
 
-from records.ingest.readers import Rejection, undecodable_detail, unreadable
+from records.ingest.items import Rejection, undecodable_detail, unreadable
 
 # Character sets MSH-18 may declare that are read as Latin-1 when the bytes are not UTF-8.
 LATIN_1_NAMES = frozenset({"8859/1", "8859/15", "ISO IR100", "ISO-8859-1", "ISO_8859-1", "LATIN1"})

@@ -31,11 +31,7 @@ from tqdm import tqdm
 from consent.services import relationships_refresh
 from records.ingest.fhir import InvalidResource, is_resource_type, version_key
 from records.ingest.held import UNKNOWN, HeldContent
-from records.ingest.mapping import SUPPORTED_TYPES, MappedEntry, map_resource
-from records.ingest.matching import NhsNumber, PatientIndex, Reason, Unmatched, subject_target
-from records.ingest.patient_pass import PatientPass
-from records.ingest.patients import demographics_mismatch
-from records.ingest.readers import (
+from records.ingest.items import (
     Deletion,
     ExpectedPatient,
     Reader,
@@ -43,8 +39,12 @@ from records.ingest.readers import (
     ResourceUnit,
     Source,
     new_checksum,
-    read_source,
 )
+from records.ingest.mapping import SUPPORTED_TYPES, MappedEntry, map_resource
+from records.ingest.matching import NhsNumber, PatientIndex, Reason, Unmatched, subject_target
+from records.ingest.patient_pass import PatientPass
+from records.ingest.patients import demographics_mismatch
+from records.ingest.readers import read_source
 from records.ingest.rejections import Rejections
 from records.ingest.run_validation import Kept, RunValidation
 from records.ingest.tally import Tally

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 
 from records import nhs_number as nhs_numbers
 from records.ingest.fhir import InvalidResource, JsonObject, text
+from records.ingest.items import ResourceUnit
 from records.ingest.matching import (
     NHS_NUMBER_SYSTEM,
     PatientIndex,
@@ -27,7 +28,6 @@ from records.ingest.matching import (
 )
 from records.ingest.merges import patients_merge, replaced_by, survivors
 from records.ingest.patients import PatientCandidate, PatientResult, partner_ids_record, patients_upsert
-from records.ingest.readers import ResourceUnit
 from records.ingest.rejections import Rejections
 from records.ingest.run_validation import RunValidation
 from records.ingest.tally import Tally

@@ -32,8 +32,8 @@ from records.ingest.fhir import (
     text,
     version_key,
 )
+from records.ingest.items import ResourceUnit
 from records.ingest.matching import Reason, Unmatched
-from records.ingest.readers import ResourceUnit
 from records.models import Feed, Organisation, PartnerPatientId, Patient
 
 ODS_SYSTEM = "https://fhir.nhs.uk/Id/ods-organization-code"

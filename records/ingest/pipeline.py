@@ -45,8 +45,9 @@ from django.utils import timezone
 
 from records.ingest import csv_extract, hl7v2
 from records.ingest.ingestion import Ingestion
+from records.ingest.items import Reader, Source, clean
 from records.ingest.mapping import SUPPORTED_TYPES
-from records.ingest.readers import SUFFIXES, Reader, Source, clean, read_bytes, sources_for_path
+from records.ingest.readers import SUFFIXES, read_bytes, sources_for_path
 from records.ingest.run_validation import mapped_apart
 from records.ingest.validation_pool import ValidationPool
 from records.models import Feed, IngestRun, RecordEntry

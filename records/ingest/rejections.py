@@ -11,8 +11,8 @@ import hashlib
 
 from django.utils import timezone
 
+from records.ingest.items import ResourceUnit, clean
 from records.ingest.matching import named_nhs_number, well_formed
-from records.ingest.readers import ResourceUnit, clean
 from records.ingest.tally import Tally
 from records.ingest.upsert import QuarantineRow, quarantined_insert
 from records.models import Feed, IngestRun

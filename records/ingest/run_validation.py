@@ -16,8 +16,8 @@ from operator import attrgetter, itemgetter
 from typing import Any
 
 from records.ingest.fhir import InvalidResource, JsonObject, validate_json, validate_xml
+from records.ingest.items import Deletion, ResourceUnit
 from records.ingest.mapping import SUPPORTED_TYPES, MappedEntry, MappedJson, map_resource
-from records.ingest.readers import Deletion, ResourceUnit
 from records.ingest.tally import Tally
 from records.ingest.validation_pool import ValidationPool
 from records.ingest.validation_worker import Verdict, piece_verdicts

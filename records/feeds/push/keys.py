@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
-from records.ingest.readers import clean
+from records.ingest.items import clean
 from records.models import Organisation, PartnerCredential
 
 KEY_START = "sc_"

@@ -15,7 +15,7 @@ from django.db.models import Count
 
 from audit.services import RequestContext
 from records.feeds.push.keys import KEY_PREFIX_LENGTH
-from records.ingest.readers import clean
+from records.ingest.items import clean
 from records.models import Feed, IngestRun, PartnerCredential, PushAttempt, PushedBatch
 
 _READ_CHUNK_BYTES = 64 * 1024
