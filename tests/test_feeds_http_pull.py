@@ -15,8 +15,8 @@ from records.feeds.sources import TransientSourceError
 from records.ingest.pipeline import ingest_texts
 from records.models import Feed, IngestRun, RecordEntry
 from sharedcare.celery import app as celery_app
+from tests.builders import NHS
 
-NHS = "https://fhir.nhs.uk/Id/nhs-number"
 TOKEN = "Bearer partner-token-for-tests"
 
 

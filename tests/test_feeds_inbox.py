@@ -13,8 +13,7 @@ import records.ingest.ingestion as ingestion
 from records.feeds.results import Outcome
 from records.feeds.scheduling import feed_run
 from records.models import Feed, IngestRun, QuarantinedRecord, RecordEntry
-
-NHS = "https://fhir.nhs.uk/Id/nhs-number"
+from tests.builders import NHS
 
 
 @pytest.fixture

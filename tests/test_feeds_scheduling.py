@@ -16,8 +16,7 @@ from records.feeds.scheduling import ABANDONED_ERROR, feed_run, feeds_due
 from records.models import Feed, IngestRun, RecordEntry
 from sharedcare.advisory_locks import FEED_RUN_NAMESPACE, INGEST_RUN_NAMESPACE
 from sharedcare.celery import app as celery_app
-
-NHS = "https://fhir.nhs.uk/Id/nhs-number"
+from tests.builders import NHS
 
 
 def scheduled(feed: Feed, source: str, **changes: object) -> Feed:

@@ -31,8 +31,8 @@ from records.nhs_number import check_digit
 from records.services import feed_upsert, organisation_upsert
 from records.tasks import feed_run_task
 from sharedcare.celery import app as celery_app
+from tests.builders import NHS
 
-NHS = "https://fhir.nhs.uk/Id/nhs-number"
 VISIBILITY_TIMEOUT = 10
 
 

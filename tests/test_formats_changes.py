@@ -9,9 +9,9 @@ from django.utils import timezone
 from consent.models import LegitimateRelationship
 from records.ingest.pipeline import ingest_texts
 from records.models import IngestRun, Patient, QuarantinedRecord, RecordEntry
+from tests.builders import NHS, ingest
 
 Reason = QuarantinedRecord.Reason
-NHS = "https://fhir.nhs.uk/Id/nhs-number"
 NEW_NUMBER = "9990000034"
 
 
@@ -41,10 +41,6 @@ def put(resource: dict) -> dict:
         "resource": resource,
         "request": {"method": "PUT", "url": f"{resource['resourceType']}/{resource['id']}"},
     }
-
-
-def ingest(feed, *resources: dict) -> IngestRun:
-    return ingest_texts(feed, [("batch.ndjson", "\n".join(json.dumps(r) for r in resources).encode())])
 
 
 def test_a_delete_marks_the_entry_deleted_at_source_and_an_unknown_one_changes_nothing(cast):

@@ -9,9 +9,9 @@ import pytest
 
 from records.ingest.pipeline import ingest_path, ingest_texts
 from records.models import Feed, IngestRun, QuarantinedRecord, RecordEntry
+from tests.builders import NHS
 
 Reason = QuarantinedRecord.Reason
-NHS = "https://fhir.nhs.uk/Id/nhs-number"
 CSV_MAPPING = {
     "nhs_number": "NHS Number",
     "family_name": "Surname",

@@ -12,9 +12,9 @@ from lxml import etree
 from records.ingest.fhir import safe_xml_parser
 from records.ingest.pipeline import ingest_path, ingest_texts
 from records.models import IngestRun, Patient, QuarantinedRecord, RecordEntry
+from tests.builders import NHS
 
 Reason = QuarantinedRecord.Reason
-NHS = "https://fhir.nhs.uk/Id/nhs-number"
 NEW_NUMBER = "9990000034"
 
 

@@ -13,9 +13,8 @@ from records.ingest.mapping import SUPPORTED_TYPES, map_resource
 from records.ingest.pipeline import ingest_texts
 from records.models import IngestRun, QuarantinedRecord, RecordEntry
 from records.sections import Section
+from tests.builders import NHS, SNOMED
 
-NHS = "https://fhir.nhs.uk/Id/nhs-number"
-SNOMED = "http://snomed.info/sct"
 HEADINGS = "https://fhir.nhs.uk/CodeSystem/RecordStandardHeadings"
 CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 SUBJECT = {"reference": "Patient/p1"}

@@ -8,9 +8,9 @@ import pytest
 from consent.models import LegitimateRelationship
 from records.ingest.pipeline import ingest_texts
 from records.models import IngestRun, Patient, QuarantinedRecord, RecordEntry
+from tests.builders import NHS
 
 Reason = QuarantinedRecord.Reason
-NHS = "https://fhir.nhs.uk/Id/nhs-number"
 ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
 NEW_NUMBER = "9990000042"
 

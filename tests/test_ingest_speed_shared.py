@@ -19,6 +19,7 @@ from records.ingest.pipeline import ingest_texts
 from records.ingest.upsert import QUARANTINE_COLUMNS, entries_upsert, quarantined_insert
 from records.models import QuarantinedRecord, RecordEntry
 from tests.builders import (
+    SNOMED,
     condition,
     counts,
     forget,
@@ -30,7 +31,6 @@ from tests.builders import (
 )
 
 STD = "8098009"  # in the sensitive set: sexually transmitted infectious disease
-SNOMED = "http://snomed.info/sct"
 
 
 @pytest.fixture

@@ -11,9 +11,8 @@ from records.ingest import upsert
 from records.ingest.mapping import MappedEntry, map_resource
 from records.ingest.upsert import QUARANTINE_COLUMNS, entries_upsert, quarantined_insert
 from records.models import IngestRun, QuarantinedRecord, RecordEntry
-from tests.builders import make_run
+from tests.builders import SNOMED, make_run
 
-SNOMED = "http://snomed.info/sct"
 # Everything COPY's text format must escape, and text that is not ASCII.
 AWKWARD = 'Café "quoted" back\\slash\ttab\nnew line\r return \u2013 ü 🩺'
 # Written by the database or by the run, so different between two writes of the same resource.
