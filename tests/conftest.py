@@ -182,6 +182,14 @@ def cast(db) -> Cast:
     )
 
 
+@pytest.fixture
+def admin_client(client, cast):
+    """A client signed in as the cast's back-office superuser, admin.gus (in place of pytest-django's own admin,
+    who is not in the cast). He supports no partner's feeds until a test grants it."""
+    client.force_login(cast.admin_gus)
+    return client
+
+
 # The partner push API.
 
 

@@ -7,12 +7,6 @@ from audit.models import AccessEvent
 from records.models import Organisation
 
 
-@pytest.fixture
-def admin_client(client, cast):
-    client.force_login(cast.admin_gus)
-    return client
-
-
 @pytest.mark.parametrize(
     "name",
     [

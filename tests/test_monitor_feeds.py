@@ -19,12 +19,6 @@ MONITOR = "admin:records_feed_monitor"
 
 
 @pytest.fixture
-def admin_client(client, cast):
-    client.force_login(cast.admin_gus)
-    return client
-
-
-@pytest.fixture
 def feed(cast) -> Feed:
     """A live feed of its own, without the cast's runs, due every hour."""
     return feed_upsert(code="cuh-pathology", organisation=cast.cuh, name="Pathology results", sections=[])
