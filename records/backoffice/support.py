@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Model
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.template.response import TemplateResponse
@@ -131,6 +131,9 @@ class FeedSupportAdmin(admin.ModelAdmin[M], Generic[M]):
         form_url: str = "",
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
+        if not self.has_view_or_change_permission(request):
+            # Not this admin's user at all: Django's own refusal, before anything is looked up.
+            raise PermissionDenied
         obj = self._unfiltered(object_id)
         if obj is not None and not self._open(request, obj, AccessEvent.Action.VIEW_DOCUMENT):
             return self._as_missing(request, object_id)
@@ -139,8 +142,10 @@ class FeedSupportAdmin(admin.ModelAdmin[M], Generic[M]):
     def reveal_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
         obj = self._unfiltered(object_id)
-        if obj is None or not self.has_view_permission(request, obj):
+        if obj is None:
             return self._as_missing(request, object_id)
         if not self._open(request, obj, AccessEvent.Action.REVEAL):
             return self._as_missing(request, object_id)
