@@ -313,3 +313,20 @@ def test_feed_support_is_refused_to_inactive_and_non_staff_users(cast, supporter
     assert not feed_support_decide(
         supporter, cast.cuh, Action.REVEAL, AccessEvent.Purpose.DIRECT_CARE
     ).allowed
+
+
+@pytest.mark.parametrize("model", sorted(PAGES))
+def test_staff_without_the_admins_view_permission_are_refused_before_anything_is_looked_up(
+    client, cast, records_, model
+):
+    user = get_user_model().objects.create_user(username="staff.joe", password="x", is_staff=True)
+    feed_support_grant(user_id=user.pk, organisations=[cast.cuh])
+    client.force_login(user)
+
+    for response in (
+        client.get(_change(model, records_[model].pk)),
+        client.post(_reveal(model, records_[model].pk)),
+    ):
+        assert response.status_code == 403
+        assert not _leaks(response.content.decode(), PAGES[model])
+    assert not AccessEvent.objects.exists()
