@@ -23,9 +23,10 @@ from typing import Any
 
 from records import nhs_number
 from records.demo import codes
-from records.demo.community import community_resources, mental_health_resources, social_care_resources
+from records.demo.community import community_resources
 from records.demo.gp import gp_resources
 from records.demo.hospital import acute_resources, ambulance_resources, papworth_resources
+from records.demo.mental_health import mental_health_resources
 from records.demo.partners import (
     CUH,
     LIVE_FEEDS,
@@ -60,6 +61,7 @@ from records.demo.resources import (
     local_midnight,
     stable_id,
 )
+from records.demo.social_care import social_care_resources
 
 DEFAULT_PATIENTS = 240
 DEFAULT_SEED = 20261121
