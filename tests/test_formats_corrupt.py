@@ -3,7 +3,6 @@
 import csv
 import io
 import json
-import time
 
 import pytest
 
@@ -167,9 +166,8 @@ def test_a_50_mb_ndjson_file_under_the_limit_is_read_whole(feeds, tmp_path):
         for n in range(1000):
             handle.write(json.dumps(observation(n, note)) + "\n")
     assert path.stat().st_size > 50 * 1024 * 1024
-    started = time.monotonic()
 
     run = ingest_path(feeds["fhir"], path)
 
+    # How fast is for `make bench` to say, not for a test: it would fail on a busy machine.
     assert (run.resources_read, run.created, run.quarantined) == (1000, 1000, 0)
-    assert time.monotonic() - started < 20

@@ -227,7 +227,7 @@ def test_a_replay_waits_for_a_run_of_the_same_feed_instead_of_deadlocking_with_i
                         [advisory_locks.INGEST_RUN_NAMESPACE, cast.cuh_feed.pk],
                     )
                 run_started.set()
-                run_may_write.wait(10)
+                run_may_write.wait(120)
                 QuarantinedRecord.objects.bulk_create(
                     [
                         QuarantinedRecord(
@@ -257,15 +257,17 @@ def test_a_replay_waits_for_a_run_of_the_same_feed_instead_of_deadlocking_with_i
 
     runner = threading.Thread(target=partner_run)
     runner.start()
-    assert run_started.wait(10)
+    assert run_started.wait(120)
     replayer = threading.Thread(target=replay)
     replayer.start()
-    deadline = time.monotonic() + 10
+    # The deadline only stops a broken test from hanging; a loaded machine gets there long before it.
+    deadline = time.monotonic() + 120
     while _advisory_lock_waiters() == 0 and time.monotonic() < deadline:
         time.sleep(0.02)
+    assert _advisory_lock_waiters() > 0, "the replay should be waiting for the feed's ingest lock"
     run_may_write.set()
-    runner.join(20)
-    replayer.join(20)
+    runner.join(120)
+    replayer.join(120)
 
     assert outcomes["run"] == "committed"
     result = outcomes["replay"]
