@@ -56,14 +56,14 @@ def feed_run_task(feed_id: int) -> dict[str, Any]:
 
     At most one run per feed at a time (a session advisory lock; a second one returns "already running" at once). A
     run abandoned by a dead worker is marked failed at the start of the next one, whose ingest is idempotent, so a
-    redelivered message ingests every record exactly once. Returns a summary without patient data.
+    redelivered message ingests every record exactly once. Each ingest run that commits queues, at once, the replay
+    of what waited for the patients it brought. Returns a summary without patient data.
     """
     feed = Feed.objects.filter(pk=feed_id).first()
     if feed is None:
         logger.warning("feed %s no longer exists; nothing to run", feed_id)
         return {"feed_id": feed_id, "outcome": "missing"}
-    result = feed_run(feed, trigger="schedule")
-    arrived_patients_replay_enqueue(result.runs)
+    result = feed_run(feed, trigger="schedule", on_run_committed=_arrivals_chain)
     return result.as_dict()
 
 
@@ -98,6 +98,10 @@ def unknown_patients_replay_task(patient_ids: list[int]) -> int:
     result = quarantine_replay(unknown_patients_waiting(patient_ids), user_id=None)
     arrived_patients_replay_enqueue(result.runs)
     return len(result.replayed_ids)
+
+
+def _arrivals_chain(run: IngestRun) -> None:
+    arrived_patients_replay_enqueue([run])
 
 
 def arrived_patients_replay_enqueue(runs: Iterable[IngestRun]) -> None:

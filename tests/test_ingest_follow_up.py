@@ -2,15 +2,19 @@
 arrived. The pipeline only says who arrived; every caller of it (tasks, commands) queues the replay after commit."""
 
 import json
+import os
+from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.db import OperationalError
+from django.utils import timezone
 
+import records.ingest.ingestion as ingestion
 from records import tasks
-from records.feeds.results import FeedRunResult, Outcome
 from records.ingest.quarantine import QuarantineReplayResult
-from records.models import IngestRun, QuarantinedRecord, RecordEntry
+from records.models import Feed, IngestRun, Patient, QuarantinedRecord, RecordEntry
 from tests.builders import NEWCOMER, NHS, condition, ingest
 
 Status = QuarantinedRecord.Status
@@ -66,21 +70,38 @@ def test_a_run_that_brings_no_patient_queues_no_replay(cast, sent, django_captur
     assert sent == []
 
 
-def test_the_feed_run_task_queues_the_replay_for_every_run_it_made(
-    cast, sent, monkeypatch, django_capture_on_commit_callbacks
+def test_the_feed_run_task_queues_the_replay_as_each_run_commits_even_if_a_later_one_fails(
+    cast, sent, tmp_path, settings, monkeypatch, django_capture_on_commit_callbacks
 ):
-    result = FeedRunResult(
-        cast.gp_a_feed.code, Outcome.SUCCEEDED, runs=[arrived(5, 3), arrived(), arrived(3, 8)]
-    )
-    monkeypatch.setattr(tasks, "feed_run", lambda feed, trigger: result)
+    """An inbox of two files: the first brings a patient, the second's run loses the database. The task is
+    retried for the second, and the patient the first brought still has its replay queued."""
+    settings.FEED_INBOX_ROOT = tmp_path
+    feed = cast.gp_a_feed
+    IngestRun.objects.filter(feed=feed).update(started_at=timezone.now() - timedelta(days=7))
+    Feed.objects.filter(pk=feed.pk).update(source=Feed.Source.INBOX, state=Feed.State.LIVE)
+    incoming = tmp_path / feed.code / "incoming"
+    incoming.mkdir(parents=True)
+    for age, name, resource in [
+        (90, "a.json", newcomer_resource()),
+        (60, "b.json", condition("c9", NEWCOMER)),
+    ]:
+        path = incoming / name
+        path.write_text(json.dumps(resource))
+        moment = timezone.now().timestamp() - age
+        os.utime(path, (moment, moment))
+    refreshes: list[object] = []
 
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        tasks.feed_run_task(cast.gp_a_feed.pk)
-    assert sent == []  # nothing before the commit
-    for callback in callbacks:
-        callback()
+    def database_gone_the_second_time(patient_ids):
+        refreshes.append(patient_ids)
+        if len(refreshes) == 2:
+            raise OperationalError("server closed the connection unexpectedly")
 
-    assert sent == [[3, 5, 8]]
+    monkeypatch.setattr(ingestion, "relationships_refresh", database_gone_the_second_time)
+
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(OperationalError):
+        tasks.feed_run_task(feed.pk)
+
+    assert sent == [[Patient.objects.get(nhs_number=NEWCOMER).pk]]
 
 
 def test_the_pushed_batch_task_queues_the_replay_for_its_run(

@@ -25,7 +25,7 @@ from django.conf import settings
 from django.utils import timezone
 from tqdm import tqdm
 
-from records.feeds.results import SourceRun
+from records.feeds.results import RunCommitted, SourceRun
 from records.feeds.sources import SourceError, TransientSourceError
 from records.ingest.fhir import as_list, as_object, parse_datetime, text
 from records.ingest.pipeline import IngestFailed, ingest_texts
@@ -49,7 +49,9 @@ class Page:
     latest_update: datetime | None
 
 
-def http_pull_run(feed: Feed, *, trigger: str, progress: bool = False) -> SourceRun:
+def http_pull_run(
+    feed: Feed, *, trigger: str, progress: bool = False, on_run_committed: RunCommitted | None = None
+) -> SourceRun:
     """Fetch every page changed since the watermark, ingest them as one run, then advance the watermark.
 
     Always holds: the watermark moves only after the run committed, and never backwards. A terminal source error
@@ -79,6 +81,8 @@ def http_pull_run(feed: Feed, *, trigger: str, progress: bool = False) -> Source
     except IngestFailed as failed:
         _fetch_included(failed.run, started)
         return SourceRun(runs=[failed.run], error=failed.run.error)
+    if on_run_committed is not None:
+        on_run_committed(run)
     _fetch_included(run, started)
     seen = [page.latest_update for page in pages if page.latest_update is not None]
     watermark = max(seen) if seen else started

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
-from records.feeds.results import SourceRun
+from records.feeds.results import RunCommitted, SourceRun
 from records.ingest.pipeline import IngestFailed, ingest_path
 from records.models import Feed
 
@@ -64,7 +64,9 @@ def inbox_ready_files(incoming: Path, *, now: float | None = None) -> tuple[list
     return [path for _, _, path in sorted(ready)], sorted(waiting)
 
 
-def inbox_run(feed: Feed, *, trigger: str, progress: bool = False) -> SourceRun:
+def inbox_run(
+    feed: Feed, *, trigger: str, progress: bool = False, on_run_committed: RunCommitted | None = None
+) -> SourceRun:
     """Ingest every ready file of the feed's inbox, one run per file, oldest first, and move each after its run.
 
     Always holds: a file reaches processed/ only after its run committed, and failed/ only after its run was
@@ -95,6 +97,8 @@ def inbox_run(feed: Feed, *, trigger: str, progress: bool = False) -> SourceRun:
             logger.warning("feed %s: run %s failed; its file was moved to failed/", feed.code, failed.run.pk)
             continue
         outcome.runs.append(run)
+        if on_run_committed is not None:
+            on_run_committed(run)
         _move_aside(path, folders.processed)
         outcome.files_processed.append(path.name)
     return outcome

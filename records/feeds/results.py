@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from records.models import IngestRun
+
+# Called with each ingest run of a feed run as soon as it committed, before the feed run goes on: what the caller
+# chains to a run (the task layer queues the replay of what waited for the patients it brought) is then never lost
+# to an error later in the same feed run.
+RunCommitted = Callable[[IngestRun], None]
 
 
 class Outcome(StrEnum):

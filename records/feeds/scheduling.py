@@ -26,7 +26,7 @@ from django.utils import timezone
 from records.feeds.http_pull import http_pull_run
 from records.feeds.inbox import inbox_run
 from records.feeds.locks import FeedBusy, feed_ingest_lock_is_held, feed_run_lock
-from records.feeds.results import FeedRunResult, Outcome, SourceRun
+from records.feeds.results import FeedRunResult, Outcome, RunCommitted, SourceRun
 from records.models import Feed, IngestRun
 
 logger = logging.getLogger(__name__)
@@ -88,14 +88,17 @@ def runs_abandoned_recover(feed: Feed) -> list[int]:
     return run_ids
 
 
-def feed_run(feed: Feed, *, trigger: str, progress: bool = False) -> FeedRunResult:
+def feed_run(
+    feed: Feed, *, trigger: str, progress: bool = False, on_run_committed: RunCommitted | None = None
+) -> FeedRunResult:
     """One run of an inbox or HTTP-pull feed, now: claim the feed, recover abandoned runs, fetch, ingest.
 
     Always holds: at most one run per feed at a time (a second returns ALREADY_RUNNING at once, doing nothing); a
     scheduled run (`trigger` "schedule") of a feed that is not live or succeeded within its schedule does nothing
     (NOT_DUE), so a duplicate message is harmless; every ingest run it makes is recorded, with its duration and
     counts, and labelled with `trigger`. Terminal source errors come back as FAILED; transient ones (a timeout, a
-    5xx, the database going away) propagate, so the task can retry them.
+    5xx, the database going away) propagate, so the task can retry them. `on_run_committed` is called with each
+    ingest run that succeeded, as soon as it committed (see `results.RunCommitted`).
     """
     if feed.source not in SCHEDULED_SOURCES:
         raise ValueError(f"feed {feed.code} takes its data from {feed.source}, not an inbox or an HTTP pull")
@@ -113,9 +116,13 @@ def feed_run(feed: Feed, *, trigger: str, progress: bool = False) -> FeedRunResu
                 return FeedRunResult(feed.code, Outcome.NOT_DUE)
             recovered = runs_abandoned_recover(feed)
             if feed.source == Feed.Source.INBOX:
-                source_run = inbox_run(feed, trigger=trigger, progress=progress)
+                source_run = inbox_run(
+                    feed, trigger=trigger, progress=progress, on_run_committed=on_run_committed
+                )
             else:
-                source_run = http_pull_run(feed, trigger=trigger, progress=progress)
+                source_run = http_pull_run(
+                    feed, trigger=trigger, progress=progress, on_run_committed=on_run_committed
+                )
     except FeedBusy:
         return FeedRunResult(feed.code, Outcome.ALREADY_RUNNING, message="another run holds the feed's lock")
     result = _result(feed, source_run, recovered, time.monotonic() - started)

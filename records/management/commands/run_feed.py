@@ -33,12 +33,16 @@ class Command(BaseCommand):
                 f"There is {what} with the code {code!r} to run; feeds with an inbox or HTTP pull: {codes}."
             )
         try:
-            result = feed_run(feed, trigger=IngestRun.Trigger.COMMAND, progress=self.stderr.isatty())
+            result = feed_run(
+                feed,
+                trigger=IngestRun.Trigger.COMMAND,
+                progress=self.stderr.isatty(),
+                on_run_committed=lambda run: arrived_patients_replay_enqueue([run]),
+            )
         except TransientSourceError as error:
             raise CommandError(
                 f"Feed {code}: the source is not answering; try again later. {error}"
             ) from error
-        arrived_patients_replay_enqueue(result.runs)
         if result.outcome == Outcome.ALREADY_RUNNING:
             raise CommandError(f"Feed {code} is already running ({result.message}); nothing was done.")
         for run in result.runs:
