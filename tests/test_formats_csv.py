@@ -6,7 +6,7 @@ import io
 import pytest
 
 from consent.models import LegitimateRelationship
-from records.ingest.csv_mapping import CsvMappingError, csv_mapping_check
+from records.ingest.formats.csv_mapping import CsvMappingError, csv_mapping_check
 from records.ingest.pipeline import IngestFailed, ingest_texts
 from records.models import Feed, IngestRun, QuarantinedRecord, RecordEntry
 from records.sections import Section

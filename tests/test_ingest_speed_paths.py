@@ -13,10 +13,10 @@ from types import SimpleNamespace
 
 import pytest
 
+import records.ingest.formats.readers as readers
 import records.ingest.ingestion as ingestion
 import records.ingest.items as items
 import records.ingest.pipeline as pipeline
-import records.ingest.readers as readers
 import records.ingest.run_validation as run_validation
 import records.ingest.validation_pool as validation_pool
 import records.ingest.validation_worker as validation_worker

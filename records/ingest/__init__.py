@@ -1,12 +1,8 @@
 """Ingestion: read partner files, validate, match the patient, map to record entries, upsert.
 
 items           what every format is read into: the inputs of a run, resources as read, rejections, deletions
-readers         bytes -> FHIR resources (JSON, NDJSON; Bundles opened, DELETEs noted), or a rejection saying why
-xml_reader      FHIR XML, read without ever loading a DTD or an entity
-csv_mapping     a CSV feed's declared mapping: its schema and the one check of it
-csv_extract     CSV extract rows -> items, through the feed's mapping
-csv_rows        one CSV row -> its FHIR resource
-hl7v2           HL7 v2 ADT messages -> FHIR Patient and Encounter resources (and merges)
+formats/        the partner formats, bytes -> items: FHIR JSON and XML (readers, xml_reader), CSV extracts through a
+                feed's mapping (csv_mapping, csv_extract, csv_rows), HL7 v2 ADT (hl7v2, hl7v2_messages)
 fhir            FHIR R4B validation and small helpers for reading FHIR JSON
 matching        NHS numbers, and finding the patient a clinical resource is about
 patients        Patient resources -> Patient rows (created, updated, or only cross-checked)

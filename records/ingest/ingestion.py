@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from consent.services import relationships_refresh
 from records.ingest.fhir import InvalidResource, is_resource_type, version_key
+from records.ingest.formats.readers import read_source
 from records.ingest.held import UNKNOWN, HeldContent
 from records.ingest.items import (
     Deletion,
@@ -44,7 +45,6 @@ from records.ingest.mapping import SUPPORTED_TYPES, MappedEntry, map_resource
 from records.ingest.matching import NhsNumber, PatientIndex, Reason, Unmatched, subject_target
 from records.ingest.patient_pass import PatientPass
 from records.ingest.patients import demographics_mismatch
-from records.ingest.readers import read_source
 from records.ingest.rejections import Rejections
 from records.ingest.run_validation import Kept, RunValidation
 from records.ingest.tally import Tally

@@ -43,11 +43,11 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from records.ingest import csv_extract, hl7v2
+from records.ingest.formats import csv_extract, hl7v2
+from records.ingest.formats.readers import SUFFIXES, read_bytes, sources_for_path
 from records.ingest.ingestion import Ingestion
 from records.ingest.items import Reader, Source, clean
 from records.ingest.mapping import SUPPORTED_TYPES
-from records.ingest.readers import SUFFIXES, read_bytes, sources_for_path
 from records.ingest.run_validation import mapped_apart
 from records.ingest.validation_pool import ValidationPool
 from records.models import Feed, IngestRun, RecordEntry

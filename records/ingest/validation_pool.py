@@ -23,8 +23,8 @@ from typing import Any
 import billiard
 
 from records.ingest.fhir import JsonObject
+from records.ingest.formats.readers import read_bytes
 from records.ingest.items import Reader, Source
-from records.ingest.readers import read_bytes
 from records.ingest.validation_worker import FIRST_WORKER, Task, Verdict, Work, fork_refusal, worker_main
 from records.ingest.validation_worker import RUN as _RUN
 from records.ingest.validation_worker import claim as _claim

@@ -24,8 +24,8 @@ from typing import Any
 import billiard
 
 from records.ingest.fhir import InvalidResource, JsonObject, validate_json, validate_xml
+from records.ingest.formats.readers import read_source
 from records.ingest.items import Item, ResourceUnit, Source
-from records.ingest.readers import read_source
 
 # How long a process waits for the lock over who takes which piece before giving up on sharing (another process
 # was killed while holding it): the run then does every piece left itself. Correctness never depends on the lock.

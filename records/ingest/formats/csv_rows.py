@@ -13,8 +13,8 @@ from collections.abc import Callable
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from records.ingest.csv_mapping import STATUS_WORDS, STATUSES, TARGETS, CsvMapping, Target, fold
 from records.ingest.fhir import JsonObject, fhir_id
+from records.ingest.formats.csv_mapping import STATUS_WORDS, STATUSES, TARGETS, CsvMapping, Target, fold
 from records.ingest.items import ExpectedPatient, Reason
 from records.ingest.matching import NHS_NUMBER_SYSTEM
 from records.models import Feed

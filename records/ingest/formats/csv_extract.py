@@ -21,8 +21,8 @@ import io
 from collections.abc import Iterator
 from datetime import datetime
 
-from records.ingest.csv_mapping import CsvMapping, csv_mapping_check, fold
-from records.ingest.csv_rows import RowBuilder, RowProblem
+from records.ingest.formats.csv_mapping import CsvMapping, csv_mapping_check, fold
+from records.ingest.formats.csv_rows import RowBuilder, RowProblem
 from records.ingest.items import (
     Deletion,
     Item,

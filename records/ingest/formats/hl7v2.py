@@ -28,7 +28,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from records.ingest.fhir import CONFIDENTIALITY_SYSTEM, JsonObject, fhir_id, parse_datetime
-from records.ingest.hl7v2_messages import Field, Message, decode, part, split_messages, whole
+from records.ingest.formats.hl7v2_messages import Field, Message, decode, part, split_messages, whole
 from records.ingest.items import Item, Reader, Rejection, ResourceUnit, unreadable
 from records.ingest.matching import NHS_NUMBER_SYSTEM, well_formed
 from records.models import Feed, QuarantinedRecord

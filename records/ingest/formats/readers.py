@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from records.ingest.fhir import JsonObject, as_object, parse_datetime, text
+from records.ingest.formats.xml_reader import read_xml
 from records.ingest.items import (
     Item,
     Reader,
@@ -30,7 +31,6 @@ from records.ingest.items import (
     undecodable_detail,
     unreadable,
 )
-from records.ingest.xml_reader import read_xml
 
 SUFFIXES = frozenset({".json", ".ndjson", ".jsonl", ".xml"})
 _NDJSON_SUFFIXES = frozenset({".ndjson", ".jsonl"})
