@@ -164,7 +164,7 @@ def test_a_database_error_keeps_the_file_in_incoming_for_the_retry(cast, feed, t
 
     monkeypatch.setattr(ingestion, "relationships_refresh", database_gone)
 
-    with pytest.raises(OperationalError):
+    with pytest.raises(OperationalError, match="server closed the connection"):
         feed_run(feed, trigger=IngestRun.Trigger.SCHEDULE)
 
     assert listing(tmp_path, feed) == {"incoming": ["a.json"], "processed": [], "failed": []}

@@ -4,7 +4,7 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.urls import reverse
 from django.utils import timezone
 
@@ -77,6 +77,7 @@ def test_door_audits_every_view_allowed_or_denied(cast, who, whom, allowed, sect
     assert event.action == AccessEvent.Action.VIEW_RECORD
     assert event.outcome == (AccessEvent.Outcome.ALLOWED if allowed else AccessEvent.Outcome.DENIED)
     assert event.sections_shown == (["x"] if allowed else [])
+    assert event.basis.startswith(basis) if allowed else event.basis == ""
 
 
 def test_every_action_decide_knows_is_one_the_audit_trail_names():
@@ -198,13 +199,16 @@ def test_access_fails_when_the_audit_row_cannot_be_written(cast):
             " LANGUAGE plpgsql;"
             "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_accessevent FOR EACH ROW EXECUTE FUNCTION refuse_audit();"
         )
-    with pytest.raises(Exception, match="audit store down"):
+    with pytest.raises(DatabaseError, match="audit store down"):
         get_patient_for_user(
             user=cast.gp_ada,
             public_id=cast.patient_a.public_id,
             request=None,
             build=lambda p, d: (built.append(p) or "record", Shown()),
         )
+    # The page was built, but nothing of it reached the caller and no access went unrecorded.
+    assert built == [cast.patient_a]
+    assert not AccessEvent.objects.exists()
 
 
 def test_merged_record_opens_as_its_survivor_and_is_never_listed(cast):

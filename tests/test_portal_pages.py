@@ -65,6 +65,8 @@ def test_login_page_is_accessible_and_logs_a_user_in_to_the_home_page(client, ca
     assert response.status_code == 200
     page = response.content.decode()
     assert_accessible_shape(page)
+    # Every field is checked for its label above; these are the fields there are.
+    assert outline(page).fields == ["id_username", "id_password"]
     # Post what the browser would: the form's hidden `next` with the typed credentials.
     assert 'name="next" value="/"' in page
     response = client.post(reverse("login"), {"username": "gp.ada", "password": PASSWORD, "next": "/"})

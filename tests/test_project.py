@@ -18,9 +18,11 @@ def test_migrations_match_the_models(db):
     call_command("makemigrations", "--check", "--dry-run", stdout=out)
 
 
-def _settings_import(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def _settings_import(
+    env: dict[str, str], code: str = "import django; django.setup()"
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", "import django; django.setup()"],
+        [sys.executable, "-c", code],
         env={"DJANGO_SETTINGS_MODULE": "sharedcare.settings", "PATH": "/usr/bin:/bin", **env},
         cwd=ROOT,
         capture_output=True,
@@ -45,8 +47,18 @@ def test_a_database_other_than_postgresql_is_refused():
     assert "PostgreSQL only" in result.stderr
 
 
-def test_debug_is_off_by_default(settings):
-    assert settings.DEBUG is False
+def test_debug_is_off_by_default():
+    # In a fresh process: pytest-django sets DEBUG to False in the test process whatever the settings say.
+    result = _settings_import(
+        {
+            "SECRET_KEY": "x" * 50,
+            "DATABASE_URL": "postgres://u@127.0.0.1/db",
+            "REDIS_URL": "redis://127.0.0.1:1/0",
+        },
+        "from django.conf import settings; print(repr(settings.DEBUG))",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
 
 
 def test_passwords_are_hashed_with_argon2():

@@ -2,8 +2,10 @@
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from audit.models import AccessEvent
+from records.models import IngestRun, QuarantinedRecord
 from tests.builders import PORTAL_URLS, url_names
 
 # Reachable without signing in, and none shows patient data.
@@ -129,6 +131,22 @@ def test_the_back_office_lists_name_only_urls_that_exist_and_each_once():
     sorted(name for name in BACK_OFFICE_STAFF_ONLY if name.endswith(("_changelist", "monitor", "index"))),
 )
 def test_staff_only_back_office_lists_show_no_patient_and_audit_nothing(client, cast, name):
+    # What a partner sent about a patient, quoted the way real feeds quote it: a failed run's error text and a
+    # quarantined record naming the patient. None of it may surface on a staff-only list.
+    patient = cast.patient_a
+    quoted = f"Patient {patient.nhs_number} {patient.family_name}: birth date does not match"
+    run = IngestRun.objects.create(
+        feed=cast.gp_a_feed, status=IngestRun.Status.FAILED, finished_at=timezone.now(), error=quoted
+    )
+    QuarantinedRecord.objects.create(
+        feed=cast.gp_a_feed,
+        ingest_run=run,
+        reason=QuarantinedRecord.Reason.DEMOGRAPHIC_MISMATCH,
+        detail=quoted,
+        raw_payload=quoted,
+        payload_hash="0" * 64,
+        nhs_number=patient.nhs_number,
+    )
     client.force_login(cast.admin_gus)
 
     response = client.get(reverse(name))
