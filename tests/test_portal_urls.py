@@ -42,6 +42,8 @@ def test_door_views_call_the_door(client, cast, name, monkeypatch):
     client.force_login(cast.gp_ada)
     if name == "records:patient-search":
         client.post(reverse(name), {"nhs_number": "9990000018"})
+        expected = ["patient_search_for_user"]
     else:
         client.get(reverse(name, kwargs={"public_id": cast.patient_a.public_id}))
-    assert calls
+        expected = ["get_patient_for_user"]
+    assert calls == expected
