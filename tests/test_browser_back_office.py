@@ -1,16 +1,14 @@
 """The back office in a real browser: a quarantined payload is masked, and the Reveal button shows it, audited.
 
-Debian's Chromium driven by Playwright, as in tests/test_browser.py; never downloads a browser.
+Debian's Chromium driven by Playwright (the `browser` fixture in conftest); never downloads a browser.
 """
 
-import os
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from django.urls import reverse
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from consent.services import feed_support_grant
 from records.models import IngestRun, QuarantinedRecord
@@ -18,7 +16,6 @@ from tests.builders import PASSWORD
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
 PAYLOAD = '{"resourceType": "Condition", "id": "browser-marker", "note": "ONLY-IN-THE-PAYLOAD"}'
 
 
@@ -41,23 +38,14 @@ def quarantined(transactional_db, cast) -> QuarantinedRecord:
 
 
 @pytest.fixture
-def page(quarantined, live_server, monkeypatch) -> Iterator[Page]:
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is not installed (apt-get install chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser: Browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu", "--no-first-run"]
-        )
-        try:
-            page = browser.new_context(locale="en-GB").new_page()
-            page.set_default_timeout(15_000)
-            yield page
-        finally:
-            browser.close()
+def page(quarantined, live_server, browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(locale="en-GB")
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        yield page
+    finally:
+        context.close()
 
 
 def test_the_payload_is_masked_until_the_reveal_button_and_both_are_in_the_trail(
