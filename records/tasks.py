@@ -17,7 +17,7 @@ from django.db import InterfaceError, OperationalError, transaction
 from records.feeds.push.process import pushed_batch_process
 from records.feeds.scheduling import feed_run, feeds_due
 from records.feeds.sources import TransientSourceError
-from records.ingest.quarantine import quarantine_replay, unknown_patients_waiting
+from records.ingest.quarantine import quarantine_replay, unknown_patients_replay
 from records.models import Feed, IngestRun
 
 logger = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ def unknown_patients_replay_task(patient_ids: list[int]) -> int:
     A replayed record may itself bring a patient (a partner's Patient resource that waited): what waited for that
     one is queued in turn, until nothing new arrives.
     """
-    result = quarantine_replay(unknown_patients_waiting(patient_ids), user_id=None)
+    result = unknown_patients_replay(patient_ids)
     arrived_patients_replay_enqueue(result.runs)
     return len(result.replayed_ids)
 

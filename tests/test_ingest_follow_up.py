@@ -124,7 +124,11 @@ def test_the_replay_tasks_queue_the_replay_for_the_patients_their_runs_brought(
         "quarantine_replay",
         lambda ids, user_id: QuarantineReplayResult(runs=[arrived(6)], replayed_ids=ids),
     )
-    monkeypatch.setattr(tasks, "unknown_patients_waiting", lambda patient_ids: [11, 12])
+    monkeypatch.setattr(
+        tasks,
+        "unknown_patients_replay",
+        lambda patient_ids: QuarantineReplayResult(runs=[arrived(6)], replayed_ids=[11, 12]),
+    )
 
     with django_capture_on_commit_callbacks(execute=True):
         tasks.quarantine_replay_task([10])

@@ -167,7 +167,7 @@ def test_records_waiting_for_unknown_patients_are_replayed_once_the_patients_arr
 
     replayed = unknown_patients_replay([patient.pk])
 
-    assert replayed == 3
+    assert len(replayed.replayed_ids) == 3
     assert set(RecordEntry.objects.filter(patient=patient).values_list("source_id", flat=True)) == {
         "c1",
         "c2",
@@ -178,14 +178,14 @@ def test_records_waiting_for_unknown_patients_are_replayed_once_the_patients_arr
         (Reason.INVALID_RESOURCE, "c4"),
         (Reason.UNKNOWN_PATIENT, "c3"),
     ]
-    assert unknown_patients_replay([patient.pk]) == 0
+    assert unknown_patients_replay([patient.pk]).replayed_ids == []
 
 
 @pytest.mark.parametrize("patient_ids", [[], [999_999]])
 def test_unknown_patients_replay_with_no_such_patients_replays_nothing(cast, patient_ids):
     ingest(cast.cuh_feed, condition("c1", NEWCOMER))
 
-    assert unknown_patients_replay(patient_ids) == 0
+    assert unknown_patients_replay(patient_ids).runs == []
     assert QuarantinedRecord.objects.get().status == Status.PENDING
 
 

@@ -203,17 +203,17 @@ def quarantine_discard(record_ids: Sequence[int], *, user: AbstractBaseUser, rea
     return discarded
 
 
-def unknown_patients_replay(patient_ids: Sequence[int]) -> int:
+def unknown_patients_replay(patient_ids: Sequence[int]) -> QuarantineReplayResult:
     """Replay the records quarantined as "unknown patient" that these patients now answer for (see
-    `unknown_patients_waiting`), and return how many records were replayed.
+    `unknown_patients_waiting`); the result's runs say which patients the replay brought in turn.
 
     Takes patient ids, never NHS numbers (task arguments are logged). Safe to run twice, and for patients with
     nothing waiting: it then replays nothing.
     """
     waiting = unknown_patients_waiting(patient_ids)
     if not waiting:
-        return 0
-    return len(quarantine_replay(waiting, user_id=None).replayed_ids)
+        return QuarantineReplayResult()
+    return quarantine_replay(waiting, user_id=None)
 
 
 def unknown_patients_waiting(patient_ids: Sequence[int]) -> list[int]:
