@@ -18,6 +18,8 @@ class AccessEvent(models.Model):
         EXPORT = "export", "Export"
         DECLARE_RELATIONSHIP = "declare-relationship", "Declare relationship"
         BREAK_GLASS = "break-glass", "Break glass"
+        # A self-claimed relationship or a break-glass grant ended early by its holder.
+        END_GRANT = "end-grant", "End own access grant"
         READ_AUDIT = "read-audit", "Read audit"
         # Unmasking what a partner sent (a quarantined payload, an error text) in the back office.
         REVEAL = "reveal", "Reveal masked data"
@@ -61,3 +63,48 @@ class AccessEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} {self.get_outcome_display()} at {self.occurred_at:%Y-%m-%d %H:%M:%S}"
+
+
+class Alert(models.Model):
+    """Something a privacy officer must look at and decide on: a self-claimed relationship, a break-glass.
+
+    The alert names a reference (the grant's), not the patient; the patient is reached from the review page, whose
+    reading is itself audited. Reviewing is the only change an alert takes, and django-auditlog records it.
+    """
+
+    class Kind(models.TextChoices):
+        SELF_CLAIM = "self-claim", "Self-claimed relationship"
+        BREAK_GLASS = "break-glass", "Break-glass access"
+
+    class Outcome(models.TextChoices):
+        APPROPRIATE = "appropriate", "Appropriate"
+        INAPPROPRIATE = "inappropriate", "Inappropriate"
+        REFERRED_ON = "referred-on", "Referred on"
+
+    raised_at = models.DateTimeField(default=timezone.now, db_index=True)
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    reference = models.CharField(max_length=32)
+    # Who raised it, as they were at the time.
+    user_id = models.BigIntegerField(null=True, blank=True)
+    username = models.CharField(max_length=150, blank=True)
+    job_role = models.CharField(max_length=8, blank=True)
+    organisation_ods = models.CharField(max_length=6, blank=True)
+    patient_id = models.BigIntegerField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+    event = models.ForeignKey(AccessEvent, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    reviewed_by_id = models.BigIntegerField(null=True, blank=True)
+    reviewed_by_username = models.CharField(max_length=150, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, blank=True)
+    review_note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-raised_at", "-id"]
+        indexes = [models.Index(fields=["reviewed_at", "-raised_at"], name="alert_review_queue")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.reference}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.reviewed_at is None

@@ -1,4 +1,4 @@
-"""Back office: users with their organisation and role, and the partners whose feeds they support.
+"""Back office: users with their role profiles, the roles table, care teams, and feed-support assignments.
 
 Feed support needs both the "Can support partner feeds" permission (in the user's permissions or a group's) and one
 assignment per partner here; see `consent.policy.feed_support_decide`.
@@ -9,18 +9,20 @@ from typing import Any
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import User
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from consent.models import FeedSupportAssignment, StaffProfile
-from consent.services import staff_profile_set
+from consent.models import CareTeam, CareTeamMembership, FeedSupportAssignment, Role, StaffProfile
+from consent.services import care_team_create, staff_groups_sync
 
 
-class StaffProfileInline(admin.StackedInline[StaffProfile, User]):
+class StaffProfileInline(admin.TabularInline[StaffProfile, User]):
     model = StaffProfile
-    can_delete = False
+    extra = 0
     fk_name = "user"
     autocomplete_fields = ("organisation",)
-    verbose_name = "Organisation and role"
+    verbose_name = "Role profile"
+    verbose_name_plural = "Role profiles (organisation and role; the user chooses one at login)"
 
 
 class FeedSupportAssignmentInline(admin.TabularInline[FeedSupportAssignment, User]):
@@ -35,31 +37,68 @@ class FeedSupportAssignmentInline(admin.TabularInline[FeedSupportAssignment, Use
 
 class StaffUserAdmin(UserAdmin[User]):
     inlines = (StaffProfileInline, FeedSupportAssignmentInline)
-    list_display = ("username", "first_name", "last_name", "role", "organisation", "is_active", "is_staff")
-    list_filter = ("is_active", "is_staff", "staff_profile__job_role", "staff_profile__organisation__kind")
-    list_select_related = ("staff_profile__organisation",)
+    list_display = ("username", "first_name", "last_name", "roles", "is_active", "is_staff")
+    list_filter = ("is_active", "is_staff", "staff_profiles__job_role", "staff_profiles__organisation__kind")
 
-    @admin.display(description="Role", ordering="staff_profile__job_role")
-    def role(self, user: User) -> str:
-        profile = getattr(user, "staff_profile", None)
-        return profile.get_job_role_display() if profile else "—"
+    def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
+        return super().get_queryset(request).prefetch_related("staff_profiles__organisation")
 
-    @admin.display(description="Organisation", ordering="staff_profile__organisation__name")
-    def organisation(self, user: User) -> str:
-        profile = getattr(user, "staff_profile", None)
-        return str(profile.organisation) if profile else "—"
+    @admin.display(description="Role profiles")
+    def roles(self, user: User) -> str:
+        profiles = list(user.staff_profiles.all())  # type: ignore[attr-defined]
+        return "; ".join(str(profile) for profile in profiles) or "—"
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)
-        # Membership of the organisation's group is what legitimate relationships are granted to.
-        profile = getattr(form.instance, "staff_profile", None)
-        if profile is not None:
-            staff_profile_set(
-                user_id=form.instance.pk,
-                organisation=profile.organisation,
-                job_role=profile.job_role,
-                sds_user_id=profile.sds_user_id,
-            )
+        # Membership of each organisation's group is what legitimate relationships are granted to.
+        staff_groups_sync(user_id=form.instance.pk)
+
+
+@admin.register(Role)
+class RoleAdmin(admin.ModelAdmin[Role]):
+    list_display = ("code", "name", "may_self_claim", "may_break_glass")
+    fields = (
+        "code",
+        "name",
+        "sections",
+        "activities",
+        ("may_self_claim", "self_claim_max_hours"),
+        ("may_break_glass", "break_glass_max_hours"),
+    )
+
+    def has_delete_permission(self, request: HttpRequest, obj: Role | None = None) -> bool:
+        # A role in use must not vanish; take its sections and activities away instead.
+        return False
+
+
+class CareTeamMembershipInline(admin.TabularInline[CareTeamMembership, CareTeam]):
+    model = CareTeamMembership
+    extra = 0
+    autocomplete_fields = ("user",)
+    readonly_fields = ("added_at",)
+    verbose_name = "Member"
+
+
+@admin.register(CareTeam)
+class CareTeamAdmin(admin.ModelAdmin[CareTeam]):
+    list_display = ("name", "code", "organisation")
+    list_filter = ("organisation__kind",)
+    search_fields = ("name", "code", "organisation__name", "organisation__ods_code")
+    autocomplete_fields = ("organisation",)
+    fields = ("organisation", "name", "code")
+    inlines = (CareTeamMembershipInline,)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: CareTeam | None = None) -> tuple[str, ...]:
+        # A team's relationships are held by its group within its organisation: moving it would move them.
+        return ("organisation", "code") if obj is not None else ()
+
+    def save_model(self, request: HttpRequest, obj: CareTeam, form: Any, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        created = care_team_create(organisation=obj.organisation, name=obj.name, code=obj.code)
+        obj.pk, obj.group_id = created.pk, created.group_id
+        obj._state.adding = False
 
 
 admin.site.unregister(User)

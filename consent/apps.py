@@ -1,4 +1,15 @@
+from typing import Any
+
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def _roles_seed(sender: AppConfig, **kwargs: Any) -> None:
+    # Reference data the rules need, created the way Django creates permissions: after every migrate and after a
+    # test database is flushed. It only adds missing roles, so edits made in the back office stay.
+    from consent.services import roles_seed
+
+    roles_seed()
 
 
 class ConsentConfig(AppConfig):
@@ -8,9 +19,26 @@ class ConsentConfig(AppConfig):
     def ready(self) -> None:
         from auditlog.registry import auditlog
 
-        from consent.models import FeedSupportAssignment, LegitimateRelationship, StaffProfile
+        from consent.models import (
+            BreakGlassGrant,
+            CareTeam,
+            CareTeamMembership,
+            FeedSupportAssignment,
+            LegitimateRelationship,
+            Role,
+            SelfClaimedRelationship,
+            SensitiveCode,
+            StaffProfile,
+        )
 
+        post_migrate.connect(_roles_seed, sender=self)
+        auditlog.register(Role)
         auditlog.register(StaffProfile)
+        auditlog.register(CareTeam)
+        auditlog.register(CareTeamMembership)
         auditlog.register(LegitimateRelationship)
+        auditlog.register(SelfClaimedRelationship)
+        auditlog.register(BreakGlassGrant)
+        auditlog.register(SensitiveCode)
         # Who may read which partner's feed data, and who granted it.
         auditlog.register(FeedSupportAssignment)

@@ -12,6 +12,7 @@ Nothing else in the project asks whether a user may see a patient.
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser, Permission
@@ -21,11 +22,16 @@ from django.utils import timezone
 from audit.models import AccessEvent
 from consent.models import (
     FEED_SUPPORT_PERMISSION,
+    BreakGlassGrant,
+    CareTeam,
     FeedSupportAssignment,
     LegitimateRelationship,
+    PersonalGrant,
+    Role,
+    SelfClaimedRelationship,
     StaffProfile,
 )
-from consent.roles import Activity, activities_for_role, sections_for_role
+from consent.roles import Activity
 from records.models import Organisation, Patient
 from records.models.patients import ACCESS_RECORD_PERMISSION
 from records.sections import Section
@@ -33,10 +39,29 @@ from records.sections import Section
 Action = AccessEvent.Action
 Purpose = AccessEvent.Purpose
 User = AbstractBaseUser | AnonymousUser
+G = TypeVar("G", bound=PersonalGrant)
 
 # The actions each kind of access knows; any other action is refused.
 CLINICAL_ACTIONS = frozenset({Action.SEARCH, Action.VIEW_RECORD})
 FEED_SUPPORT_ACTIONS = frozenset({Action.SEARCH, Action.VIEW_DOCUMENT, Action.REVEAL})
+
+# When several relationships hold at once, the page names the strongest.
+_BASIS_STRENGTH = {
+    LegitimateRelationship.Basis.REGISTERED_PRACTICE: 0,
+    LegitimateRelationship.Basis.CARE_EVENT: 1,
+    LegitimateRelationship.Basis.CASELOAD: 2,
+    LegitimateRelationship.Basis.REFERRAL: 3,
+}
+
+# The session key under which the login step keeps the role profile the user chose.
+SELECTED_PROFILE_SESSION_KEY = "selected_staff_profile_id"
+
+
+class Basis:
+    """How an allowed decision came about, beyond the feed-derived relationship bases."""
+
+    SELF_CLAIM = "self-claim"
+    BREAK_GLASS = "break-glass"
 
 
 @dataclass(frozen=True)
@@ -45,42 +70,85 @@ class Decision:
 
     allowed: bool
     why_not: str = ""
+    # For the audit row: the basis and its holder, e.g. "registered-practice:A81001".
     basis: str = ""
+    # The basis alone (a `LegitimateRelationship.Basis` or a `Basis`), and where it came from, for the page.
+    basis_kind: str = ""
+    provenance: str = ""
     relationship_id: int | None = None
+    grant_reference: str = ""
+    grant_expires_at: datetime | None = None
     sections: frozenset[Section] = frozenset()
     # Filled by upheld objections (a later rule); empty means nothing withheld on that ground.
     withheld_sections: frozenset[Section] = frozenset()
     withheld_partners: frozenset[str] = frozenset()
     withholds_sensitive: bool = True
+    # Partners (ODS codes) whose own sensitive and confidential items this user sees: their own organisation's.
+    sensitive_visible_from: frozenset[str] = frozenset()
     shows_restricted_demographics: bool = False
+    # On a denial for want of a relationship: what this user's role would let them do about it.
+    may_self_claim: bool = False
+    may_break_glass: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def basis_label(self) -> str:
         return self.basis
 
+    @property
+    def is_break_glass(self) -> bool:
+        return self.basis_kind == Basis.BREAK_GLASS
+
+    @property
+    def is_self_claimed(self) -> bool:
+        return self.basis_kind == Basis.SELF_CLAIM
+
 
 def _deny(why: str) -> Decision:
     return Decision(allowed=False, why_not=why)
 
 
+def _profiles(user: User) -> list[StaffProfile]:
+    # Kept on the user object for the length of a request: every decision on one page asks the same question.
+    cached: list[StaffProfile] | None = getattr(user, "_staff_profiles_cache", None)
+    if cached is None:
+        cached = list(StaffProfile.objects.select_related("organisation").filter(user_id=user.pk))
+        user._staff_profiles_cache = cached  # type: ignore[union-attr]
+    return cached
+
+
 def staff_profile_of(user: User) -> StaffProfile | None:
+    """The role profile this user acts under now: the one chosen at login, or their only one.
+
+    A user with several profiles who has chosen none acts under none, so nothing opens until they choose.
+    """
     if not getattr(user, "is_authenticated", False):
         return None
-    try:
-        profile: StaffProfile = user.staff_profile  # type: ignore[union-attr]
-    except StaffProfile.DoesNotExist:
-        return None
-    return profile
+    profiles = _profiles(user)
+    selected = getattr(user, SELECTED_PROFILE_SESSION_KEY, None)
+    if selected is not None:
+        return next((profile for profile in profiles if profile.pk == selected), None)
+    if len(profiles) == 1:
+        return profiles[0]
+    return None
+
+
+def staff_profiles_of(user: User) -> list[StaffProfile]:
+    """Every role profile this user holds, for the choice at login."""
+    if not getattr(user, "is_authenticated", False):
+        return []
+    return _profiles(user)
 
 
 @dataclass(frozen=True)
 class _Standing:
     """What a user brings to direct care, once the checks every clinical access shares have passed."""
 
+    user_id: int
     profile: StaffProfile
+    role: Role
     sections: frozenset[Section]
-    activities: frozenset[Activity]
+    activities: frozenset[str]
 
 
 def _clinical_standing(user: User, action: str, purpose: str) -> _Standing | str:
@@ -93,57 +161,141 @@ def _clinical_standing(user: User, action: str, purpose: str) -> _Standing | str
         return "user is not active"
     profile = staff_profile_of(user)
     if profile is None:
-        return "user has no staff role"
+        return "user has no staff role selected"
     if not profile.organisation.is_active:
         return "user's organisation is not an active partner"
-    sections = sections_for_role(profile.job_role)
+    role = Role.objects.filter(code=profile.job_role).first()
+    if role is None:
+        return "role is not known to sharedcare"
+    sections = frozenset(Section(section) for section in role.sections)
     if not sections:
         return "role gives no access to records"
-    activities = activities_for_role(profile.job_role)
+    activities = frozenset(role.activities)
     if Activity.PATIENT_TRACE not in activities:
         return "role may not trace patients"
-    return _Standing(profile=profile, sections=sections, activities=activities)
+    return _Standing(
+        user_id=int(user.pk), profile=profile, role=role, sections=sections, activities=activities
+    )
 
 
 def _current(now: datetime) -> Q:
     return Q(valid_from__lte=now) & (Q(valid_until__isnull=True) | Q(valid_until__gt=now))
 
 
-def _current_relationships(profile: StaffProfile, now: datetime) -> QuerySet[LegitimateRelationship]:
+def _holder_groups(standing: _Standing) -> QuerySet[CareTeam]:
+    """The groups whose relationships reach this user: their organisation's, and their teams' within it."""
+    return CareTeam.objects.filter(
+        organisation_id=standing.profile.organisation_id, memberships__user_id=standing.user_id
+    )
+
+
+def _current_relationships(standing: _Standing, now: datetime) -> QuerySet[LegitimateRelationship]:
+    teams = _holder_groups(standing).values("group_id")
     return LegitimateRelationship.objects.filter(
         _current(now),
-        group_id=profile.organisation.group_id,
+        Q(group_id=standing.profile.organisation.group_id) | Q(group_id__in=teams),
         permission__codename=ACCESS_RECORD_PERMISSION,
         permission__content_type__app_label="records",
     )
 
 
+def _current_grants(model: type[G], standing: _Standing, now: datetime) -> QuerySet[G]:
+    # A grant counts only under the role profile it was made under, and only until it expires or is ended.
+    return model.objects.filter(
+        user_id=standing.user_id,
+        staff_profile=standing.profile,
+        valid_from__lte=now,
+        valid_until__gt=now,
+        ended_at__isnull=True,
+    )
+
+
+def _allowed(
+    standing: _Standing, *, basis: str, basis_kind: str, provenance: str, **grant: object
+) -> Decision:
+    ods = standing.profile.organisation.ods_code
+    return Decision(
+        allowed=True,
+        basis=basis[:200],
+        basis_kind=basis_kind,
+        provenance=provenance,
+        sections=standing.sections,
+        withholds_sensitive=True,
+        # The source organisation's own staff with a relationship see what it marked sensitive or confidential.
+        sensitive_visible_from=frozenset({ods}),
+        shows_restricted_demographics=Activity.ACCESS_SENSITIVE in standing.activities,
+        **grant,  # type: ignore[arg-type]
+    )
+
+
+def relationship_provenance(relationship: LegitimateRelationship) -> str:
+    """Where a relationship came from, in words: its basis, its holder, and the data that created it."""
+    holder = getattr(relationship.group, "care_team", None) if relationship.group_id else None
+    parts = [relationship.get_basis_display()]
+    if holder is not None:
+        parts.append(f"held by {holder.name}")
+    if relationship.source_description:
+        parts.append(relationship.source_description)
+    if relationship.source_feed_id is not None:
+        parts.append(f"feed {relationship.source_feed_id}")
+    if relationship.source_run_id is not None:
+        parts.append(f"run {relationship.source_run_id}")
+    return "; ".join(parts)
+
+
 def decide(user: User, patient: Patient, action: str, purpose: str = Purpose.DIRECT_CARE) -> Decision:
     """Decide whether `user` may take `action` on `patient` for `purpose`, and what they may then see.
 
-    Always holds: the answer is a denial unless every rule below passes; expiry is judged against the
-    current time on every call; superusers gain nothing from being superusers.
+    Always holds: the answer is a denial unless every rule below passes; relationships and grants are judged
+    against the current time on every call, so expiry and revocation take effect at once; a grant counts only
+    under the role profile it was made under; superusers gain nothing from being superusers.
     """
     standing = _clinical_standing(user, action, purpose)
     if isinstance(standing, str):
         return _deny(standing)
     if patient.merged_into_id is not None:
         return _deny("record merged into another; open the surviving record")
-    relationship = (
-        _current_relationships(standing.profile, timezone.now())
+    now = timezone.now()
+    ods = standing.profile.organisation.ods_code
+    relationships = list(
+        _current_relationships(standing, now)
         .filter(content_object=patient)
-        .order_by("basis")
-        .first()
+        .select_related("group__care_team")
     )
-    if relationship is None:
-        return _deny("no legitimate relationship")
+    if relationships:
+        relationship = min(relationships, key=lambda row: (_BASIS_STRENGTH.get(row.basis, 9), row.pk))
+        return _allowed(
+            standing,
+            basis=f"{relationship.basis}:{ods} relationship {relationship.pk}",
+            basis_kind=relationship.basis,
+            provenance=relationship_provenance(relationship),
+            relationship_id=relationship.pk,
+        )
+    claim = _current_grants(SelfClaimedRelationship, standing, now).filter(content_object=patient).first()
+    if claim is not None:
+        return _allowed(
+            standing,
+            basis=f"{Basis.SELF_CLAIM}:{ods} {claim.reference}",
+            basis_kind=Basis.SELF_CLAIM,
+            provenance=f"Self-claimed relationship {claim.reference}: {claim.get_reason_code_display()}",
+            grant_reference=claim.reference,
+            grant_expires_at=claim.valid_until,
+        )
+    glass = _current_grants(BreakGlassGrant, standing, now).filter(content_object=patient).first()
+    if glass is not None:
+        return _allowed(
+            standing,
+            basis=f"{Basis.BREAK_GLASS}:{ods} {glass.reference}",
+            basis_kind=Basis.BREAK_GLASS,
+            provenance=f"Break-glass access {glass.reference}: {glass.get_reason_code_display()}",
+            grant_reference=glass.reference,
+            grant_expires_at=glass.valid_until,
+        )
     return Decision(
-        allowed=True,
-        basis=f"{relationship.basis}:{standing.profile.organisation.ods_code}",
-        relationship_id=relationship.pk,
-        sections=standing.sections,
-        withholds_sensitive=True,
-        shows_restricted_demographics=Activity.ACCESS_SENSITIVE in standing.activities,
+        allowed=False,
+        why_not="no legitimate relationship",
+        may_self_claim=standing.role.may_self_claim,
+        may_break_glass=standing.role.may_break_glass,
     )
 
 
@@ -152,13 +304,66 @@ def visible_patients(
 ) -> QuerySet[Patient]:
     """The patients `decide(user, patient, action, purpose)` would allow, as one queryset.
 
-    Always holds: the two never disagree, because both stand on `_clinical_standing` and the same relationships.
+    Always holds: the two never disagree, because both stand on `_clinical_standing` and the same relationships
+    and grants.
     """
     standing = _clinical_standing(user, action, purpose)
     if isinstance(standing, str):
         return Patient.objects.none()
-    related = _current_relationships(standing.profile, timezone.now()).values("content_object_id")
-    return Patient.objects.filter(pk__in=related, merged_into__isnull=True)
+    now = timezone.now()
+    related = _current_relationships(standing, now).values("content_object_id")
+    claimed = _current_grants(SelfClaimedRelationship, standing, now).values("content_object_id")
+    glass = _current_grants(BreakGlassGrant, standing, now).values("content_object_id")
+    return Patient.objects.filter(
+        Q(pk__in=related) | Q(pk__in=claimed) | Q(pk__in=glass), merged_into__isnull=True
+    )
+
+
+@dataclass(frozen=True)
+class GrantStanding:
+    """May this user give themselves access to this patient, and for how long at most; or why not."""
+
+    allowed: bool
+    why_not: str = ""
+    profile: StaffProfile | None = None
+    max_hours: int = 0
+
+
+def _grant_standing(user: User, patient: Patient, *, break_glass: bool) -> GrantStanding:
+    standing = _clinical_standing(user, Action.VIEW_RECORD, Purpose.DIRECT_CARE)
+    if isinstance(standing, str):
+        return GrantStanding(allowed=False, why_not=standing)
+    if patient.merged_into_id is not None:
+        return GrantStanding(allowed=False, why_not="record merged into another")
+    if break_glass and not standing.role.may_break_glass:
+        return GrantStanding(allowed=False, why_not="role may not break the glass")
+    if not break_glass and not standing.role.may_self_claim:
+        return GrantStanding(allowed=False, why_not="role may not declare relationships")
+    hours = standing.role.break_glass_max_hours if break_glass else standing.role.self_claim_max_hours
+    return GrantStanding(allowed=True, profile=standing.profile, max_hours=hours)
+
+
+def self_claim_decide(user: User, patient: Patient) -> GrantStanding:
+    """Whether `user` may declare a relationship with `patient` under their selected role, and for how long."""
+    return _grant_standing(user, patient, break_glass=False)
+
+
+def break_glass_decide(user: User, patient: Patient) -> GrantStanding:
+    """Whether `user` may break the glass on `patient` under their selected role, and for how long."""
+    return _grant_standing(user, patient, break_glass=True)
+
+
+def may_review_alerts(user: User) -> bool:
+    """Privacy officers (roles with an alert activity) review self-claims and break-glass; no one else does."""
+    if not getattr(user, "is_active", False):
+        return False
+    profile = staff_profile_of(user)
+    if profile is None or not profile.organisation.is_active:
+        return False
+    role = Role.objects.filter(code=profile.job_role).first()
+    if role is None:
+        return False
+    return bool({Activity.EMERGENCY_ACCESS_ALERTS, Activity.SELF_CLAIMED_ALERTS} & set(role.activities))
 
 
 def _holds_feed_support_permission(user: User) -> bool:

@@ -1,8 +1,11 @@
-"""National RBAC job roles and what each may see.
+"""National RBAC job roles, their activities, and the roles sharedcare starts with.
 
-Which sections a role opens is data in this one table, read only by `consent.policy.decide`; there is no
+What each role opens lives in the `consent.Role` table, which the back office edits and `consent.policy` reads;
+`STARTING_ROLES` is what a new deployment is seeded with (migration `0004`, and `roles_reset` in tests). There is no
 string look-up of rule names anywhere else.
 """
+
+from dataclasses import dataclass
 
 from django.db import models
 
@@ -30,6 +33,16 @@ class Activity(models.TextChoices):
     SELF_CLAIMED_ALERTS = "B0016", "Receive self-claimed relationship alerts"
 
 
+@dataclass(frozen=True)
+class RoleSeed:
+    code: str
+    name: str
+    sections: frozenset[Section]
+    activities: frozenset[Activity]
+    may_self_claim: bool = False
+    may_break_glass: bool = False
+
+
 _SOCIAL_CARE_SECTIONS = frozenset(
     {
         Section.ALERTS,
@@ -43,36 +56,55 @@ _SOCIAL_CARE_SECTIONS = frozenset(
         Section.PROFESSIONAL_CONTACTS,
     }
 )
+_CLINICAL_ACTIVITIES = frozenset(
+    {Activity.VIEW_DETAILED_RECORD, Activity.VIEW_SUMMARY, Activity.PATIENT_TRACE}
+)
 
-ROLE_SECTIONS: dict[str, frozenset[Section]] = {
-    JobRole.CLINICAL_PRACTITIONER: DEMOGRAPHIC_SECTIONS | CLINICAL_SECTIONS,
-    JobRole.NURSE: DEMOGRAPHIC_SECTIONS | CLINICAL_SECTIONS,
-    JobRole.HEALTH_PROFESSIONAL: DEMOGRAPHIC_SECTIONS | CLINICAL_SECTIONS,
-    JobRole.ADMIN_CLINICAL_SUPPORT: DEMOGRAPHIC_SECTIONS,
-    JobRole.SOCIAL_CARE_PRACTITIONER: DEMOGRAPHIC_SECTIONS | _SOCIAL_CARE_SECTIONS,
-    # A privacy officer reads the audit, not the record.
-    JobRole.PRIVACY_OFFICER: frozenset(),
-}
-
-ROLE_ACTIVITIES: dict[str, frozenset[Activity]] = {
-    JobRole.CLINICAL_PRACTITIONER: frozenset(
-        {Activity.VIEW_DETAILED_RECORD, Activity.VIEW_SUMMARY, Activity.PATIENT_TRACE}
+STARTING_ROLES: tuple[RoleSeed, ...] = (
+    # B1611 goes to the clinical practitioner, as national guidance gives it to clinicians with a relationship:
+    # they see a restricted (S-flagged) patient's address, phone and practice, and every showing is audited.
+    RoleSeed(
+        JobRole.CLINICAL_PRACTITIONER,
+        JobRole.CLINICAL_PRACTITIONER.label,
+        DEMOGRAPHIC_SECTIONS | CLINICAL_SECTIONS,
+        _CLINICAL_ACTIVITIES | {Activity.ACCESS_SENSITIVE},
+        may_self_claim=True,
+        may_break_glass=True,
     ),
-    JobRole.NURSE: frozenset({Activity.VIEW_DETAILED_RECORD, Activity.VIEW_SUMMARY, Activity.PATIENT_TRACE}),
-    JobRole.HEALTH_PROFESSIONAL: frozenset(
-        {Activity.VIEW_DETAILED_RECORD, Activity.VIEW_SUMMARY, Activity.PATIENT_TRACE}
+    RoleSeed(
+        JobRole.NURSE,
+        JobRole.NURSE.label,
+        DEMOGRAPHIC_SECTIONS | CLINICAL_SECTIONS,
+        _CLINICAL_ACTIVITIES,
+        may_self_claim=True,
+        may_break_glass=True,
     ),
-    JobRole.ADMIN_CLINICAL_SUPPORT: frozenset({Activity.PATIENT_TRACE}),
-    JobRole.SOCIAL_CARE_PRACTITIONER: frozenset({Activity.VIEW_SUMMARY, Activity.PATIENT_TRACE}),
-    JobRole.PRIVACY_OFFICER: frozenset(
-        {Activity.EMERGENCY_ACCESS_ALERTS, Activity.SELF_CLAIMED_ALERTS, Activity.ACCESS_SENSITIVE}
+    RoleSeed(
+        JobRole.HEALTH_PROFESSIONAL,
+        JobRole.HEALTH_PROFESSIONAL.label,
+        DEMOGRAPHIC_SECTIONS | CLINICAL_SECTIONS,
+        _CLINICAL_ACTIVITIES,
+        may_self_claim=True,
+        may_break_glass=True,
     ),
-}
-
-
-def sections_for_role(role: str) -> frozenset[Section]:
-    return ROLE_SECTIONS.get(role, frozenset())
-
-
-def activities_for_role(role: str) -> frozenset[Activity]:
-    return ROLE_ACTIVITIES.get(role, frozenset())
+    RoleSeed(
+        JobRole.ADMIN_CLINICAL_SUPPORT,
+        JobRole.ADMIN_CLINICAL_SUPPORT.label,
+        DEMOGRAPHIC_SECTIONS,
+        frozenset({Activity.PATIENT_TRACE}),
+    ),
+    RoleSeed(
+        JobRole.SOCIAL_CARE_PRACTITIONER,
+        JobRole.SOCIAL_CARE_PRACTITIONER.label,
+        DEMOGRAPHIC_SECTIONS | _SOCIAL_CARE_SECTIONS,
+        frozenset({Activity.VIEW_SUMMARY, Activity.PATIENT_TRACE}),
+        may_self_claim=True,
+    ),
+    # A privacy officer reads the audit and reviews alerts, not the record.
+    RoleSeed(
+        JobRole.PRIVACY_OFFICER,
+        JobRole.PRIVACY_OFFICER.label,
+        frozenset(),
+        frozenset({Activity.EMERGENCY_ACCESS_ALERTS, Activity.SELF_CLAIMED_ALERTS}),
+    ),
+)

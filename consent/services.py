@@ -1,10 +1,11 @@
-"""Writes to the consent app: staff roles and the relationships derived from partner data."""
+"""Writes to the consent app: roles and role profiles, care teams, and the relationships derived from partner data."""
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.contrib.auth.models import Permission
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 from django.db.models import Count, Max, Q
 from django.db.models.functions import Coalesce
@@ -12,10 +13,14 @@ from django.utils import timezone
 
 from consent.models import (
     FEED_SUPPORT_PERMISSION,
+    CareTeam,
+    CareTeamMembership,
     FeedSupportAssignment,
     LegitimateRelationship,
+    Role,
     StaffProfile,
 )
+from consent.roles import STARTING_ROLES
 from records.models import Organisation, Patient, RecordEntry
 from records.models.patients import ACCESS_RECORD_PERMISSION
 
@@ -43,15 +48,79 @@ def feed_support_grant(*, user_id: int, organisations: Iterable[Organisation]) -
 def staff_profile_set(
     *, user_id: int, organisation: Organisation, job_role: str, sds_user_id: str = ""
 ) -> StaffProfile:
-    """Give a user their organisation and role, and make them a member of the organisation's group."""
+    """Make this the user's only role profile, and their groups follow it."""
+    with transaction.atomic():
+        StaffProfile.objects.filter(user_id=user_id).exclude(
+            organisation=organisation, job_role=job_role
+        ).delete()
+        profile = staff_profile_add(
+            user_id=user_id, organisation=organisation, job_role=job_role, sds_user_id=sds_user_id
+        )
+        return profile
+
+
+def staff_profile_add(
+    *, user_id: int, organisation: Organisation, job_role: str, sds_user_id: str = ""
+) -> StaffProfile:
+    """Give a user one more role profile (a role at an organisation); they choose among them at login."""
     with transaction.atomic():
         profile, _ = StaffProfile.objects.update_or_create(
             user_id=user_id,
-            defaults={"organisation": organisation, "job_role": job_role, "sds_user_id": sds_user_id},
+            organisation=organisation,
+            job_role=job_role,
+            defaults={"sds_user_id": sds_user_id},
         )
-        profile.user.groups.remove(*profile.user.groups.filter(organisation__isnull=False))
-        profile.user.groups.add(organisation.group)
+        staff_groups_sync(user_id=user_id)
         return profile
+
+
+def staff_groups_sync(*, user_id: int) -> None:
+    """Make the user a member of exactly the organisation groups of the role profiles they hold."""
+    user = get_user_model().objects.get(pk=user_id)
+    wanted = set(
+        Organisation.objects.filter(staff__user_id=user_id).values_list("group_id", flat=True).distinct()
+    )
+    held = set(user.groups.filter(organisation__isnull=False).values_list("pk", flat=True))
+    user.groups.remove(*(held - wanted))
+    user.groups.add(*(wanted - held))
+
+
+def roles_seed() -> int:
+    """Create any starting role (`consent.roles.STARTING_ROLES`) the roles table lacks; never changes an edited one.
+
+    Run after every migrate (and after a test flush) so a deployment never lacks the roles it starts with.
+    Returns how many were created.
+    """
+    existing = set(Role.objects.values_list("code", flat=True))
+    missing = [
+        Role(
+            code=seed.code,
+            name=seed.name,
+            sections=sorted(seed.sections),
+            activities=sorted(seed.activities),
+            may_self_claim=seed.may_self_claim,
+            may_break_glass=seed.may_break_glass,
+            self_claim_max_hours=settings.SELF_CLAIM_HOURS,
+            break_glass_max_hours=settings.BREAK_GLASS_HOURS,
+        )
+        for seed in STARTING_ROLES
+        if seed.code not in existing
+    ]
+    Role.objects.bulk_create(missing, ignore_conflicts=True)
+    return len(missing)
+
+
+def care_team_create(*, organisation: Organisation, name: str, code: str) -> CareTeam:
+    """Create a team within an organisation, with the group its relationships are granted to."""
+    with transaction.atomic():
+        group = Group.objects.create(name=f"team:{organisation.ods_code}:{code}"[:150])
+        return CareTeam.objects.create(organisation=organisation, name=name, code=code, group=group)
+
+
+def care_team_member_add(*, team: CareTeam, user_id: int) -> CareTeamMembership:
+    """Add a user to a team; django-auditlog records the membership."""
+    membership, _ = CareTeamMembership.objects.get_or_create(team=team, user_id=user_id)
+    return membership
 
 
 def _derive(patient_ids: list[int], now: datetime) -> dict[tuple[int, int], tuple[str, datetime | None]]:

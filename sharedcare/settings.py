@@ -54,6 +54,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "consent.middleware.SelectedRoleMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "auditlog.middleware.AuditlogMiddleware",
@@ -163,6 +164,10 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", 
 
 # How long an attendance or admission keeps a legitimate relationship open after it ends.
 RELATIONSHIP_ENCOUNTER_DAYS = env_int("RELATIONSHIP_ENCOUNTER_DAYS", 90, minimum=1)
+# Default longest self-claimed relationship and break-glass grant, in hours, for the roles a deployment starts with;
+# the back office sets each role's own maximum in the roles table.
+SELF_CLAIM_HOURS = env_int("SELF_CLAIM_HOURS", 24, minimum=1)
+BREAK_GLASS_HOURS = env_int("BREAK_GLASS_HOURS", 4, minimum=1)
 # Largest partner file the ingester reads, in bytes.
 INGEST_MAX_FILE_BYTES = env_int("INGEST_MAX_FILE_BYTES", 100 * 1024 * 1024, minimum=1024)
 # Processes that validate one ingest run's FHIR resources: 1 validates in the run's own process; N > 1 forks up to

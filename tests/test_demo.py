@@ -254,7 +254,7 @@ def loaded(db, monkeypatch) -> str:
 
 def test_demo_load_creates_the_seven_users_with_their_roles(loaded):
     users = {
-        user.username: user for user in get_user_model().objects.select_related("staff_profile__organisation")
+        user.username: user for user in get_user_model().objects.prefetch_related("staff_profiles__organisation")
     }
     expected = {
         "gp.ada": ("D81001", JobRole.CLINICAL_PRACTITIONER),
@@ -268,7 +268,8 @@ def test_demo_load_creates_the_seven_users_with_their_roles(loaded):
     assert set(users) == {*expected, "admin.gus"}
     for username, (ods_code, role) in expected.items():
         user = users[username]
-        assert (user.staff_profile.organisation.ods_code, user.staff_profile.job_role) == (ods_code, role)
+        profiles = [(profile.organisation.ods_code, profile.job_role) for profile in user.staff_profiles.all()]
+        assert profiles == [(ods_code, role)]
         assert user.first_name and user.last_name
         assert not user.is_staff and not user.is_superuser
         assert user.check_password(PASSWORD)
