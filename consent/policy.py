@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser, Permission
-from django.db.models import Q, QuerySet
+from django.db.models import Q, QuerySet, Value
 from django.utils import timezone
 
 from audit.models import AccessEvent
@@ -108,15 +108,6 @@ def _deny(why: str) -> Decision:
     return Decision(allowed=False, why_not=why)
 
 
-def _profiles(user: User) -> list[StaffProfile]:
-    # Kept on the user object for the length of a request: every decision on one page asks the same question.
-    cached: list[StaffProfile] | None = getattr(user, "_staff_profiles_cache", None)
-    if cached is None:
-        cached = list(StaffProfile.objects.select_related("organisation").filter(user_id=user.pk))
-        user._staff_profiles_cache = cached  # type: ignore[union-attr]
-    return cached
-
-
 def staff_profile_of(user: User) -> StaffProfile | None:
     """The role profile this user acts under now: the one chosen at login, or their only one.
 
@@ -124,20 +115,20 @@ def staff_profile_of(user: User) -> StaffProfile | None:
     """
     if not getattr(user, "is_authenticated", False):
         return None
-    profiles = _profiles(user)
+    profiles = StaffProfile.objects.select_related("organisation").filter(user_id=user.pk)
     selected = getattr(user, SELECTED_PROFILE_SESSION_KEY, None)
     if selected is not None:
-        return next((profile for profile in profiles if profile.pk == selected), None)
-    if len(profiles) == 1:
-        return profiles[0]
-    return None
+        return profiles.filter(pk=selected).first()
+    # Two at most: one means no choice is needed, two means the user has not chosen yet.
+    found = list(profiles.order_by("pk")[:2])
+    return found[0] if len(found) == 1 else None
 
 
 def staff_profiles_of(user: User) -> list[StaffProfile]:
     """Every role profile this user holds, for the choice at login."""
     if not getattr(user, "is_authenticated", False):
         return []
-    return _profiles(user)
+    return list(StaffProfile.objects.select_related("organisation").filter(user_id=user.pk).order_by("pk"))
 
 
 @dataclass(frozen=True)
@@ -210,6 +201,30 @@ def _current_grants(model: type[G], standing: _Standing, now: datetime) -> Query
     )
 
 
+def _current_grant_for(
+    standing: _Standing, patient: Patient, now: datetime
+) -> tuple[str, str, str, datetime] | None:
+    """The user's current self-claim or break-glass grant on this patient (a self-claim first), in one query.
+
+    Asked whether or not a relationship holds, so a refused search takes the same queries as an allowed one.
+    """
+    fields = ("kind", "reference", "reason_code", "valid_until")
+    claims = (
+        _current_grants(SelfClaimedRelationship, standing, now)
+        .filter(content_object=patient)
+        .annotate(kind=Value(Basis.SELF_CLAIM))
+        .values_list(*fields)
+    )
+    glass = (
+        _current_grants(BreakGlassGrant, standing, now)
+        .filter(content_object=patient)
+        .annotate(kind=Value(Basis.BREAK_GLASS))
+        .values_list(*fields)
+    )
+    row = claims.union(glass, all=True).order_by("-kind", "valid_until").first()
+    return (str(row[0]), str(row[1]), str(row[2]), row[3]) if row is not None else None
+
+
 def _allowed(
     standing: _Standing, *, basis: str, basis_kind: str, provenance: str, **grant: object
 ) -> Decision:
@@ -262,6 +277,7 @@ def decide(user: User, patient: Patient, action: str, purpose: str = Purpose.DIR
         .filter(content_object=patient)
         .select_related("group__care_team")
     )
+    grant = _current_grant_for(standing, patient, now)
     if relationships:
         relationship = min(relationships, key=lambda row: (_BASIS_STRENGTH.get(row.basis, 9), row.pk))
         return _allowed(
@@ -271,25 +287,18 @@ def decide(user: User, patient: Patient, action: str, purpose: str = Purpose.DIR
             provenance=relationship_provenance(relationship),
             relationship_id=relationship.pk,
         )
-    claim = _current_grants(SelfClaimedRelationship, standing, now).filter(content_object=patient).first()
-    if claim is not None:
+    if grant is not None:
+        kind, reference, reason_code, valid_until = grant
+        is_claim = kind == Basis.SELF_CLAIM
+        reason = (SelfClaimedRelationship.Reason if is_claim else BreakGlassGrant.Reason)(reason_code).label
+        described = "Self-claimed relationship" if is_claim else "Break-glass access"
         return _allowed(
             standing,
-            basis=f"{Basis.SELF_CLAIM}:{ods} {claim.reference}",
-            basis_kind=Basis.SELF_CLAIM,
-            provenance=f"Self-claimed relationship {claim.reference}: {claim.get_reason_code_display()}",
-            grant_reference=claim.reference,
-            grant_expires_at=claim.valid_until,
-        )
-    glass = _current_grants(BreakGlassGrant, standing, now).filter(content_object=patient).first()
-    if glass is not None:
-        return _allowed(
-            standing,
-            basis=f"{Basis.BREAK_GLASS}:{ods} {glass.reference}",
-            basis_kind=Basis.BREAK_GLASS,
-            provenance=f"Break-glass access {glass.reference}: {glass.get_reason_code_display()}",
-            grant_reference=glass.reference,
-            grant_expires_at=glass.valid_until,
+            basis=f"{kind}:{ods} {reference}",
+            basis_kind=kind,
+            provenance=f"{described} {reference}: {reason}",
+            grant_reference=reference,
+            grant_expires_at=valid_until,
         )
     return Decision(
         allowed=False,

@@ -157,7 +157,8 @@ def cast(db) -> Cast:
     )
     make_entry(patient_b, gp_b_feed, Section.PROBLEMS, "Asthma")
     make_entry(patient_sensitive, gp_a_feed, Section.PROBLEMS, "Hypertension")
-    make_entry(patient_sensitive, gp_a_feed, Section.PROBLEMS, "Chlamydia infection", is_sensitive=True)
+    # Recorded by the hospital's sexual health clinic: sensitive outside the hospital, so withheld from the GP.
+    make_entry(patient_sensitive, cuh_feed, Section.PROBLEMS, "Chlamydia infection", is_sensitive=True)
     relationships_refresh([patient_a.pk, patient_b.pk, patient_sensitive.pk])
 
     return Cast(

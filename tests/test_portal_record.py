@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AccessEvent
+from consent.models import LegitimateRelationship
 from records.models import Feed, Organisation, Patient
 from records.portal.selectors import ROLE_DEMOGRAPHICS_ONLY, SENSITIVE_WITHHELD
 from records.sections import CLINICAL_SECTIONS, Section
@@ -140,6 +141,20 @@ def test_sensitive_entry_is_withheld_and_the_notice_says_so(client, cast):
     assert "sensitive-entries:1" in event.withheld
 
 
+def test_the_source_organisations_own_clinician_sees_its_sensitive_and_confidential_entries(client, cast):
+    make_entry(cast.patient_a, cast.gp_a_feed, Section.PROBLEMS, "Genital herpes", is_sensitive=True)
+    make_entry(cast.patient_a, cast.gp_a_feed, Section.PROBLEMS, "Sealed practice note", is_confidential=True)
+    make_entry(cast.patient_a, cast.cuh_feed, Section.PROBLEMS, "Hospital gender clinic", is_sensitive=True)
+
+    page = open_record(client, cast.gp_ada, cast.patient_a)
+
+    assert "Genital herpes" in page
+    assert "Sealed practice note" in page
+    assert "Hospital gender clinic" not in page
+    assert SENSITIVE_WITHHELD in page
+    assert "sensitive-entries:1" in AccessEvent.objects.get().withheld
+
+
 def test_entry_the_source_marked_confidential_is_withheld(client, cast):
     make_entry(
         cast.patient_a, cast.cpft_feed, Section.PROBLEMS, "Sealed psychiatric history", is_confidential=True
@@ -167,9 +182,9 @@ def test_entered_in_error_entries_are_never_shown(client, cast):
     )
 
 
-def test_restricted_patient_address_phone_and_practice_are_hidden_with_a_notice(client, cast):
+def test_restricted_patient_address_phone_and_practice_are_hidden_from_a_role_without_b1611(client, cast):
     Patient.objects.filter(pk=cast.patient_a.pk).update(is_restricted=True)
-    page = open_record(client, cast.gp_ada, cast.patient_a)
+    page = open_record(client, cast.reception_dan, cast.patient_a)
     for value in ("Mill Road", "CB1 2AB", "01223 000001"):
         assert value not in page
     assert "Riverside Surgery" not in section_html(page, "gp-practice")
@@ -178,6 +193,23 @@ def test_restricted_patient_address_phone_and_practice_are_hidden_with_a_notice(
     event = AccessEvent.objects.get()
     assert "restricted-demographics" in event.withheld
     assert Section.GP_PRACTICE.value not in event.sections_shown
+    assert "restricted-demographics" not in event.sections_shown
+
+
+def test_restricted_patient_whereabouts_are_shown_to_b1611_and_the_showing_is_audited(client, cast):
+    Patient.objects.filter(pk=cast.patient_a.pk).update(is_restricted=True)
+    page = open_record(client, cast.gp_ada, cast.patient_a)
+    for value in ("Mill Road", "CB1 2AB", "01223 000001"):
+        assert value in page
+    assert "Riverside Surgery" in section_html(page, "gp-practice")
+    event = AccessEvent.objects.get()
+    assert {"restricted-demographics", Section.GP_PRACTICE.value} <= set(event.sections_shown)
+    assert "restricted-demographics" not in event.withheld
+
+
+def test_an_unrestricted_patient_view_does_not_claim_restricted_demographics_were_shown(client, cast):
+    open_record(client, cast.gp_ada, cast.patient_a)
+    assert "restricted-demographics" not in AccessEvent.objects.get().sections_shown
 
 
 def test_record_view_audits_sections_and_partners_shown(client, cast):
@@ -185,7 +217,10 @@ def test_record_view_audits_sections_and_partners_shown(client, cast):
     event = AccessEvent.objects.get()
     assert (event.action, event.outcome) == (AccessEvent.Action.VIEW_RECORD, AccessEvent.Outcome.ALLOWED)
     assert event.patient_id == cast.patient_a.pk
-    assert event.basis == "registered-practice:D81001"
+    relationship = LegitimateRelationship.objects.get(
+        content_object=cast.patient_a, group=cast.practice_a.group
+    )
+    assert event.basis == f"registered-practice:D81001 relationship {relationship.pk}"
     assert event.partners_shown == ["CCC01", "D81001", "RGT", "RT1"]
     assert {"person-demographics", "gp-practice", "problems-and-issues", "encounters"} <= set(
         event.sections_shown

@@ -17,18 +17,22 @@ from records.services import feed_upsert, organisation_upsert
 from tests.builders import NEWCOMER, OTHER_NEWCOMER, add_run, condition, ingest, make_entry
 
 # 1. the session; 2. the user; 3. the door's savepoint; 4. the patient with the registered practice; 5. the user's
-# staff profile; 6. its organisation; 7. the organisation's legitimate relationship with the patient; 8. how many
-# entries each section has and shows; 9. the first page of every section, in one query (a window over sections);
-# 10. the active organisations and 11. the feeds, for the banner of who shares data; 12. the audit write's
-# savepoint; 13. the lock that chains access events; 14. the last event's hash; 15. the new access event;
-# 16. the audit write's savepoint released; 17. the door's savepoint released.
-RECORD_PAGE_QUERIES = 17
-# 1. the session; 2. the user; 3. the door's savepoint; 4. the patient by NHS number; 5. the staff profile; 6. its
-# organisation; 7. the legitimate relationship; 8-12. the audit write as on the record page (savepoint, chain lock,
-# last hash, new access event, release); 13. the door's savepoint released.
-SEARCH_FOUND_QUERIES = 13
-# As above without 7: there is no patient to hold a relationship with.
-SEARCH_NO_SUCH_PATIENT_QUERIES = 12
+# role profiles with their organisations; 6. the role's row in the roles table; 7. the legitimate relationships
+# with the patient held by the organisation or the user's teams; 8. the user's current self-claim or break-glass
+# grant on the patient (both kinds in one query); 9. how many entries each section has and shows; 10. the first page
+# of every section, in one query (a window over sections); 11. the active organisations and 12. the feeds, for the
+# banner of who shares data; 13. the audit write's savepoint; 14. the lock that chains access events; 15. the last
+# event's hash; 16. the new access event; 17. the audit write's savepoint released; 18. the door's savepoint
+# released.
+RECORD_PAGE_QUERIES = 18
+# 1. the session; 2. the user; 3. the door's savepoint; 4. the patient by NHS number; 5. the role profiles with
+# their organisations; 6. the role; 7. the relationships; 8. the grants; 9-13. the audit write as on the record page
+# (savepoint, chain lock, last hash, new access event, release); 14. the door's savepoint released. A search that is
+# refused asks the same questions, so it takes as many.
+SEARCH_FOUND_QUERIES = 14
+# 1-4 as above, 5. the role profiles (for the audit row's who), then the audit write and the release: no patient,
+# so no role, relationship or grant is asked about.
+SEARCH_NO_SUCH_PATIENT_QUERIES = 11
 # 1. the session; 2. the user. The form refuses the number before the door.
 SEARCH_MALFORMED_QUERIES = 2
 # 1. the session; 2. the user; 3. the feeds with their organisations; 4. each feed's last run; 5. each feed's runs,

@@ -34,6 +34,9 @@ RESTRICTED_WITHHELD = (
     "to your role."
 )
 
+# The audit row's marker, among the sections shown, that a restricted patient's address, phone and practice were shown.
+RESTRICTED_DEMOGRAPHICS_SHOWN = "restricted-demographics"
+
 
 @dataclass(frozen=True)
 class Demographics:
@@ -166,6 +169,16 @@ def _visible_entries(patient: Patient, decision: Decision, sections: list[Sectio
     return entries
 
 
+def _not_withheld_as_sensitive(decision: Decision) -> Q:
+    """The entries this decision shows despite the sensitive rules: ordinary ones, and the user's own partner's."""
+    if not decision.withholds_sensitive:
+        return Q()
+    ordinary = Q(is_sensitive=False, is_confidential=False)
+    if not decision.sensitive_visible_from:
+        return ordinary
+    return ordinary | Q(organisation__ods_code__in=sorted(decision.sensitive_visible_from))
+
+
 def _page_number(asked: str | None) -> int:
     """The page asked for; anything that is not a positive whole number means the first."""
     try:
@@ -178,7 +191,7 @@ def _pages(
     entries: QuerySet[RecordEntry], sections: list[Section], decision: Decision, requested: Mapping[str, str]
 ) -> tuple[dict[Section, Page[int]], int]:
     """One page per section, and how many entries were withheld as sensitive or confidential (one query)."""
-    shown = Q(is_sensitive=False, is_confidential=False) if decision.withholds_sensitive else Q()
+    shown = _not_withheld_as_sensitive(decision)
     counts = {
         row["section"]: row
         for row in entries.order_by()
@@ -208,8 +221,7 @@ def _entries_on_pages(
     found: dict[Section, list[RecordEntry]] = {section: [] for section in pages}
     if not wanted:
         return found
-    if decision.withholds_sensitive:
-        entries = entries.filter(is_sensitive=False, is_confidential=False)
+    entries = entries.filter(_not_withheld_as_sensitive(decision))
     ranked = (
         entries.select_related("organisation")
         .only(
@@ -277,8 +289,9 @@ def record_page_build(
 
     Always holds: entered-in-error entries and entries deleted at the source are never shown nor counted;
     sections the role does not open and sections or partners withheld by an objection are not read at all;
-    sensitive and confidential entries are counted, never rendered, while the decision withholds them; a
-    restricted patient's address, phone and practice are left out unless the decision shows them.
+    sensitive and confidential entries from partners other than the user's own are counted, never rendered; a
+    restricted patient's address, phone and practice are left out unless the decision shows them, and when it
+    does the audit row says so.
     `requested_pages` maps a section key to the page wanted (missing or not a number: the first; past the end:
     the last).
     """
@@ -308,6 +321,9 @@ def record_page_build(
     shown_sections = [Section.DEMOGRAPHICS.value]
     if not demographics.is_restricted_hidden:
         shown_sections.append(Section.GP_PRACTICE.value)
+    if patient.is_restricted and not demographics.is_restricted_hidden:
+        # Every showing of a restricted patient's whereabouts is on the audit row, by name.
+        shown_sections.append(RESTRICTED_DEMOGRAPHICS_SHOWN)
     shown_sections += [section.key for section in sections]
     partners = sorted({entry.organisation.ods_code for section in sections for entry in section.entries})
     page = RecordPage(

@@ -1,0 +1,283 @@
+"""The access rules as one matrix, through the door: the role, how the user came to the patient, whether that is
+still current, a restricted patient or not, and the action.
+
+Every case asserts the decision, what the record page then shows (sections, the restricted patient's whereabouts,
+sensitive entries: the user's own organisation's shown, another's withheld with the notice), the `AccessEvent` the
+door wrote, and that `visible_patients` agrees with `decide`.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.http import QueryDict
+from django.utils import timezone
+
+from audit.models import AccessEvent
+from consent.models import BreakGlassGrant, LegitimateRelationship, Role, SelfClaimedRelationship
+from consent.policy import Action, decide, staff_profile_of, visible_patients
+from consent.roles import JobRole
+from consent.services import care_team_create, care_team_member_add, staff_profile_add
+from records.access import PatientNotFound, get_patient_for_user, patient_search_for_user
+from records.models import Organisation, Patient
+from records.models.patients import ACCESS_RECORD_PERMISSION
+from records.portal.selectors import SENSITIVE_WITHHELD, record_page_build
+from records.sections import CLINICAL_SECTIONS, DEMOGRAPHIC_SECTIONS, Section
+from records.services import feed_upsert, organisation_upsert
+from tests.builders import SOCIAL_CARE_CLINICAL_SECTIONS, make_entry, make_user
+
+ALL = DEMOGRAPHIC_SECTIONS | CLINICAL_SECTIONS
+SOCIAL = DEMOGRAPHIC_SECTIONS | SOCIAL_CARE_CLINICAL_SECTIONS
+
+# Role → (sections it opens, whether it sees a restricted patient's whereabouts). None: the role opens no record.
+ROLES = {
+    JobRole.CLINICAL_PRACTITIONER: (ALL, True),
+    JobRole.NURSE: (ALL, False),
+    JobRole.ADMIN_CLINICAL_SUPPORT: (DEMOGRAPHIC_SECTIONS, False),
+    JobRole.SOCIAL_CARE_PRACTITIONER: (SOCIAL, False),
+    JobRole.PRIVACY_OFFICER: None,
+    "superuser": None,
+}
+
+# How the user came to the patient, and the basis an allowed decision names.
+ROUTES = {
+    "none": None,
+    "organisation": "care-event",
+    "team-member": "caseload",
+    "team-not-member": None,
+    "self-claim": "self-claim",
+    "break-glass": "break-glass",
+}
+
+
+@dataclass
+class World:
+    user: object
+    patient: Patient
+    home: Organisation
+    elsewhere: Organisation
+
+
+def _world(role: str, route: str, current: bool, restricted: bool) -> World:
+    home = organisation_upsert(ods_code="RGT", name="Hospital", kind=Organisation.Kind.ACUTE_TRUST)
+    elsewhere = organisation_upsert(ods_code="D81001", name="Surgery", kind=Organisation.Kind.GP_PRACTICE)
+    home_feed = feed_upsert(code="hospital", organisation=home, name="EPR", sections=[])
+    gp_feed = feed_upsert(code="gp", organisation=elsewhere, name="GP record", sections=[])
+    patient = Patient.objects.create(
+        nhs_number="9990000018",
+        given_name="Alice",
+        family_name="Ames",
+        address="1 Mill Road, Cambridge",
+        postcode="CB1 2AB",
+        phone="01223 000001",
+        registered_practice=elsewhere,
+        is_restricted=restricted,
+    )
+    make_entry(patient, gp_feed, Section.PROBLEMS, "Hypertension")
+    make_entry(patient, gp_feed, Section.PROBLEMS, "Gonorrhoea at the surgery", is_sensitive=True)
+    make_entry(patient, home_feed, Section.PROBLEMS, "Hospital clinic HIV care", is_sensitive=True)
+    make_entry(patient, home_feed, Section.ASSESSMENTS, "Needs assessment")
+    if role == "superuser":
+        user = make_user("someone", None, None, is_staff=True, is_superuser=True)
+    else:
+        user = make_user("someone", home, role)
+    now = timezone.now()
+    until = now + timedelta(hours=2) if current else now - timedelta(seconds=1)
+    permission = Permission.objects.get(codename=ACCESS_RECORD_PERMISSION, content_type__app_label="records")
+    relationship = {
+        "content_object": patient,
+        "permission": permission,
+        "valid_from": now - timedelta(days=1),
+        "valid_until": until,
+    }
+    if route == "organisation":
+        LegitimateRelationship.objects.create(
+            group=home.group, basis=LegitimateRelationship.Basis.CARE_EVENT, **relationship
+        )
+    elif route in ("team-member", "team-not-member"):
+        team = care_team_create(organisation=home, name="Outreach", code="OUT")
+        if route == "team-member":
+            care_team_member_add(team=team, user_id=user.pk)
+        LegitimateRelationship.objects.create(
+            group=team.group, basis=LegitimateRelationship.Basis.CASELOAD, **relationship
+        )
+    elif route in ("self-claim", "break-glass"):
+        profile = staff_profile_of(user)
+        if profile is not None:
+            model = SelfClaimedRelationship if route == "self-claim" else BreakGlassGrant
+            model.objects.create(
+                user=user,
+                content_object=patient,
+                permission=permission,
+                staff_profile=profile,
+                reference=f"REF-{route}",
+                reason_code=model.Reason.values[0],
+                reason_text="Seen in clinic",
+                valid_from=now - timedelta(hours=1),
+                valid_until=until,
+            )
+    user.refresh_from_db()
+    return World(user=user, patient=patient, home=home, elsewhere=elsewhere)
+
+
+def _expected_allowed(role: str, route: str, current: bool) -> bool:
+    return ROLES[role] is not None and ROUTES[route] is not None and current
+
+
+CASES = [
+    pytest.param(
+        role,
+        route,
+        current,
+        restricted,
+        id=f"{role}-{route}-{'current' if current else 'expired'}-"
+        f"{'restricted' if restricted else 'ordinary'}",
+    )
+    for role in ROLES
+    for route in ROUTES
+    for current in (True, False)
+    for restricted in (False, True)
+    # A user with no route has nothing to expire.
+    if route != "none" or current
+]
+
+
+@pytest.mark.parametrize(("role", "route", "current", "restricted"), CASES)
+def test_record_view_matrix(db, role, route, current, restricted):
+    world = _world(role, route, current, restricted)
+    allowed = _expected_allowed(role, route, current)
+
+    decision = decide(world.user, world.patient, Action.VIEW_RECORD)
+
+    assert decision.allowed is allowed, decision.why_not
+    assert (world.patient in visible_patients(world.user, Action.VIEW_RECORD)) is allowed
+    if not allowed:
+        assert decision.sections == frozenset()
+        assert decision.why_not
+        with pytest.raises(PatientNotFound):
+            get_patient_for_user(
+                user=world.user,
+                public_id=world.patient.public_id,
+                request=None,
+                build=lambda patient, decision: record_page_build(
+                    patient, decision, requested_pages=QueryDict()
+                ),
+            )
+        event = AccessEvent.objects.get()
+        assert (event.outcome, event.patient_id, event.sections_shown) == ("denied", world.patient.pk, [])
+        return
+
+    sections, sees_whereabouts = ROLES[role]
+    assert decision.sections == sections
+    assert decision.basis_kind == ROUTES[route]
+    assert decision.provenance
+    access = get_patient_for_user(
+        user=world.user,
+        public_id=world.patient.public_id,
+        request=None,
+        build=lambda patient, decision: record_page_build(patient, decision, requested_pages=QueryDict()),
+    )
+    page = access.content
+    event = AccessEvent.objects.get()
+    assert (event.outcome, event.patient_id) == ("allowed", world.patient.pk)
+    assert event.basis.startswith(f"{ROUTES[route]}:RGT")
+
+    # The restricted patient's whereabouts: shown to B1611 and audited by name, otherwise hidden with a notice.
+    whereabouts_hidden = restricted and not sees_whereabouts
+    assert page.demographics.is_restricted_hidden is whereabouts_hidden
+    assert (page.demographics.address == "") is whereabouts_hidden
+    assert ("restricted-demographics" in event.sections_shown) is (restricted and sees_whereabouts)
+    assert ("restricted-demographics" in event.withheld) is whereabouts_hidden
+
+    # Sensitive entries: the user's own organisation's are shown, another's are withheld and the page says so.
+    shown = {entry.summary for section in page.sections for entry in section.entries}
+    if Section.PROBLEMS in sections:
+        assert "Hypertension" in shown
+        assert "Hospital clinic HIV care" in shown
+        assert "Gonorrhoea at the surgery" not in shown
+        assert SENSITIVE_WITHHELD in page.withheld
+        assert "sensitive-entries:1" in event.withheld
+    else:
+        assert not shown & {"Hypertension", "Hospital clinic HIV care", "Gonorrhoea at the surgery"}
+        assert "sensitive-entries" not in event.withheld
+
+
+@pytest.mark.parametrize(("role", "route", "current", "restricted"), CASES)
+def test_search_matrix(db, role, route, current, restricted):
+    world = _world(role, route, current, restricted)
+    allowed = _expected_allowed(role, route, current)
+
+    assert decide(world.user, world.patient, Action.SEARCH).allowed is allowed
+    assert (world.patient in visible_patients(world.user, Action.SEARCH)) is allowed
+    if allowed:
+        assert (
+            patient_search_for_user(user=world.user, nhs_number_text="9990000018", request=None)
+            == world.patient
+        )
+    else:
+        with pytest.raises(PatientNotFound):
+            patient_search_for_user(user=world.user, nhs_number_text="9990000018", request=None)
+    event = AccessEvent.objects.get()
+    assert (event.action, event.outcome, event.query) == (
+        "search",
+        "allowed" if allowed else "denied",
+        "9990000018",
+    )
+
+
+def test_a_grant_counts_only_under_the_role_profile_it_was_made_under(db):
+    world = _world(JobRole.CLINICAL_PRACTITIONER, "self-claim", True, False)
+    other = organisation_upsert(
+        ods_code="RT1", name="Mental health trust", kind=Organisation.Kind.MENTAL_HEALTH_TRUST
+    )
+    second = staff_profile_add(
+        user_id=world.user.pk, organisation=other, job_role=JobRole.CLINICAL_PRACTITIONER
+    )
+    world.user.refresh_from_db()
+
+    # Two role profiles and none chosen: nothing opens until the user chooses.
+    assert not decide(world.user, world.patient, Action.VIEW_RECORD).allowed
+    world.user.selected_staff_profile_id = second.pk
+    assert not decide(world.user, world.patient, Action.VIEW_RECORD).allowed
+    first = next(profile for profile in world.user.staff_profiles.all() if profile.pk != second.pk)
+    world.user.selected_staff_profile_id = first.pk
+    assert decide(world.user, world.patient, Action.VIEW_RECORD).allowed
+
+
+def test_a_grant_ended_early_closes_the_record_at_once(db):
+    world = _world(JobRole.NURSE, "break-glass", True, False)
+    assert decide(world.user, world.patient, Action.VIEW_RECORD).allowed
+    BreakGlassGrant.objects.update(ended_at=timezone.now())
+    assert not decide(world.user, world.patient, Action.VIEW_RECORD).allowed
+    assert not visible_patients(world.user).exists()
+
+
+@pytest.mark.parametrize(
+    ("role", "may_claim", "may_break"),
+    [
+        (JobRole.CLINICAL_PRACTITIONER, True, True),
+        (JobRole.NURSE, True, True),
+        (JobRole.SOCIAL_CARE_PRACTITIONER, True, False),
+        (JobRole.ADMIN_CLINICAL_SUPPORT, False, False),
+    ],
+)
+def test_a_denial_for_want_of_a_relationship_says_what_the_role_may_do_about_it(
+    db, role, may_claim, may_break
+):
+    world = _world(role, "none", True, False)
+    decision = decide(world.user, world.patient, Action.VIEW_RECORD)
+    assert (decision.allowed, decision.may_self_claim, decision.may_break_glass) == (
+        False,
+        may_claim,
+        may_break,
+    )
+
+
+def test_the_roles_table_is_what_decides(db):
+    world = _world(JobRole.NURSE, "organisation", True, False)
+    assert Section.PROBLEMS in decide(world.user, world.patient, Action.VIEW_RECORD).sections
+
+    Role.objects.filter(code=JobRole.NURSE).update(sections=sorted(DEMOGRAPHIC_SECTIONS))
+
+    assert decide(world.user, world.patient, Action.VIEW_RECORD).sections == DEMOGRAPHIC_SECTIONS
