@@ -6,7 +6,7 @@ import dj_database_url
 import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
-from sharedcare.env import env_bool, env_int, env_list, env_str
+from sharedcare.env import env_bool, env_int, env_int_map, env_list, env_str
 
 django_stubs_ext.monkeypatch()
 
@@ -188,3 +188,30 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
+
+# How long a finished encounter or episode keeps its partner's relationship, in days, by the kind of organisation
+# (the values of records.models.Organisation.Kind, written out because settings load before the models): an
+# ambulance crew's contact matters for days, a mental-health or social-care episode for months. A kind named
+# nowhere here falls back to RELATIONSHIP_ENCOUNTER_DAYS.
+ORGANISATION_KINDS = (
+    "gp-practice",
+    "acute-trust",
+    "mental-health-trust",
+    "community-trust",
+    "ambulance-trust",
+    "local-authority",
+    "icb",
+)
+RELATIONSHIP_ENCOUNTER_DAYS_BY_KIND = env_int_map(
+    "RELATIONSHIP_ENCOUNTER_DAYS_BY_KIND",
+    {
+        "gp-practice": 90,
+        "acute-trust": 30,
+        "mental-health-trust": 90,
+        "community-trust": 90,
+        "ambulance-trust": 7,
+        "local-authority": 90,
+    },
+    keys=ORGANISATION_KINDS,
+    minimum=1,
+)

@@ -275,3 +275,105 @@ def workers_for_every_run(settings, monkeypatch, *, run_claims: bool | None = Fa
         return run_claims if taker == validation_pool._RUN else original_claim(claims, piece, taker)
 
     monkeypatch.setattr(validation_pool, "_claim", claim)
+
+
+# Care context as partners send it: registrations, encounters, episodes and referrals.
+
+ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
+ENCOUNTER_CLASS = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+
+
+def about(subject: Patient | str) -> dict:
+    """A reference to the patient by NHS number, as partners other than the GP send it."""
+    number = subject if isinstance(subject, str) else subject.nhs_number
+    return {"identifier": {"system": NHS, "value": number}}
+
+
+def ods_reference(ods_code: str) -> dict:
+    return {"identifier": {"system": ODS, "value": ods_code}}
+
+
+def registration(resource_id: str, number: str, practice: str) -> dict:
+    """A Patient resource registering the holder of NHS number `number` at practice `practice`."""
+    return {
+        "resourceType": "Patient",
+        "id": resource_id,
+        "identifier": [{"system": NHS, "value": number}],
+        "name": [{"family": "Newcomer", "given": ["Nia"]}],
+        "birthDate": "1980-02-03",
+        "generalPractitioner": [ods_reference(practice)],
+    }
+
+
+def encounter(
+    resource_id: str,
+    subject: Patient | str,
+    *,
+    status: str = "finished",
+    encounter_class: str = "EMER",
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> dict:
+    """An encounter of class `encounter_class` (EMER, IMP, AMB...); finished encounters end when they start."""
+    begun = start or timezone.now() - timedelta(days=2)
+    period = {"start": begun.isoformat()}
+    if end is not None:
+        period["end"] = end.isoformat()
+    return {
+        "resourceType": "Encounter",
+        "id": resource_id,
+        "status": status,
+        "class": {"system": ENCOUNTER_CLASS, "code": encounter_class},
+        "subject": about(subject),
+        "period": period,
+    }
+
+
+def episode_of_care(
+    resource_id: str,
+    subject: Patient | str,
+    *,
+    status: str = "active",
+    team: dict | None = None,
+    care_manager: dict | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> dict:
+    """An episode of care, naming a team (a CareTeam reference) or a care manager when given."""
+    period = {"start": (start or timezone.now() - timedelta(days=20)).isoformat()}
+    if end is not None:
+        period["end"] = end.isoformat()
+    resource: dict = {
+        "resourceType": "EpisodeOfCare",
+        "id": resource_id,
+        "status": status,
+        "patient": about(subject),
+        "period": period,
+    }
+    if team is not None:
+        resource["team"] = [team]
+    if care_manager is not None:
+        resource["careManager"] = care_manager
+    return resource
+
+
+def referral(
+    resource_id: str,
+    subject: Patient | str,
+    performer: list[dict],
+    *,
+    status: str = "active",
+    **extra: object,
+) -> dict:
+    """A referral (ServiceRequest) to whoever `performer` names."""
+    return {
+        "resourceType": "ServiceRequest",
+        "id": resource_id,
+        "status": status,
+        "intent": "order",
+        "code": {"text": "Referral to community mental health team"},
+        "subject": about(subject),
+        "authoredOn": (timezone.now() - timedelta(days=1)).isoformat(),
+        "performer": performer,
+        **extra,
+    }

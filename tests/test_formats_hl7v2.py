@@ -206,7 +206,8 @@ def test_a_discharge_finishes_the_encounter_and_the_relationship_then_runs_out(p
     relationship = LegitimateRelationship.objects.get(
         content_object_id=cast.patient_b.pk, group=cast.cuh.group
     )
-    assert relationship.valid_until == entry.effective_end + timedelta(days=90)
+    # An acute trust's window after a discharge (RELATIONSHIP_ENCOUNTER_DAYS_BY_KIND).
+    assert relationship.valid_until == entry.effective_end + timedelta(days=30)
 
 
 def test_a_cancelled_admission_is_marked_entered_in_error_and_gives_no_relationship(pas_feed, cast):

@@ -111,7 +111,8 @@ def test_an_attendance_gives_the_hospital_a_relationship_and_a_registration_give
 
     relationship = LegitimateRelationship.objects.get(content_object_id=patient.pk, group=cast.cuh.group)
     assert relationship.basis == LegitimateRelationship.Basis.CARE_EVENT
-    assert relationship.valid_until == ended + timedelta(days=90)
+    # An acute trust's window after an attendance (RELATIONSHIP_ENCOUNTER_DAYS_BY_KIND).
+    assert relationship.valid_until == ended + timedelta(days=30)
     assert LegitimateRelationship.objects.filter(
         content_object_id=patient.pk,
         group=cast.practice_b.group,

@@ -25,6 +25,10 @@ OPTIONAL_COLUMNS = (
     "code",
     "questionnaire",
     "last_updated",
+    # The council's own code for the team whose caseload a case is on (matched to `consent.CareTeam.code`), and
+    # its name; a referral row naming a team is a referral that team received.
+    "team_code",
+    "team_name",
 )
 FORMAT_KEYS = {
     "birth_date_format": "birth_date",

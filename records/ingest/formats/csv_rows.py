@@ -174,6 +174,26 @@ class RowBuilder:
     def identifier(self, values: dict[str, str]) -> JsonObject:
         return {"system": self.identifier_system, "value": values["record_id"]}
 
+    def organisation(self) -> JsonObject:
+        organisation = self.feed.organisation
+        return {
+            "identifier": {"system": ODS_SYSTEM, "value": organisation.ods_code},
+            "display": organisation.name,
+        }
+
+    def team(self, values: dict[str, str]) -> JsonObject:
+        """The row's team, by the council's code for it, or nothing when the row names none."""
+        code = values.get("team_code", "")
+        if not code:
+            return {}
+        return _compact(
+            {
+                "type": "CareTeam",
+                "identifier": {"system": f"{self.identifier_system}:team", "value": code},
+                "display": values.get("team_name", ""),
+            }
+        )
+
 
 def _date_only(pattern: str, value: str) -> bool:
     if pattern:
@@ -193,8 +213,8 @@ def _compact(resource: JsonObject) -> JsonObject:
 
 
 def _episode(b: RowBuilder, values: dict[str, str], target: Target, status: str, line: int) -> JsonObject:
-    organisation = b.feed.organisation
     concept = b.concept(values)
+    team = b.team(values)
     return _compact(
         {
             "resourceType": "EpisodeOfCare",
@@ -202,11 +222,9 @@ def _episode(b: RowBuilder, values: dict[str, str], target: Target, status: str,
             "status": status,
             "type": [concept] if concept else [],
             "patient": b.subject(values),
-            "managingOrganization": {
-                "identifier": {"system": ODS_SYSTEM, "value": organisation.ods_code},
-                "display": organisation.name,
-            },
+            "managingOrganization": b.organisation(),
             "period": b.period(line, values),
+            "team": [team] if team else [],
         }
     )
 
@@ -288,6 +306,7 @@ def _flag(b: RowBuilder, values: dict[str, str], target: Target, status: str, li
 def _service_request(
     b: RowBuilder, values: dict[str, str], target: Target, status: str, line: int
 ) -> JsonObject:
+    team = b.team(values)
     return _compact(
         {
             "resourceType": "ServiceRequest",
@@ -297,6 +316,8 @@ def _service_request(
             "code": b.concept(values),
             "subject": b.subject(values),
             "authoredOn": b.fhir_moment(line, values, "date"),
+            # A referral row naming one of the council's teams is one that team received.
+            "performer": [team, b.organisation()] if team else [],
         }
     )
 
