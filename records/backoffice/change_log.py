@@ -3,7 +3,8 @@
 Always holds: the log lists and opens only entries about the models in `STAFF_ONLY_MODELS`, which hold no patient
 data; every other model is left out, deny by default, so a model added to auditlog later stays hidden until someone
 decides it belongs here. The history of legitimate relationships (which organisation may see which patient) and of
-quarantined records (NHS numbers, what the partner sent) is therefore not shown in the admin at all.
+quarantined records (NHS numbers, what the partner sent), and of self-claimed relationships and break-glass grants
+(which user opened which patient) is therefore not shown in the admin at all.
 """
 
 from typing import Any
@@ -15,15 +16,26 @@ from django.contrib.contenttypes.models import ContentType
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
-from consent.models import FeedSupportAssignment, StaffProfile
+from consent.models import (
+    CareTeam,
+    CareTeamMembership,
+    FeedSupportAssignment,
+    Role,
+    SensitiveCode,
+    StaffProfile,
+)
 from records.models import Feed, Organisation, PartnerCredential
 
 STAFF_ONLY_MODELS: tuple[type[Model], ...] = (
     Organisation,
     Feed,
     PartnerCredential,
+    Role,
     StaffProfile,
+    CareTeam,
+    CareTeamMembership,
     FeedSupportAssignment,
+    SensitiveCode,
 )
 
 
