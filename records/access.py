@@ -14,23 +14,32 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Generic, TypeVar
 
+from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from audit.models import AccessEvent
+from audit.alerts import Reviewer, alert_get, alert_queue, alert_raise, alert_review, alert_user_events
+from audit.models import AccessEvent, Alert
 from audit.services import AccessFacts, Actor, RequestContext, access_event_record, request_context
+from consent.grants import break_glass_create, break_glass_current, grant_end, self_claim_create
 from consent.models import StaffProfile
 from consent.policy import (
+    SELECTED_PROFILE_SESSION_KEY,
     Action,
     Decision,
+    break_glass_decide,
     decide,
     feed_support_decide,
+    may_review_alerts,
+    self_claim_decide,
     staff_profile_of,
+    staff_profiles_of,
     supported_organisations,
 )
 from records import nhs_number
@@ -43,6 +52,23 @@ T = TypeVar("T")
 
 class PatientNotFound(Exception):
     """No such patient, or none this user may see: deliberately the same thing to the caller."""
+
+
+class RelationshipNeeded(PatientNotFound):
+    """The search found the patient, the user has no relationship with them, and their role may make one.
+
+    A `PatientNotFound` to every caller that does not ask for more. It carries only what the user may be offered:
+    the record's opaque id and, for each kind of access their role may give itself, its longest time in hours (0:
+    not offered); nothing about the patient.
+    """
+
+    def __init__(
+        self, public_id: uuid.UUID, *, self_claim_max_hours: int, break_glass_max_hours: int
+    ) -> None:
+        super().__init__()
+        self.public_id = public_id
+        self.self_claim_max_hours = self_claim_max_hours
+        self.break_glass_max_hours = break_glass_max_hours
 
 
 # Merge chains are short in practice; the bound only guards against a cycle in bad source data.
@@ -86,8 +112,10 @@ def context_of(request: HttpRequest | None) -> RequestContext:
 def patient_search_for_user(*, user: User, nhs_number_text: str, request: HttpRequest | None) -> Patient:
     """Find a patient by NHS number for this user, auditing the search whatever its outcome.
 
-    Raises `PatientNotFound` for a number that matches nobody and for a patient the user may not see.
-    The caller validates the number's form first; the door audits only well-formed searches.
+    Raises `PatientNotFound` for a number that matches nobody and for a patient the user may not see; for a
+    patient refused only for want of a relationship, to a user whose role may declare one or break the glass, the
+    `PatientNotFound` is a `RelationshipNeeded`. The caller validates the number's form first; the door audits only
+    well-formed searches.
     """
     number = nhs_number.normalise(nhs_number_text)
     with transaction.atomic():
@@ -113,7 +141,17 @@ def patient_search_for_user(*, user: User, nhs_number_text: str, request: HttpRe
             ),
             context_of(request),
         )
-    if patient is None or decision is None or not decision.allowed:
+    if patient is None or decision is None:
+        raise PatientNotFound
+    if not decision.allowed and (decision.may_self_claim or decision.may_break_glass):
+        claim = self_claim_decide(user, patient)
+        glass = break_glass_decide(user, patient)
+        raise RelationshipNeeded(
+            patient.public_id,
+            self_claim_max_hours=claim.max_hours if claim.allowed else 0,
+            break_glass_max_hours=glass.max_hours if glass.allowed else 0,
+        )
+    if not decision.allowed:
         raise PatientNotFound
     return patient
 
@@ -273,3 +311,306 @@ def _feed_support_event(
         ),
         context_of(request),
     )
+
+
+# Personal grants: a user who has no relationship with a patient gives themselves access, for a reason and a time.
+
+
+@dataclass(frozen=True)
+class GrantMade:
+    """A self-claim or break-glass just made: its reference, when it ends, and where the record now opens."""
+
+    reference: str
+    valid_until: datetime
+    public_id: uuid.UUID
+
+
+def _patient_by_public_id(public_id: uuid.UUID | str) -> Patient | None:
+    try:
+        key = uuid.UUID(str(public_id))
+    except ValueError:
+        return None
+    return _survivor(Patient.objects.select_related("registered_practice").filter(public_id=key).first())
+
+
+def _grant_for_user(
+    *,
+    user: User,
+    public_id: uuid.UUID | str,
+    request: HttpRequest | None,
+    break_glass: bool,
+    reason_code: str,
+    reason_text: str,
+    hours: int,
+) -> GrantMade:
+    action = AccessEvent.Action.BREAK_GLASS if break_glass else AccessEvent.Action.DECLARE_RELATIONSHIP
+    with transaction.atomic():
+        patient = _patient_by_public_id(public_id)
+        if patient is None:
+            access_event_record(
+                actor_of(user),
+                AccessFacts(action=action, outcome=AccessEvent.Outcome.NOT_FOUND, query=str(public_id)[:200]),
+                context_of(request),
+            )
+        else:
+            standing = break_glass_decide(user, patient) if break_glass else self_claim_decide(user, patient)
+            if not standing.allowed or standing.profile is None:
+                access_event_record(
+                    actor_of(user),
+                    AccessFacts(
+                        action=action,
+                        outcome=AccessEvent.Outcome.DENIED,
+                        patient_id=patient.pk,
+                        reason=standing.why_not,
+                    ),
+                    context_of(request),
+                )
+            else:
+                create = break_glass_create if break_glass else self_claim_create
+                grant = create(
+                    profile=standing.profile,
+                    patient=patient,
+                    reason_code=reason_code,
+                    reason_text=reason_text,
+                    hours=hours,
+                    max_hours=standing.max_hours,
+                )
+                actor = actor_of(user)
+                reason = f"{grant.get_reason_code_display()}: {grant.reason_text}"
+                event = access_event_record(
+                    actor,
+                    AccessFacts(
+                        action=action,
+                        outcome=AccessEvent.Outcome.ALLOWED,
+                        patient_id=patient.pk,
+                        basis=f"{grant.reference} until {grant.valid_until.isoformat(timespec='seconds')}",
+                        reason=reason,
+                    ),
+                    context_of(request),
+                )
+                alert_raise(
+                    kind=Alert.Kind.BREAK_GLASS if break_glass else Alert.Kind.SELF_CLAIM,
+                    reference=grant.reference,
+                    actor=actor,
+                    patient_id=patient.pk,
+                    reason=reason,
+                    event=event,
+                )
+                return GrantMade(
+                    reference=grant.reference, valid_until=grant.valid_until, public_id=patient.public_id
+                )
+    # Outside the atomic block, so the refusal's audit row is committed, not rolled back with it.
+    raise PatientNotFound
+
+
+def relationship_declare_for_user(
+    *,
+    user: User,
+    public_id: uuid.UUID | str,
+    reason_code: str,
+    reason_text: str,
+    hours: int,
+    request: HttpRequest | None,
+) -> GrantMade:
+    """Declare a self-claimed relationship with one patient for this user, for `hours` at most their role's maximum.
+
+    Always holds: `consent.policy.self_claim_decide` is asked first; the grant, its `declare-relationship`
+    access event and its privacy-officer alert are written in one transaction, or none is. A refusal, or a patient
+    that does not exist, is audited and committed, then raises `PatientNotFound`. The caller has checked the form
+    (`ValueError` for a reason that is not on the list or blank text, with nothing written).
+    """
+    return _grant_for_user(
+        user=user,
+        public_id=public_id,
+        request=request,
+        break_glass=False,
+        reason_code=reason_code,
+        reason_text=reason_text,
+        hours=hours,
+    )
+
+
+def break_glass_for_user(
+    *, user: User, public_id: uuid.UUID | str, reason_code: str, reason_text: str, request: HttpRequest | None
+) -> GrantMade:
+    """Break the glass on one patient for this user, for BREAK_GLASS_HOURS or their role's maximum if shorter.
+
+    Always holds as for `relationship_declare_for_user`, with `consent.policy.break_glass_decide` and a
+    `break-glass` event. The caller has re-checked the user's password before calling.
+    """
+    return _grant_for_user(
+        user=user,
+        public_id=public_id,
+        request=request,
+        break_glass=True,
+        reason_code=reason_code,
+        reason_text=reason_text,
+        hours=settings.BREAK_GLASS_HOURS,
+    )
+
+
+def grant_end_for_user(*, user: User, reference: str, request: HttpRequest | None) -> None:
+    """End this user's own current grant `reference` now; from this moment `decide` no longer counts it.
+
+    Always holds: an `end-grant` event naming the patient is written with the ending, in one transaction; a
+    reference the user holds no current grant under is audited as not found, committed, and raises
+    `PatientNotFound`.
+    """
+    with transaction.atomic():
+        grant = grant_end(user_id=int(user.pk), reference=reference) if user.pk is not None else None
+        access_event_record(
+            actor_of(user),
+            AccessFacts(
+                action=AccessEvent.Action.END_GRANT,
+                outcome=AccessEvent.Outcome.ALLOWED if grant is not None else AccessEvent.Outcome.NOT_FOUND,
+                patient_id=grant.content_object_id if grant is not None else None,
+                query="" if grant is not None else reference[:200],
+                basis=reference[:200] if grant is not None else "",
+            ),
+            context_of(request),
+        )
+    if grant is None:
+        raise PatientNotFound
+
+
+@dataclass(frozen=True)
+class CurrentGrant:
+    reference: str
+    valid_until: datetime
+
+
+def break_glass_current_for_user(user: User) -> list[CurrentGrant]:
+    """The user's break-glass grants in force now, by reference and end time, for the banner on every page.
+
+    It names no patient, so reading it is not an access and is not audited.
+    """
+    user_id = user.pk if getattr(user, "is_authenticated", False) else None
+    if user_id is None:
+        return []
+    return [
+        CurrentGrant(reference=grant.reference, valid_until=grant.valid_until)
+        for grant in break_glass_current(int(user_id))
+    ]
+
+
+def staff_profiles_for_user(user: User) -> list[StaffProfile]:
+    """Every role profile the user holds, for the choice at login; it opens no patient data."""
+    return staff_profiles_of(user)
+
+
+def role_choice_needed(user: User) -> bool:
+    """The user holds several role profiles and has chosen none yet, so nothing opens until they choose."""
+    # One question for most users: those with a single profile never need to choose.
+    return len(staff_profiles_of(user)) > 1 and staff_profile_of(user) is None
+
+
+@dataclass(frozen=True)
+class PortalFrame:
+    """What the frame of every portal page shows about the signed-in user; nothing about any patient."""
+
+    acting_profile: StaffProfile | None
+    holds_several_profiles: bool
+    reviews_alerts: bool
+    break_glass_in_force: list[CurrentGrant]
+
+
+def portal_frame_for_user(user: User) -> PortalFrame:
+    """The role the user acts under, whether they may change it or review alerts, and their break-glass grants in
+    force (by reference and end time), for the header and banner of every page. It opens no patient data."""
+    several = len(staff_profiles_of(user)) > 1
+    acting = staff_profile_of(user)
+    return PortalFrame(
+        acting_profile=acting,
+        holds_several_profiles=several,
+        # Only a user acting under some role can review; the rule itself is the policy's.
+        reviews_alerts=acting is not None and may_review_alerts(user),
+        break_glass_in_force=break_glass_current_for_user(user),
+    )
+
+
+def role_select_for_user(*, request: HttpRequest, profile_id: int) -> StaffProfile | None:
+    """Act under one of the user's own role profiles from now on, for this session; None (and nothing changed) for
+    an id that is not one of theirs."""
+    profile = next((held for held in staff_profiles_of(request.user) if held.pk == profile_id), None)
+    if profile is not None:
+        request.session[SELECTED_PROFILE_SESSION_KEY] = profile.pk
+    return profile
+
+
+# Privacy officers' review of self-claims and break-glass.
+
+
+@dataclass(frozen=True)
+class AlertReview:
+    """One alert as its reviewer reads it: with the patient it is about and what its user did with them."""
+
+    alert: Alert
+    patient: Patient | None
+    events: list[AccessEvent]
+
+
+def alert_queue_for_user(user: User) -> list[Alert]:
+    """The alerts for a privacy officer to review, open first; it names no patient.
+
+    Raises `PatientNotFound` for anyone `consent.policy.may_review_alerts` refuses, so the queue's existence is
+    not told to them either.
+    """
+    if not may_review_alerts(user):
+        raise PatientNotFound
+    return list(alert_queue())
+
+
+def alert_open_for_user(*, user: User, alert_id: int, request: HttpRequest | None) -> AlertReview:
+    """Open one alert for review, with its patient's name and NHS number and its user's accesses to them.
+
+    Always holds: a `read-audit` event with purpose audit and the patient's id is written before anything is
+    returned, allowed or refused; a refusal or a missing alert is committed and raises `PatientNotFound`.
+    """
+    with transaction.atomic():
+        allowed = may_review_alerts(user)
+        alert = alert_get(alert_id) if allowed else None
+        access_event_record(
+            actor_of(user),
+            AccessFacts(
+                action=AccessEvent.Action.READ_AUDIT,
+                purpose=AccessEvent.Purpose.AUDIT,
+                outcome=(
+                    AccessEvent.Outcome.ALLOWED
+                    if alert is not None
+                    else AccessEvent.Outcome.NOT_FOUND
+                    if allowed
+                    else AccessEvent.Outcome.DENIED
+                ),
+                patient_id=alert.patient_id if alert is not None else None,
+                query=f"alert {alert_id}",
+                basis=f"alert {alert.reference}" if alert is not None else "",
+                reason="" if allowed else "user may not review alerts",
+            ),
+            context_of(request),
+        )
+        if alert is not None:
+            patient = (
+                Patient.objects.filter(pk=alert.patient_id).first() if alert.patient_id is not None else None
+            )
+            return AlertReview(alert=alert, patient=patient, events=list(alert_user_events(alert)))
+    raise PatientNotFound
+
+
+def alert_review_for_user(*, user: User, alert_id: int, outcome: str, note: str) -> Alert:
+    """Record this privacy officer's outcome for one alert, once.
+
+    Raises `PatientNotFound` for a user who may not review alerts or an alert that does not exist, and
+    `AlertAlreadyReviewed` when it has an outcome already; neither changes anything.
+    """
+    user_id = user.pk
+    if user_id is None or not may_review_alerts(user):
+        raise PatientNotFound
+    try:
+        return alert_review(
+            alert_id=alert_id,
+            reviewer=Reviewer(user_id=int(user_id), username=user.get_username()),
+            outcome=outcome,
+            note=note,
+        )
+    except Alert.DoesNotExist:
+        raise PatientNotFound from None

@@ -14,6 +14,7 @@ from typing import Any
 from celery import shared_task
 from django.db import InterfaceError, OperationalError, transaction
 
+from consent.grants import personal_grants_tidy
 from records.feeds.push.process import pushed_batch_process
 from records.feeds.scheduling import feed_run, feeds_due
 from records.feeds.sources import TransientSourceError
@@ -114,3 +115,13 @@ def arrived_patients_replay_enqueue(runs: Iterable[IngestRun]) -> None:
     patient_ids = sorted({patient_id for run in runs for patient_id in run.arrived_patient_ids})
     if patient_ids:
         transaction.on_commit(partial(unknown_patients_replay_task.delay, patient_ids))
+
+
+@shared_task(name="records.personal_grants_tidy_task", **_RETRY_OPTIONS)
+def personal_grants_tidy_task() -> int:
+    """Mark self-claims and break-glass grants whose time ran out as ended at their expiry; return how many.
+
+    Only tidying: `consent.policy.decide` judges expiry itself on every call, so access closed the moment each grant
+    expired, whether or not this has run. Safe to run twice.
+    """
+    return personal_grants_tidy()

@@ -24,4 +24,9 @@ app.conf.beat_schedule = {
         # A dispatch not started within its minute is superseded by the next one.
         "options": {"expires": 55},
     },
+    # Writes down which self-claims and break-glass grants have expired; access already closed when they did.
+    "tidy-personal-grants": {
+        "task": "records.personal_grants_tidy_task",
+        "schedule": crontab(minute="*/15"),
+    },
 }
