@@ -12,6 +12,13 @@ def _roles_seed(sender: AppConfig, **kwargs: Any) -> None:
     roles_seed()
 
 
+def _sensitive_defaults_seed(sender: AppConfig, **kwargs: Any) -> None:
+    # The curated default of the sensitive sets, added the same way and for the same reasons as the roles.
+    from consent.sensitive import sensitive_defaults_seed
+
+    sensitive_defaults_seed()
+
+
 class ConsentConfig(AppConfig):
     name = "consent"
     verbose_name = "Access rules"
@@ -32,6 +39,7 @@ class ConsentConfig(AppConfig):
         )
 
         post_migrate.connect(_roles_seed, sender=self)
+        post_migrate.connect(_sensitive_defaults_seed, sender=self)
         auditlog.register(Role)
         auditlog.register(StaffProfile)
         auditlog.register(CareTeam)

@@ -382,7 +382,7 @@ def test_the_sensitive_sets_cover_the_four_national_exclusions():
     assert set(SENSITIVE_SETS) == {
         "assisted-fertilisation",
         "gender-reassignment",
-        "sexually-transmitted-disease",
+        "sexually-transmitted-infection",
         "termination-of-pregnancy",
     }
     assert all(codes and all(code.isdigit() for code in codes) for codes in SENSITIVE_SETS.values())

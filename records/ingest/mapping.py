@@ -1,6 +1,7 @@
 """One validated clinical FHIR resource -> the fields of its RecordEntry.
 
-Pure functions of the resource: no database, no patient. What always holds: every supported resource type maps to
+Pure functions of the resource: no database, no patient (the sensitive sets are the process's own, loaded by the
+pipeline once per run: `consent.sensitive`). What always holds: every supported resource type maps to
 exactly one clinical PRSB section; a `meta.tag` from the RecordStandardHeadings code system overrides the default;
 dates are timezone-aware; the summary is non-empty and at most 500 characters.
 """
@@ -12,7 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from consent.sensitive import SENSITIVE_SNOMED_CODES, SNOMED_CT, is_sensitive_snomed_code
+from consent.sensitive import SNOMED_CT, sensitive_codes
 from records.ingest.fhir import (
     JsonObject,
     as_list,
@@ -22,7 +23,6 @@ from records.ingest.fhir import (
     is_restricted,
     parse_datetime,
     text,
-    walk_codings,
 )
 from records.sections import CLINICAL_SECTIONS, HEADINGS_SYSTEM, Section
 
@@ -114,13 +114,6 @@ _RECORDED_FIELDS = (
     "date",
 )
 _WHITESPACE = re.compile(r"\s+")
-# JSON writes every character of a string as it is but quotes, backslashes and control characters, so a code made of
-# none of those appears, as it is, in the JSON text of any resource with a coding that carries it.
-_PLAIN_SENSITIVE_CODES = tuple(SENSITIVE_SNOMED_CODES)
-_SENSITIVE_CODES_ARE_PLAIN = all(
-    code and not any(character in '"\\' or character < " " for character in code)
-    for code in _PLAIN_SENSITIVE_CODES
-)
 
 
 @dataclass(frozen=True)
@@ -267,21 +260,13 @@ def is_entered_in_error(resource: JsonObject) -> bool:
 
 
 def is_sensitive(resource: JsonObject, canonical: str | None = None) -> bool:
-    """True when a SNOMED CT coding anywhere in the resource carries a sensitive code.
+    """True when a coding anywhere in the resource (SNOMED CT, ICD-10, Read v2 or CTV3) carries a code of the
+    sensitive sets, SNOMED CT descendants included, as this process last loaded them (`consent.sensitive`).
 
-    Given the resource's canonical JSON, a resource whose text contains none of the sensitive codes is answered
-    without walking every coding: no coding can carry a code its text does not contain.
+    Given the resource's canonical JSON, a resource none of whose "code" values is in the sets is answered without
+    walking every coding: no coding can carry a code its text does not hold.
     """
-    if (
-        canonical is not None
-        and _SENSITIVE_CODES_ARE_PLAIN
-        and not any(code in canonical for code in _PLAIN_SENSITIVE_CODES)
-    ):
-        return False
-    return any(
-        coding.get("system") == SNOMED_CT and is_sensitive_snomed_code(text(coding.get("code")))
-        for coding in walk_codings(resource)
-    )
+    return sensitive_codes().resource_is_sensitive(resource, canonical)
 
 
 def _moment(value: object) -> tuple[datetime | None, datetime | None]:

@@ -43,6 +43,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from consent.sensitive import sensitive_codes_refresh
 from records.ingest.formats import csv_extract, hl7v2
 from records.ingest.formats.readers import SUFFIXES, read_bytes, sources_for_path
 from records.ingest.ingestion import Ingestion
@@ -165,6 +166,8 @@ def _execute(feed: Feed, run: IngestRun, sources: Sequence[Source], *, progress:
     """Both passes of the run, with validation workers beside it while they go on, then its outcome recorded."""
     # Built here rather than at module level: a CSV feed's mapping is checked now, and a bad one fails the run.
     read = reader_for(feed)
+    # Once per run, before any resource is mapped and before validation workers fork with this process's sets.
+    sensitive_codes_refresh()
     with ValidationPool(
         sources,
         processes=settings.INGEST_VALIDATION_PROCESSES,
