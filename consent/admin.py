@@ -103,3 +103,5 @@ class CareTeamAdmin(admin.ModelAdmin[CareTeam]):
 
 admin.site.unregister(User)
 admin.site.register(User, StaffUserAdmin)
+
+from consent import sensitive_admin  # noqa: E402,F401
