@@ -377,3 +377,16 @@ def referral(
         "performer": performer,
         **extra,
     }
+
+
+# Coded concepts, as partners send them.
+
+
+def coded_concept(system: str, code: str, display: str) -> dict:
+    """A CodeableConcept with one coding."""
+    return {"coding": [{"system": system, "code": code, "display": display}]}
+
+
+def coded_condition(resource_id: str, subject: Patient | str, system: str, code: str, display: str) -> dict:
+    """A Condition coded `code` of `system` about a patient (or whoever holds the NHS number `subject`)."""
+    return condition(resource_id, subject, display, code=coded_concept(system, code, display))
