@@ -6,6 +6,7 @@ assignment per partner here; see `consent.policy.feed_support_decide`.
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import User
@@ -13,7 +14,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from consent.models import CareTeam, CareTeamMembership, FeedSupportAssignment, Role, StaffProfile
+from consent.roles import Activity
 from consent.services import care_team_create, staff_groups_sync
+from records.sections import SECTION_ORDER
 
 
 class StaffProfileInline(admin.TabularInline[StaffProfile, User]):
@@ -45,7 +48,7 @@ class StaffUserAdmin(UserAdmin[User]):
 
     @admin.display(description="Role profiles")
     def roles(self, user: User) -> str:
-        profiles = list(user.staff_profiles.all())  # type: ignore[attr-defined]
+        profiles = list(user.staff_profiles.all())
         return "; ".join(str(profile) for profile in profiles) or "—"
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
@@ -54,9 +57,41 @@ class StaffUserAdmin(UserAdmin[User]):
         staff_groups_sync(user_id=form.instance.pk)
 
 
+class RoleForm(forms.ModelForm[Role]):
+    """Sections and activities as ticked boxes in page order, not as comma-separated codes."""
+
+    sections = forms.MultipleChoiceField(
+        choices=[(section.value, section.label) for section in SECTION_ORDER],
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        help_text="The record sections this role opens. None at all: the role opens no record.",
+    )
+    activities = forms.MultipleChoiceField(
+        choices=Activity.choices,
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        help_text="National RBAC activities. Patient trace (B0264) is needed to open any record; B1611 shows a "
+        "restricted patient's address, phone and practice.",
+    )
+
+    class Meta:
+        model = Role
+        fields = (
+            "code",
+            "name",
+            "sections",
+            "activities",
+            "may_self_claim",
+            "self_claim_max_hours",
+            "may_break_glass",
+            "break_glass_max_hours",
+        )
+
+
 @admin.register(Role)
 class RoleAdmin(admin.ModelAdmin[Role]):
-    list_display = ("code", "name", "may_self_claim", "may_break_glass")
+    form = RoleForm
+    list_display = ("code", "name", "section_count", "activity_codes", "may_self_claim", "may_break_glass")
     fields = (
         "code",
         "name",
@@ -65,6 +100,18 @@ class RoleAdmin(admin.ModelAdmin[Role]):
         ("may_self_claim", "self_claim_max_hours"),
         ("may_break_glass", "break_glass_max_hours"),
     )
+
+    @admin.display(description="Sections")
+    def section_count(self, role: Role) -> int:
+        return len(role.sections)
+
+    @admin.display(description="Activities")
+    def activity_codes(self, role: Role) -> str:
+        return ", ".join(sorted(role.activities)) or "—"
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Role | None = None) -> tuple[str, ...]:
+        # Role profiles name a role by its code: renaming the code would orphan them.
+        return ("code",) if obj is not None else ()
 
     def has_delete_permission(self, request: HttpRequest, obj: Role | None = None) -> bool:
         # A role in use must not vanish; take its sections and activities away instead.

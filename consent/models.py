@@ -87,7 +87,7 @@ class CareTeam(models.Model):
     # The identifier the partner's systems use for the team, matched when a caseload or referral names it.
     code = models.CharField(max_length=64)
     group = models.OneToOneField(Group, on_delete=models.PROTECT, related_name="care_team")
-    members = models.ManyToManyField(  # type: ignore[var-annotated]
+    members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="CareTeamMembership", related_name="care_teams"
     )
 
@@ -170,7 +170,7 @@ class PersonalGrant(UserObjectPermissionBase):
     class Meta(UserObjectPermissionBase.Meta):
         abstract = True
         # Guardian's base allows one grant per user and patient, ever; a user may need to claim again next week.
-        unique_together: tuple[str, ...] = ()
+        unique_together = ()  # type: ignore[assignment]
 
     def __str__(self) -> str:
         return self.reference

@@ -46,7 +46,7 @@ CLINICAL_ACTIONS = frozenset({Action.SEARCH, Action.VIEW_RECORD})
 FEED_SUPPORT_ACTIONS = frozenset({Action.SEARCH, Action.VIEW_DOCUMENT, Action.REVEAL})
 
 # When several relationships hold at once, the page names the strongest.
-_BASIS_STRENGTH = {
+_BASIS_STRENGTH: dict[str, int] = {
     LegitimateRelationship.Basis.REGISTERED_PRACTICE: 0,
     LegitimateRelationship.Basis.CARE_EVENT: 1,
     LegitimateRelationship.Basis.CASELOAD: 2,
@@ -115,7 +115,7 @@ def staff_profile_of(user: User) -> StaffProfile | None:
     """
     if not getattr(user, "is_authenticated", False):
         return None
-    profiles = StaffProfile.objects.select_related("organisation").filter(user_id=user.pk)
+    profiles = StaffProfile.objects.select_related("organisation").filter(user_id=int(user.pk or 0))
     selected = getattr(user, SELECTED_PROFILE_SESSION_KEY, None)
     if selected is not None:
         return profiles.filter(pk=selected).first()
@@ -128,7 +128,9 @@ def staff_profiles_of(user: User) -> list[StaffProfile]:
     """Every role profile this user holds, for the choice at login."""
     if not getattr(user, "is_authenticated", False):
         return []
-    return list(StaffProfile.objects.select_related("organisation").filter(user_id=user.pk).order_by("pk"))
+    return list(
+        StaffProfile.objects.select_related("organisation").filter(user_id=int(user.pk or 0)).order_by("pk")
+    )
 
 
 @dataclass(frozen=True)
@@ -165,7 +167,7 @@ def _clinical_standing(user: User, action: str, purpose: str) -> _Standing | str
     if Activity.PATIENT_TRACE not in activities:
         return "role may not trace patients"
     return _Standing(
-        user_id=int(user.pk), profile=profile, role=role, sections=sections, activities=activities
+        user_id=int(user.pk or 0), profile=profile, role=role, sections=sections, activities=activities
     )
 
 
