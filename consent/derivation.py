@@ -38,11 +38,11 @@ from django.db.models.fields.json import KT, KeyTransform
 from django.utils import timezone
 
 from consent.models import CareTeam, LegitimateRelationship
-from records.ingest.fhir import JsonObject, as_list, as_object, text
 from records.models import Feed, IngestRun, Organisation, PartnerPatientId, Patient, RecordEntry
 from records.models.patients import ACCESS_RECORD_PERMISSION
 
 Basis = LegitimateRelationship.Basis
+JsonObject = dict[str, Any]
 
 ODS_SYSTEM = "https://fhir.nhs.uk/Id/ods-organization-code"
 CARE_EVENT_TYPES = ("Encounter", "EpisodeOfCare")
@@ -151,6 +151,23 @@ class _Partners:
             if found is not None:
                 return _Holder(found[1], self.organisations[organisation_id].kind, found[0])
         return None
+
+
+# Readers of stored FHIR JSON that take whatever a partner sent: the rules know nothing of the ingest workers.
+
+
+def as_object(value: object) -> JsonObject:
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: object) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def text(value: object) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def window_for(kind: str) -> timedelta:
@@ -277,8 +294,16 @@ def _referral(entry: _Entry, partners: _Partners) -> list[tuple[int, Derived]]:
         ods_codes |= named_ods
         identifiers |= others
     what = (entry.summary or "referral")[:80]
-    for ods_code in sorted(ods_codes):
-        organisation_id = partners.by_ods.get(ods_code)
+    named = [(ods_code, partners.by_ods.get(ods_code)) for ods_code in sorted(ods_codes)]
+    if not ods_codes:
+        # A performer named by a team code alone is one of the sending partner's own teams.
+        sender = partners.organisation(entry.organisation_id)
+        named = (
+            [(sender.name, entry.organisation_id)]
+            if partners.team(entry.organisation_id, identifiers)
+            else []
+        )
+    for ods_code, organisation_id in named:
         if organisation_id is None:
             continue
         team = partners.team(organisation_id, sorted(identifiers))

@@ -16,7 +16,7 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 from fhir.resources.R4B.bundle import Bundle
 
-from consent.models import LegitimateRelationship, StaffProfile
+from consent.models import CareTeam, LegitimateRelationship, StaffProfile
 from consent.policy import Action, decide
 from consent.roles import JobRole
 from records import nhs_number
@@ -39,6 +39,11 @@ NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
 ODS_SYSTEM = "https://fhir.nhs.uk/Id/ods-organization-code"
 PATIENT_A = "9990000018"
 PATIENT_B = "9990000026"
+# The patients each showing one thing (records.demo.resources.Story).
+TEAM_CASELOAD = "9990000077"
+REFERRED = "9990000085"
+SENSITIVE_FROM_TWO_SOURCES = "9990000093"
+RESTRICTED = "9990000107"
 # Enough for the fixed and showcase patients plus a spread of others, and fast enough for every test run.
 SMALL_DEMO = 30
 
@@ -102,6 +107,7 @@ def test_files_are_named_by_feed_and_batch_and_a_smaller_run_leaves_no_stale_bat
         folder, file_name = name.split("/")
         assert folder in FEEDS_BY_CODE
         assert file_name == f"{folder}-001.json"
+    assert [path.name for path in (tmp_path / "county-caseload").iterdir()] == ["county-caseload-001.csv"]
 
 
 def test_every_bundle_validates_as_fhir_r4b(bundles):
@@ -340,13 +346,57 @@ def test_gp_ada_and_ed_cara_may_see_patient_a_and_gp_ben_may_not(loaded):
 
 def test_social_eli_may_see_a_patient_with_an_open_county_case(loaded):
     eli = get_user_model().objects.get(username="social.eli")
-    # The third demo patient is a showcase patient with an open social-care case.
+    # The third demo patient is a showcase patient with an open social-care case that names a social worker.
     patient = Patient.objects.get(nhs_number=demo_nhs_numbers(3)[2])
 
     decision = decide(eli, patient, Action.VIEW_RECORD)
 
     assert decision.allowed
-    assert decision.basis.startswith("care-event:CCC01 relationship ")
+    assert decision.basis.startswith("caseload:CCC01 relationship ")
+
+
+def test_the_north_team_and_not_the_whole_council_holds_the_caseload_the_extract_names(loaded):
+    eli = get_user_model().objects.get(username="social.eli")
+    team = CareTeam.objects.get(code="CCC-ASC-NORTH")
+    patient = Patient.objects.get(nhs_number=TEAM_CASELOAD)
+
+    relationship = LegitimateRelationship.objects.get(content_object=patient, group=team.group)
+    assert relationship.basis == LegitimateRelationship.Basis.CASELOAD
+    assert relationship.source_feed.code == "county-caseload"
+    assert relationship.source_entry.resource["team"][0]["identifier"]["value"] == "CCC-ASC-NORTH"
+    assert not LegitimateRelationship.objects.filter(
+        content_object=patient, group__organisation__ods_code="CCC01"
+    ).exists()
+    assert list(team.members.values_list("username", flat=True)) == ["social.eli"]
+    decision = decide(eli, patient, Action.VIEW_RECORD)
+    assert decision.allowed and decision.basis_kind == LegitimateRelationship.Basis.CASELOAD
+    assert "held by Adult social care: north team" in decision.provenance
+
+
+def test_a_gp_referral_gives_the_mental_health_trust_its_only_relationship_with_a_patient(loaded):
+    patient = Patient.objects.get(nhs_number=REFERRED)
+
+    relationship = LegitimateRelationship.objects.get(
+        content_object=patient, group__organisation__ods_code="RT1"
+    )
+
+    assert relationship.basis == LegitimateRelationship.Basis.REFERRAL
+    assert relationship.source_feed.code == "gp-d81002"
+    assert relationship.source_entry.resource_type == "ServiceRequest"
+    assert not patient.entries.filter(organisation__ods_code="RT1").exists()
+
+
+def test_a_patient_has_sensitive_items_from_the_gp_and_the_hospital(loaded):
+    patient = Patient.objects.get(nhs_number=SENSITIVE_FROM_TWO_SOURCES)
+
+    sources = set(patient.entries.filter(is_sensitive=True).values_list("organisation__ods_code", flat=True))
+
+    assert sources == {"D81001", "RGT"}
+
+
+def test_a_patient_is_restricted_by_their_gp(loaded):
+    assert Patient.objects.get(nhs_number=RESTRICTED).is_restricted
+    assert not Patient.objects.get(nhs_number=PATIENT_A).is_restricted
 
 
 def test_a_second_demo_load_changes_nothing_and_resets_the_passwords(loaded):

@@ -299,6 +299,21 @@ def test_a_referral_naming_a_team_goes_to_the_team_and_reaches_only_its_members(
     assert not decide(colleague, cast.patient_b, Action.VIEW_RECORD).allowed
 
 
+def test_a_referral_naming_only_a_team_code_is_one_of_the_sending_partners_teams(cast):
+    team = care_team_create(organisation=cast.cpft, name="Crisis resolution team", code="CPFT-CRHT")
+    to_team = {
+        "type": "CareTeam",
+        "identifier": {"system": "https://cpft.example/teams", "value": "CPFT-CRHT"},
+    }
+
+    ingest(cast.cpft_feed, referral("r1", cast.patient_b, [to_team]))
+
+    found = relationship(cast.patient_b, team)
+    assert found.basis == Basis.REFERRAL
+    assert found.source_description.endswith("referral to RT1 (Crisis resolution team), active")
+    assert not has_relationship(cast.patient_b, cast.cpft)
+
+
 def test_a_referral_ranks_below_an_open_care_event_at_the_same_partner(cast):
     ingest(
         cast.cpft_feed,

@@ -106,6 +106,8 @@ PROBLEMS_BY_KEY = {problem.key: problem for problem in PROBLEMS}
 
 # In the national sexually-transmitted-disease exclusion set: the record shows it only to those entitled.
 CHLAMYDIAL_INFECTION = Concept("105629000", "Chlamydial infection")
+CHLAMYDIA_TRACHOMATIS_INFECTION = Concept("240589008", "Chlamydia trachomatis infection")
+HIV_INFECTION = Concept("86406008", "Human immunodeficiency virus infection")
 
 ALLERGIES: tuple[tuple[Concept, str, Concept], ...] = (
     # (allergy, category, usual reaction)

@@ -7,16 +7,22 @@ and the relationships derived from them are current.
 Two patients are fixed because the demo script and the tests name them: 9990000018 (practice A; GP, Cambridge
 University Hospitals with an emergency attendance three days before the reference day, and an open CPFT episode
 with a care plan) and 9990000026 (practice B; GP and CPFT only). The next few are "showcase" patients with every
-optional item their partners can send, so even a small demo covers every section of the record.
+optional item their partners can send, so even a small demo covers every section of the record. Four more show one
+thing each (`resources.Story`): a patient on the county council's north team caseload, sent in the council's caseload
+CSV extract (9990000077); one referred by the GP to the mental-health trust, who hold nothing else (9990000085); one
+with sexually transmitted infections recorded by the GP and by the acute trust (9990000093); and one whose GP marks
+them restricted (9990000107).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from itertools import count
 from pathlib import Path
 from typing import Any
@@ -28,8 +34,11 @@ from records.demo.gp import gp_resources
 from records.demo.hospital import acute_resources, ambulance_resources, papworth_resources
 from records.demo.mental_health import mental_health_resources
 from records.demo.partners import (
+    CASELOAD_COLUMNS,
+    CASELOAD_FEED,
     CUH,
     LIVE_FEEDS,
+    NORTH_TEAM,
     NORTH_WEST_ANGLIA,
     PARTNER_NAMES,
     PRACTICE_A,
@@ -57,11 +66,13 @@ from records.demo.resources import (
     DemoPatient,
     Resource,
     ResourceBuilder,
+    Story,
     instant,
     local_midnight,
     stable_id,
 )
 from records.demo.social_care import social_care_resources
+from records.models import Feed
 
 DEFAULT_PATIENTS = 240
 DEFAULT_SEED = 20261121
@@ -104,6 +115,7 @@ class _Fixed:
     given_name: str = ""
     family_name: str = ""
     birth_date: date | None = None
+    story: str = ""
 
 
 _FIXED: dict[int, _Fixed] = {
@@ -136,6 +148,10 @@ _FIXED: dict[int, _Fixed] = {
         ("nwa-epr", "papworth-epr", "county-social-care"),
     ),
     5: _Fixed(PRACTICE_B, "female", 2, (), ("nwa-epr", "ccs-community")),
+    6: _Fixed(PRACTICE_A, "female", 83, ("osteoarthritis",), (), story=Story.TEAM_CASELOAD),
+    7: _Fixed(PRACTICE_B, "male", 34, ("gord",), (), story=Story.REFERRAL_TO_MENTAL_HEALTH),
+    8: _Fixed(PRACTICE_A, "female", 29, (), ("cuh-epr",), story=Story.SENSITIVE_FROM_TWO_SOURCES),
+    9: _Fixed(PRACTICE_D, "male", 41, ("migraine",), (), story=Story.RESTRICTED),
 }
 
 
@@ -240,6 +256,7 @@ def _demo_patient(index: int, number: str, seed: int, reference: date) -> DemoPa
         problems=problems,
         feeds=tuple(sorted(feeds, key=_FEED_ORDER.__getitem__)),
         showcase=fixed is not None,
+        story=fixed.story if fixed is not None else "",
     )
 
 
@@ -261,6 +278,8 @@ def demo_bundles(patients: list[DemoPatient], seed: int, reference: date) -> dic
     stamp = instant(local_midnight(reference))
     bundles: dict[str, list[Resource]] = {}
     for feed in LIVE_FEEDS:
+        if feed.format != Feed.Format.FHIR:
+            continue
         build = gp_resources if feed.can_create_patients else _BUILDERS[feed.code]
         members = [patient for patient in patients if _carries(feed, patient)]
         feed_bundles: list[Resource] = []
@@ -285,6 +304,31 @@ def demo_bundles(patients: list[DemoPatient], seed: int, reference: date) -> dic
     return bundles
 
 
+def caseload_extract(patients: list[DemoPatient], reference: date) -> bytes:
+    """The council's caseload extract (CSV, as `partners.CASELOAD_MAPPING` reads it): one open case per patient on
+    the north team's caseload; empty of rows when no such patient is in this demo."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CASELOAD_COLUMNS)
+    for patient in patients:
+        if patient.story != Story.TEAM_CASELOAD:
+            continue
+        started = reference - timedelta(days=45)
+        writer.writerow(
+            [
+                patient.nhs_number,
+                "caseload",
+                f"ASC-{patient.nhs_number}",
+                started.strftime("%d/%m/%Y"),
+                "",
+                "Open",
+                NORTH_TEAM.code,
+                NORTH_TEAM.name,
+            ]
+        )
+    return out.getvalue().encode("utf-8")
+
+
 @dataclass(frozen=True)
 class WrittenFeed:
     paths: list[Path]
@@ -294,15 +338,15 @@ class WrittenFeed:
 def write_demo_bundles(
     out: Path, *, patients: int = DEFAULT_PATIENTS, seed: int = DEFAULT_SEED, reference: date
 ) -> dict[str, WrittenFeed]:
-    """Write `<out>/<feed-code>/<feed-code>-NNN.json` for every live feed; say, per feed, what was written.
+    """Write `<out>/<feed-code>/<feed-code>-NNN.json` for every live FHIR feed, and the council's caseload extract
+    as `<out>/county-caseload/county-caseload-001.csv`; say, per feed, what was written.
 
     Bundles an earlier, bigger run left behind in those folders are removed first, so loading a folder loads
     exactly this run. A feed with no patients in this run gets an empty folder.
     """
     written: dict[str, WrittenFeed] = {}
-    for feed_code, feed_bundles in demo_bundles(
-        demo_patients(patients, seed, reference), seed, reference
-    ).items():
+    people = demo_patients(patients, seed, reference)
+    for feed_code, feed_bundles in demo_bundles(people, seed, reference).items():
         folder = out / feed_code
         folder.mkdir(parents=True, exist_ok=True)
         for stale in folder.glob(f"{feed_code}-[0-9][0-9][0-9].json"):
@@ -314,4 +358,14 @@ def write_demo_bundles(
             paths.append(path)
         resources = sum(len(bundle["entry"]) for bundle in feed_bundles)
         written[feed_code] = WrittenFeed(paths=paths, resources=resources)
+    folder = out / CASELOAD_FEED
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{CASELOAD_FEED}-001.csv"
+    extract = caseload_extract(people, reference)
+    rows = extract.count(b"\r\n") - 1
+    if rows:
+        path.write_bytes(extract)
+    else:
+        path.unlink(missing_ok=True)
+    written[CASELOAD_FEED] = WrittenFeed(paths=[path] if rows else [], resources=rows)
     return written

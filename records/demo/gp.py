@@ -8,9 +8,9 @@ from typing import Any
 from records.demo import codes
 from records.demo.codes import Concept
 from records.demo.gp_care import alerts_and_legal, care_team, referral, social_context_and_assessments
-from records.demo.partners import PARTNER_NAMES
+from records.demo.partners import CPFT, PARTNER_NAMES
 from records.demo.people import CLINICIAN_NAMES
-from records.demo.resources import ODS_SYSTEM, ResourceBuilder, instant
+from records.demo.resources import ODS_SYSTEM, ResourceBuilder, Story, instant, organisation_reference
 
 _ACTIVE = {"coding": [{"system": codes.CONDITION_CLINICAL, "code": "active", "display": "Active"}]}
 _CONFIRMED = {
@@ -98,6 +98,8 @@ def _patient(builder: ResourceBuilder) -> None:
             ],
         },
         updated=builder.at(builder.rng.randint(30, 700)),
+        # PDS "R": the patient's whereabouts are shown only to roles entitled to see them.
+        confidentiality="R" if patient.story == Story.RESTRICTED else "",
     )
 
 
@@ -169,6 +171,52 @@ def _sensitive_history(builder: ResourceBuilder) -> None:
             "recordedDate": instant(diagnosed),
         },
         updated=resolved,
+    )
+
+
+def _long_term_sensitive_condition(builder: ResourceBuilder) -> None:
+    """The GP's half of a patient with sensitive items from two sources; the acute trust holds the other."""
+    if builder.patient.story != Story.SENSITIVE_FROM_TWO_SOURCES:
+        return
+    diagnosed = builder.years_ago(2, 4)
+    builder.add(
+        "Condition",
+        "condition/sensitive-long-term",
+        {
+            "clinicalStatus": _ACTIVE,
+            "verificationStatus": _CONFIRMED,
+            "category": _PROBLEM_LIST,
+            "code": codes.HIV_INFECTION.codeable(),
+            "subject": builder.subject,
+            "onsetDateTime": diagnosed.date().isoformat(),
+            "recordedDate": instant(diagnosed),
+        },
+        updated=diagnosed,
+    )
+
+
+def _referral_to_mental_health(builder: ResourceBuilder, named_gp: str) -> None:
+    """A referral the mental-health trust has received and not yet acted on: all it knows of the patient."""
+    if builder.patient.story != Story.REFERRAL_TO_MENTAL_HEALTH:
+        return
+    sent = builder.at(6)
+    builder.add(
+        "ServiceRequest",
+        "referral/mental-health",
+        {
+            "status": "active",
+            "intent": "order",
+            "category": [codes.PATIENT_REFERRAL.codeable()],
+            "code": {
+                "coding": [codes.REFERRAL_TO_SERVICE.coding()],
+                "text": "Referral to adult community mental health services",
+            },
+            "subject": builder.subject,
+            "authoredOn": instant(sent),
+            "requester": {"display": named_gp},
+            "performer": [organisation_reference(CPFT, PARTNER_NAMES[CPFT])],
+        },
+        updated=sent,
     )
 
 
@@ -278,10 +326,12 @@ def gp_resources(builder: ResourceBuilder) -> None:
     _patient(builder)
     _problems_and_medicines(builder)
     _sensitive_history(builder)
+    _long_term_sensitive_condition(builder)
     _allergies(builder)
     _vaccinations(builder)
     _investigations(builder)
     social_context_and_assessments(builder)
     alerts_and_legal(builder)
     referral(builder, named_gp)
+    _referral_to_mental_health(builder, named_gp)
     care_team(builder, named_gp)

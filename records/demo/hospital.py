@@ -10,7 +10,7 @@ from records.demo import codes
 from records.demo.codes import Concept
 from records.demo.partners import COMMUNITY_SERVICES, PARTNER_NAMES
 from records.demo.people import CLINICIAN_NAMES
-from records.demo.resources import ResourceBuilder, instant, organisation_reference, text_concept
+from records.demo.resources import ResourceBuilder, Story, instant, organisation_reference, text_concept
 
 _EMERGENCY = {"system": codes.ACT_CODE, "code": "EMER", "display": "emergency"}
 _INPATIENT = {"system": codes.ACT_CODE, "code": "IMP", "display": "inpatient encounter"}
@@ -22,6 +22,7 @@ _VITAL_SIGNS = [
     {"coding": [{"system": codes.OBSERVATION_CATEGORY, "code": "vital-signs", "display": "Vital Signs"}]}
 ]
 _HAEMATOLOGY = [{"coding": [{"system": codes.DIAGNOSTIC_SECTION, "code": "HM", "display": "Hematology"}]}]
+_MICROBIOLOGY = [{"coding": [{"system": codes.DIAGNOSTIC_SECTION, "code": "MB", "display": "Microbiology"}]}]
 
 
 def _document(
@@ -226,6 +227,31 @@ def _admission(builder: ResourceBuilder) -> None:
         )
 
 
+def _sexual_health_result(builder: ResourceBuilder) -> None:
+    """The acute trust's half of a patient with sensitive items from two sources: its sexual health clinic's
+    positive chlamydia test."""
+    if builder.patient.story != Story.SENSITIVE_FROM_TWO_SOURCES:
+        return
+    taken = builder.at(builder.rng.randint(40, 200))
+    reported = builder.before_reference(taken + timedelta(days=2))
+    builder.add(
+        "DiagnosticReport",
+        "report/sexual-health",
+        {
+            "status": "final",
+            "category": _MICROBIOLOGY,
+            "code": text_concept("Chlamydia trachomatis nucleic acid amplification test"),
+            "subject": builder.subject,
+            "effectiveDateTime": instant(taken),
+            "issued": instant(reported),
+            "performer": [builder.organisation],
+            "conclusion": "Chlamydia trachomatis detected. Treated in clinic.",
+            "conclusionCode": [codes.CHLAMYDIA_TRACHOMATIS_INFECTION.codeable()],
+        },
+        updated=reported,
+    )
+
+
 def acute_resources(builder: ResourceBuilder) -> None:
     """An acute trust: emergency attendances (a recent one for showcase patients), maybe an admission."""
     first_days_ago = 3 if builder.patient.showcase else builder.rng.randint(2, 700)
@@ -234,6 +260,7 @@ def acute_resources(builder: ResourceBuilder) -> None:
         _emergency_attendance(builder, 1, builder.rng.randint(701, 1500))
     if builder.chance(0.35):
         _admission(builder)
+    _sexual_health_result(builder)
     if builder.rng.random() < 0.1:
         performed = builder.at(builder.rng.randint(60, 1500))
         builder.add(

@@ -16,11 +16,11 @@ from django.contrib.auth.models import AbstractUser
 from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
 
-from consent.models import StaffProfile
-from consent.services import feed_support_grant, staff_profile_set
+from consent.models import CareTeam, StaffProfile
+from consent.services import care_team_create, care_team_member_add, feed_support_grant, staff_profile_set
 from records.demo.generator import write_demo_bundles
-from records.demo.partners import FEEDS, LIVE_FEEDS, PARTNERS, USERS
-from records.ingest.pipeline import ingest_path
+from records.demo.partners import FEEDS, LIVE_FEEDS, PARTNERS, TEAMS, USERS
+from records.ingest.pipeline import ingest_path, suffixes_for
 from records.models import Feed, IngestRun, Organisation
 from records.services import feed_upsert, organisation_upsert
 
@@ -44,7 +44,7 @@ def demo_partners_upsert() -> dict[str, Feed]:
             )
             for spec in PARTNERS
         }
-        return {
+        feeds = {
             spec.code: feed_upsert(
                 code=spec.code,
                 organisation=organisations[spec.ods_code],
@@ -55,6 +55,12 @@ def demo_partners_upsert() -> dict[str, Feed]:
             )
             for spec in FEEDS
         }
+        for spec in FEEDS:
+            feed = feeds[spec.code]
+            feed.format = spec.format
+            feed.csv_mapping = dict(spec.csv_mapping or {})
+            feed.save(update_fields=["format", "csv_mapping"])
+        return feeds
 
 
 def demo_users_upsert(password: str) -> list[AbstractUser]:
@@ -91,6 +97,25 @@ def demo_users_upsert(password: str) -> list[AbstractUser]:
     return users
 
 
+def demo_teams_upsert() -> list[CareTeam]:
+    """Create every demo care team that does not exist yet, and make sure its members are in it.
+
+    Run after the users: members are named by username. A team a later load finds is kept as it is, members added.
+    """
+    user_model = get_user_model()
+    teams = []
+    with transaction.atomic():
+        for spec in TEAMS:
+            organisation = Organisation.objects.get(ods_code=spec.ods_code)
+            team = CareTeam.objects.filter(organisation=organisation, code=spec.code).first()
+            if team is None:
+                team = care_team_create(organisation=organisation, name=spec.name, code=spec.code)
+            for username in spec.members:
+                care_team_member_add(team=team, user_id=user_model.objects.get(username=username).pk)
+            teams.append(team)
+    return teams
+
+
 def demo_ingest(
     feeds: dict[str, Feed], folder: Path, *, on_feed: Callable[[FeedLoad], None] | None = None
 ) -> list[FeedLoad]:
@@ -100,7 +125,8 @@ def demo_ingest(
     for spec in ordered:
         feed = feeds[spec.code]
         feed_folder = folder / spec.code
-        has_data = feed_folder.is_dir() and any(feed_folder.glob("*.json"))
+        suffixes = suffixes_for(feed)
+        has_data = feed_folder.is_dir() and any(path.suffix in suffixes for path in feed_folder.iterdir())
         load = FeedLoad(feed=feed, run=ingest_path(feed, feed_folder) if has_data else None)
         if on_feed is not None:
             on_feed(load)
@@ -117,12 +143,14 @@ def demo_load(
     folder: Path,
     on_feed: Callable[[FeedLoad], None] | None = None,
 ) -> list[FeedLoad]:
-    """Load the whole demo: partners and feeds, users, bundles written to `folder`, then ingested feed by feed.
+    """Load the whole demo: partners and feeds, users and their teams, bundles (and the council's caseload
+    extract) written to `folder`, then ingested feed by feed.
 
     The password is checked before anything is written, so a refused password leaves the database as it was.
     """
     validate_password(password)
     feeds = demo_partners_upsert()
     demo_users_upsert(password)
+    demo_teams_upsert()
     write_demo_bundles(folder, patients=patients, seed=seed, reference=reference)
     return demo_ingest(feeds, folder, on_feed=on_feed)

@@ -5,7 +5,9 @@ NHS trust, ICB and council names and ODS codes are the published ones for Cambri
 (a letter and five digits) but the names are invented, and any likeness to a real practice is chance.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from consent.roles import JobRole
 from records.models import Feed, Organisation
@@ -30,6 +32,19 @@ class FeedSpec:
     sections: tuple[Section, ...]
     state: str = Feed.State.LIVE
     can_create_patients: bool = False
+    format: str = Feed.Format.FHIR
+    # For a CSV feed: its declared mapping (`records.ingest.formats.csv_mapping`).
+    csv_mapping: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class TeamSpec:
+    """A care team within a partner, by the code the partner's own systems use for it, and its members."""
+
+    ods_code: str
+    code: str
+    name: str
+    members: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -141,6 +156,31 @@ _SOCIAL_CARE_SECTIONS = (
 )
 
 
+CASELOAD_FEED = "county-caseload"
+CASELOAD_COLUMNS = (
+    "NHS Number",
+    "Record Type",
+    "Case Ref",
+    "Start Date",
+    "End Date",
+    "Status",
+    "Team",
+    "Team Name",
+)
+CASELOAD_MAPPING: Mapping[str, Any] = {
+    "nhs_number": "NHS Number",
+    "record_type": "Record Type",
+    "record_id": "Case Ref",
+    "date": "Start Date",
+    "date_format": "%d/%m/%Y",
+    "end_date": "End Date",
+    "status": "Status",
+    "team_code": "Team",
+    "team_name": "Team Name",
+    "types": {"caseload": "EpisodeOfCare"},
+}
+
+
 def gp_feed_code(ods_code: str) -> str:
     return f"gp-{ods_code.lower()}"
 
@@ -186,6 +226,15 @@ FEEDS: tuple[FeedSpec, ...] = (
         (Section.INVESTIGATIONS, Section.ENCOUNTERS),
     ),
     FeedSpec("county-social-care", COUNTY_COUNCIL, "Adult social care record", _SOCIAL_CARE_SECTIONS),
+    # The council's teams keep their caseloads in another system, which sends a nightly CSV extract.
+    FeedSpec(
+        CASELOAD_FEED,
+        COUNTY_COUNCIL,
+        "Adult social care caseload extract",
+        (Section.ENCOUNTERS,),
+        format=Feed.Format.CSV,
+        csv_mapping=CASELOAD_MAPPING,
+    ),
     # Peterborough is still onboarding: the partner and its dataset exist, nothing has been sent yet, and the
     # record page says so.
     FeedSpec(
@@ -198,6 +247,9 @@ FEEDS: tuple[FeedSpec, ...] = (
 )
 FEEDS_BY_CODE = {feed.code: feed for feed in FEEDS}
 LIVE_FEEDS: tuple[FeedSpec, ...] = tuple(feed for feed in FEEDS if feed.state == Feed.State.LIVE)
+
+NORTH_TEAM = TeamSpec(COUNTY_COUNCIL, "CCC-ASC-NORTH", "Adult social care: north team", ("social.eli",))
+TEAMS: tuple[TeamSpec, ...] = (NORTH_TEAM,)
 
 USERS: tuple[UserSpec, ...] = (
     UserSpec("gp.ada", "Ada", "Whitfield", PRACTICE_A, JobRole.CLINICAL_PRACTITIONER, "GP, practice A"),

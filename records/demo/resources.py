@@ -20,6 +20,7 @@ from records.sections import HEADINGS_SYSTEM, Section
 
 NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
 ODS_SYSTEM = "https://fhir.nhs.uk/Id/ods-organization-code"
+CONFIDENTIALITY_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 
 # Ids are a function of the NHS number, the feed and the item, never of the seed or the run: loading again, with
 # more patients or another seed, updates the same record entries instead of adding new ones.
@@ -58,10 +59,25 @@ class DemoPatient:
     feeds: tuple[str, ...]
     # Showcase patients get every optional item their partners can send, so a small demo still covers every section.
     showcase: bool
+    # The one thing the demo shows through this patient, if any (a `Story`).
+    story: str = ""
 
     def age_on(self, day: date) -> int:
         before_birthday = (day.month, day.day) < (self.birth_date.month, self.birth_date.day)
         return day.year - self.birth_date.year - int(before_birthday)
+
+
+class Story:
+    """What a fixed patient is in the demo to show, beyond the record itself."""
+
+    # On the county council's north team's caseload (a row of the council's caseload extract), and no other.
+    TEAM_CASELOAD = "team-caseload"
+    # Referred by the GP to the mental-health trust, who hold nothing else about the patient.
+    REFERRAL_TO_MENTAL_HEALTH = "referral-to-mental-health"
+    # Sexually transmitted infections recorded by two partners: the GP and the acute trust.
+    SENSITIVE_FROM_TWO_SOURCES = "sensitive-from-two-sources"
+    # Whereabouts protected at the patient's request (PDS "R"): the GP sends the Patient marked restricted.
+    RESTRICTED = "restricted"
 
 
 def stable_id(*parts: str) -> str:
@@ -133,12 +149,18 @@ class ResourceBuilder:
         *,
         updated: datetime,
         heading: Section | None = None,
+        confidentiality: str = "",
     ) -> str:
-        """Add one resource and return its fullUrl, for other resources in the bundle to point at."""
+        """Add one resource and return its fullUrl, for other resources in the bundle to point at.
+
+        A `confidentiality` code (v3-Confidentiality, e.g. "R") labels the resource in meta.security.
+        """
         resource_id = self.resource_id(key)
         meta: dict[str, Any] = {"lastUpdated": instant(updated)}
         if heading is not None:
             meta["tag"] = [{"system": HEADINGS_SYSTEM, "code": heading.value, "display": heading.label}]
+        if confidentiality:
+            meta["security"] = [{"system": CONFIDENTIALITY_SYSTEM, "code": confidentiality}]
         resource: Resource = {"resourceType": resource_type, "id": resource_id, "meta": meta, **body}
         full_url = f"urn:uuid:{resource_id}"
         self.entries.append({"fullUrl": full_url, "resource": resource})

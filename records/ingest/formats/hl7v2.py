@@ -1,4 +1,5 @@
-"""HL7 v2 ADT messages from hospital patient-administration systems, as FHIR R4 Patient and Encounter resources.
+"""HL7 v2 ADT messages from hospital patient-administration systems, as FHIR R4 Patient and Encounter resources;
+and REF referral messages, as Patient and ServiceRequest resources.
 
 Messages are read and parsed by `hl7v2_messages` (python-hl7, tolerant of the flaws real feeds have); what a message means is
 decided here, and the resources made of it are validated, matched and written like any FHIR a partner sends.
@@ -15,6 +16,10 @@ What always holds:
   each event of the visit updates one entry: A01/A04 start it, A02 moves it, A03 finishes it, A11 marks it
   entered-in-error and A13 reopens it;
 - A08, A28 and A31 carry the patient only; A40 also retires the patient of MRG-1 into the PID patient;
+- a REF^I12 (new), I13 (changed) or I14 (cancelled) referral becomes one ServiceRequest, its id stable for the
+  referral (sending facility and RF1-6, the originating referral id), so each message about it updates one entry;
+  it is performed by the referred-to provider (the PRD segment of role RT), named by the ODS code among PRD-7's
+  identifiers (type ODS, or an ODS-shaped id of no type) and by the team among them of type TEAM;
 - timestamps without an offset are UK local time (Europe/London), as NHS systems send them.
 """
 
@@ -39,6 +44,10 @@ Reason = QuarantinedRecord.Reason
 SUFFIXES = frozenset({".hl7", ".txt"})
 HANDLED_EVENTS = ("A01", "A02", "A03", "A04", "A08", "A11", "A13", "A28", "A31", "A40")
 ENCOUNTER_EVENTS = frozenset({"A01", "A02", "A03", "A04", "A11", "A13"})
+REFERRAL_EVENTS = ("I12", "I13", "I14")
+# RF1-1 referral status (HL7 table 0283) -> ServiceRequest.status; a cancelled referral (I14) is revoked whatever
+# its RF1-1 says.
+_REFERRAL_STATUSES = {"A": "active", "P": "active", "R": "revoked", "E": "revoked"}
 ODS_SYSTEM = "https://fhir.nhs.uk/Id/ods-organization-code"
 ACT_CODE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 PATIENT_CLASS_SYSTEM = "http://terminology.hl7.org/CodeSystem/v2-0004"
@@ -103,12 +112,13 @@ def _message_items(feed: Feed, where: str, text: str) -> Iterator[Item]:
     event = (message.value("MSH", 9, 2) or message.value("EVN", 1)).upper()
     control_id = message.value("MSH", 10)
     named = well_formed(_nhs_number(message.field("PID", 3)) or _nhs_number(message.field("PID", 2)))
-    if kind != "ADT" or event not in HANDLED_EVENTS:
+    handled = (kind == "ADT" and event in HANDLED_EVENTS) or (kind == "REF" and event in REFERRAL_EVENTS)
+    if not handled:
         yield Rejection(
             where,
             Reason.UNSUPPORTED_TYPE,
             f"{kind or '?'}^{event or '?'} messages are not taken by this feed: it takes ADT "
-            f"{', '.join(HANDLED_EVENTS)}.",
+            f"{', '.join(HANDLED_EVENTS)} and REF {', '.join(REFERRAL_EVENTS)}.",
             text,
             resource_type=f"{kind}^{event}"[:64],
             source_id=control_id,
@@ -121,9 +131,9 @@ def _message_items(feed: Feed, where: str, text: str) -> Iterator[Item]:
         yield Rejection(
             where,
             problem.reason,
-            f"ADT^{event} message {control_id or '(no MSH-10)'}: {problem.detail}",
+            f"{kind}^{event} message {control_id or '(no MSH-10)'}: {problem.detail}",
             text,
-            resource_type=f"ADT^{event}",
+            resource_type=f"{kind}^{event}",
             source_id=control_id,
             nhs_number=named,
         )
@@ -188,10 +198,13 @@ class _Conversion:
         self.patient_url = self.full_url("Patient")
         patient = self.patient()
         encounter = self.encounter() if self.event in ENCOUNTER_EVENTS else None
+        referral = self.referral() if self.event in REFERRAL_EVENTS else None
         retired = self.retired(patient) if self.event == "A40" else None
         yield self.unit(patient, "Patient", self.patient_url)
         if encounter is not None:
             yield self.unit(encounter, "Encounter", "")
+        if referral is not None:
+            yield self.unit(referral, "ServiceRequest", "")
         if retired is not None:
             yield self.unit(retired, "Patient replaced", self.full_url("Patient replaced"))
 
@@ -387,6 +400,74 @@ class _Conversion:
         # PL: point of care, room, bed, facility; shown most specific last, as ward staff say it.
         parts = [part(places[0], component) for component in (4, 1, 2, 3)]
         return ", ".join(part for part in parts if part)
+
+    def referral(self) -> JsonObject:
+        message = self.message
+        if not message.has("RF1"):
+            raise _Problem(Reason.INVALID_RESOURCE, "a referral message needs an RF1 segment.")
+        referral_id = message.value("RF1", 6) or message.value("MSH", 10)
+        if not referral_id:
+            raise _Problem(
+                Reason.INVALID_RESOURCE,
+                "RF1-6 (originating referral id) and MSH-10 are empty, so the referral cannot be identified.",
+            )
+        facility = message.value("MSH", 4) or message.value("MSH", 3) or self.feed.organisation.ods_code
+        status = _REFERRAL_STATUSES.get(message.value("RF1", 1).upper(), "active")
+        if self.event == "I14":
+            status = "revoked"
+        resource: JsonObject = {
+            "resourceType": "ServiceRequest",
+            "id": fhir_id(f"{facility}-REF-{referral_id}"),
+            "identifier": [{"use": "official", "value": referral_id}],
+            "status": status,
+            "intent": "order",
+            "subject": {"reference": self.patient_url},
+        }
+        concept = " ".join(
+            words
+            for words in (message.value("RF1", 3, 2) or message.value("RF1", 3), message.value("RF1", 10, 2))
+            if words
+        )
+        resource["code"] = {"text": concept or "Referral"}
+        effective = message.value("RF1", 7)
+        if effective:
+            resource["authoredOn"] = hl7_moment(effective, "RF1-7 (effective date)")
+        performer = self.provider("RT")
+        if performer:
+            resource["performer"] = performer
+        requester = self.provider("RP")
+        if requester:
+            resource["requester"] = requester[0]
+        return resource
+
+    def provider(self, role: str) -> list[JsonObject]:
+        """The PRD segment of this role (RT referred-to, RP referring) as references: its organisation by ODS
+        code and its team by the identifier of type TEAM, or only its name when it carries neither."""
+        for fields in self.message.segments.get("PRD", []):
+
+            def field(number: int, fields: list[Field] = fields) -> Field:
+                return fields[number] if number < len(fields) else []
+
+            roles = field(1)
+            if not roles or part(roles[0], 1).upper() != role:
+                continue
+            references: list[JsonObject] = []
+            for identifier in field(7):
+                value, kind = part(identifier, 1), part(identifier, 2).upper()
+                if value and kind == "TEAM":
+                    references.append({"type": "CareTeam", "identifier": {"value": value}})
+                elif value and (
+                    kind == "ODS" or (not kind and re.fullmatch(r"[A-Z0-9]{3,6}", value.upper()))
+                ):
+                    references.append(
+                        {"type": "Organization", "identifier": {"system": ODS_SYSTEM, "value": value.upper()}}
+                    )
+            names = field(2)
+            name = " ".join(p for p in (part(names[0], 2), part(names[0], 1)) if p) if names else ""
+            if not references and name:
+                references.append({"display": name})
+            return references
+        return []
 
     def retired(self, survivor: JsonObject) -> JsonObject | None:
         """The patient of MRG-1, as a Patient replaced by the PID patient; None for a merge of local records only."""
