@@ -19,7 +19,7 @@ from rest_framework.test import APIClient
 
 import records.ingest.pipeline as pipeline
 import records.ingest.validation_pool as validation_pool
-from consent.services import staff_profile_set
+from consent.services import staff_profile_add, staff_profile_set
 from records.ingest.pipeline import ingest_texts
 from records.models import Feed, IngestRun, Organisation, Patient, QuarantinedRecord, RecordEntry
 from records.sections import Section
@@ -51,6 +51,16 @@ PORTAL_URLS = {
     "records:home": "no patient data",
     "records:patient-search": "door",
     "records:patient-detail": "door",
+    "records:role-select": "no patient data",
+    # Giving oneself access: the door's own grant functions, and only for a patient this session searched for and
+    # was offered (tests/test_portal_grants.py).
+    "records:patient-access": "offer: the NHS number this session typed, nothing read",
+    "records:relationship-declare": "door: relationship_declare_for_user",
+    "records:break-glass": "door: break_glass_for_user",
+    "records:grant-end": "door: grant_end_for_user",
+    # Privacy officers only (tests/test_alerts.py): the queue names no patient; an alert's page is an audited read.
+    "records:alert-list": "door: alert_queue_for_user",
+    "records:alert-detail": "door: alert_open_for_user",
 }
 _ids = count(1)
 
@@ -65,6 +75,13 @@ def make_user(
     if organisation is not None and role is not None:
         staff_profile_set(user_id=user.pk, organisation=organisation, job_role=role)
         user.refresh_from_db()
+    return user
+
+
+def add_role_profile(user, organisation: Organisation, role: str):
+    """Give a user one more role profile, so they hold several and choose one at login."""
+    staff_profile_add(user_id=user.pk, organisation=organisation, job_role=role)
+    user.refresh_from_db()
     return user
 
 

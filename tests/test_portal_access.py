@@ -7,6 +7,8 @@ import pytest
 from django.urls import reverse
 
 from audit.models import AccessEvent
+from consent.models import Role
+from consent.roles import JobRole
 from records.models import Patient, RecordEntry
 from records.portal.forms import NOT_FOUND_MESSAGE
 
@@ -45,6 +47,14 @@ def assert_no_patient_a_field(body: bytes) -> None:
 
 def record_url(patient: Patient) -> str:
     return reverse("records:patient-detail", kwargs={"public_id": patient.public_id})
+
+
+def gp_role_may_not_give_itself_access() -> None:
+    """A role that may neither declare a relationship nor break the glass finds no one it has no relationship with;
+    one that may is offered the access page instead (tests/test_portal_grants.py)."""
+    Role.objects.filter(code=JobRole.CLINICAL_PRACTITIONER).update(
+        may_self_claim=False, may_break_glass=False
+    )
 
 
 def counts() -> tuple[int, int]:
@@ -104,6 +114,7 @@ def test_denied_record_and_missing_record_give_the_same_404(client, cast):
 
 
 def test_gp_at_another_practice_searching_gets_the_not_found_message_and_a_denied_event(client, cast):
+    gp_role_may_not_give_itself_access()
     before = counts()
     client.force_login(cast.gp_ben)
     response = client.post(reverse("records:patient-search"), {"nhs_number": "999 000 0018"})
@@ -117,6 +128,7 @@ def test_gp_at_another_practice_searching_gets_the_not_found_message_and_a_denie
 
 
 def test_denied_search_and_missing_search_give_the_same_page(client, cast):
+    gp_role_may_not_give_itself_access()
     client.force_login(cast.gp_ben)
     denied = client.post(reverse("records:patient-search"), {"nhs_number": "9990000018"})
     missing = client.post(reverse("records:patient-search"), {"nhs_number": "9000000009"})

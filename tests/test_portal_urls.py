@@ -8,7 +8,14 @@ from django.urls import get_resolver, reverse
 from audit.models import AccessEvent
 from tests.builders import PORTAL_URLS, url_names
 
-EXAMPLE_KWARGS = {"records:patient-detail": {"public_id": uuid.UUID(int=1)}}
+EXAMPLE_KWARGS = {
+    "records:patient-detail": {"public_id": uuid.UUID(int=1)},
+    "records:patient-access": {"public_id": uuid.UUID(int=1)},
+    "records:relationship-declare": {"public_id": uuid.UUID(int=1)},
+    "records:break-glass": {"public_id": uuid.UUID(int=1)},
+    "records:grant-end": {"reference": "BG-AAAAAAAA"},
+    "records:alert-detail": {"alert_id": 1},
+}
 
 
 def test_every_portal_url_is_on_the_list():

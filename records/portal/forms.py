@@ -1,7 +1,14 @@
 """Portal forms. They check the shape of the input only; whether a user may see a patient is for the door."""
 
-from django import forms
+from typing import Any
 
+from django import forms
+from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
+
+from audit.models import Alert
+from consent.models import BreakGlassGrant, SelfClaimedRelationship, StaffProfile
 from records import nhs_number
 
 NOT_FOUND_MESSAGE = "No patient found with that NHS number, or you do not have a care relationship with them."
@@ -39,3 +46,114 @@ class PatientSearchForm(forms.Form):
         """
         self.data = {**self.data, "nhs_number": ""}
         self.add_error("nhs_number", NOT_FOUND_MESSAGE)
+
+
+# Giving oneself access to a patient found without a relationship, and the privacy officer's review of it.
+
+REASON_TEXT_MAX = 1000
+# The lengths a self-claim may be asked for; the role's maximum is always offered too, and nothing longer.
+_CLAIM_HOURS = (1, 2, 4, 8, 12, 24, 48, 72, 168)
+
+
+def _hours_label(hours: int) -> str:
+    if hours % 24 == 0:
+        days = hours // 24
+        return "1 day" if days == 1 else f"{days} days"
+    return "1 hour" if hours == 1 else f"{hours} hours"
+
+
+def _reason_text_field(label: str) -> forms.CharField:
+    return forms.CharField(
+        label=label,
+        max_length=REASON_TEXT_MAX,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        error_messages={"required": "Say in your own words why you need this patient's record."},
+    )
+
+
+class RelationshipDeclareForm(forms.Form):
+    """A reason from the list, a reason in words, and a length no longer than the role's maximum."""
+
+    reason_code = forms.ChoiceField(
+        label="Reason",
+        choices=[("", "Choose a reason"), *SelfClaimedRelationship.Reason.choices],
+        error_messages={"required": "Choose a reason.", "invalid_choice": "Choose a reason from the list."},
+    )
+    reason_text = _reason_text_field("Why you need this record")
+    hours = forms.TypedChoiceField(
+        label="For how long",
+        coerce=int,
+        error_messages={"invalid_choice": "Choose a length from the list."},
+    )
+
+    def __init__(self, *args: Any, max_hours: int, **kwargs: Any) -> None:
+        kwargs["prefix"] = "claim"
+        super().__init__(*args, **kwargs)
+        lengths = sorted({hours for hours in _CLAIM_HOURS if hours <= max_hours} | {max_hours})
+        hours_field = self.fields["hours"]
+        assert isinstance(hours_field, forms.TypedChoiceField)
+        hours_field.choices = [(hours, _hours_label(hours)) for hours in lengths]
+        hours_field.initial = min(settings.SELF_CLAIM_HOURS, max_hours)
+
+
+class BreakGlassForm(forms.Form):
+    """A coded reason, a reason in words, and the user's password typed again, checked here."""
+
+    reason_code = forms.ChoiceField(
+        label="Reason",
+        choices=[("", "Choose a reason"), *BreakGlassGrant.Reason.choices],
+        error_messages={"required": "Choose a reason.", "invalid_choice": "Choose a reason from the list."},
+    )
+    reason_text = _reason_text_field("Why you need this record now")
+    password = forms.CharField(
+        label="Your password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+        error_messages={"required": "Enter your password to confirm it is you."},
+    )
+
+    def __init__(self, *args: Any, user: AbstractBaseUser | AnonymousUser, **kwargs: Any) -> None:
+        kwargs["prefix"] = "glass"
+        super().__init__(*args, **kwargs)
+        self.user = user
+
+    def clean_password(self) -> str:
+        password: str = self.cleaned_data.get("password") or ""
+        if not isinstance(self.user, AbstractBaseUser) or not self.user.check_password(password):
+            raise forms.ValidationError("The password is not right.", code="wrong_password")
+        # Not kept: the form's data after this point carries no password.
+        return ""
+
+
+class RoleSelectForm(forms.Form):
+    profile = forms.TypedChoiceField(
+        label="Role", coerce=int, widget=forms.RadioSelect, error_messages={"required": "Choose a role."}
+    )
+
+    def __init__(self, *args: Any, profiles: list[StaffProfile], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        profile_field = self.fields["profile"]
+        assert isinstance(profile_field, forms.TypedChoiceField)
+        profile_field.choices = [
+            (
+                profile.pk,
+                f"{profile.get_job_role_display()}, {profile.organisation.name} "
+                f"({profile.organisation.ods_code})",
+            )
+            for profile in profiles
+        ]
+
+
+class AlertReviewForm(forms.Form):
+    outcome = forms.ChoiceField(
+        label="Outcome",
+        choices=Alert.Outcome.choices,
+        widget=forms.RadioSelect,
+        error_messages={
+            "required": "Choose an outcome.",
+            "invalid_choice": "Choose an outcome from the list.",
+        },
+    )
+    note = forms.CharField(
+        label="Note (optional)", required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 3})
+    )
