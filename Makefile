@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 EMBEDDED := $(PY) -m sharedcare.embedded
 
-.PHONY: install run test lint bench clean
+.PHONY: install run manage shell test lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,14 @@ install: $(VENV)/.installed static/vendor/.installed
 
 run: install
 	$(EMBEDDED) run
+
+# A management command on the database and broker of the running `make run` (or on the run profile's own services,
+# started for the command and stopped after it, when none is running), e.g. make manage ARGS="run_feed CODE".
+manage: install
+	$(EMBEDDED) exec --profile run -- $(PY) manage.py $(ARGS)
+
+shell: install
+	$(EMBEDDED) exec --profile run -- $(PY) manage.py shell
 
 test: install
 	$(EMBEDDED) exec --profile test -- $(PY) -m pytest $(PYTEST_ARGS)
