@@ -108,28 +108,54 @@ def _deny(why: str) -> Decision:
     return Decision(allowed=False, why_not=why)
 
 
+# Where a web request keeps what it has already read of its user's role profiles and roles. The middleware that
+# carries the chosen role (`consent.middleware.SelectedRoleMiddleware`) puts an empty cache on each request's user;
+# the user object, and with it the cache, lives no longer than that request. A user object without one (a worker,
+# a shell, a test calling the rules directly) is asked of the database every time, so a change to a profile or a
+# role is never hidden from the next decision.
+REQUEST_CACHE_ATTRIBUTE = "_sharedcare_standing_cache"
+
+
+def _request_cached(user: User, key: str, read):  # type: ignore[no-untyped-def]
+    cache = getattr(user, REQUEST_CACHE_ATTRIBUTE, None)
+    if cache is None:
+        return read()
+    if key not in cache:
+        cache[key] = read()
+    return cache[key]
+
+
 def staff_profile_of(user: User) -> StaffProfile | None:
     """The role profile this user acts under now: the one chosen at login, or their only one.
 
     A user with several profiles who has chosen none acts under none, so nothing opens until they choose.
     """
-    if not getattr(user, "is_authenticated", False):
-        return None
-    profiles = StaffProfile.objects.select_related("organisation").filter(user_id=int(user.pk or 0))
+    profiles = staff_profiles_of(user)
     selected = getattr(user, SELECTED_PROFILE_SESSION_KEY, None)
     if selected is not None:
-        return profiles.filter(pk=selected).first()
-    # Two at most: one means no choice is needed, two means the user has not chosen yet.
-    found = list(profiles.order_by("pk")[:2])
-    return found[0] if len(found) == 1 else None
+        return next((profile for profile in profiles if profile.pk == selected), None)
+    return profiles[0] if len(profiles) == 1 else None
 
 
 def staff_profiles_of(user: User) -> list[StaffProfile]:
-    """Every role profile this user holds, for the choice at login."""
+    """Every role profile this user holds, for the choice at login; read once per web request."""
     if not getattr(user, "is_authenticated", False):
         return []
-    return list(
-        StaffProfile.objects.select_related("organisation").filter(user_id=int(user.pk or 0)).order_by("pk")
+    return _request_cached(  # type: ignore[no-any-return]
+        user,
+        "profiles",
+        lambda: list(
+            StaffProfile.objects.select_related("organisation")
+            .filter(user_id=int(user.pk or 0))
+            .order_by("pk")
+        ),
+    )
+
+
+def _role_of(user: User, profile: StaffProfile) -> Role | None:
+    """The roles table's row for the profile's job role; read once per web request."""
+    return _request_cached(  # type: ignore[no-any-return]
+        user, f"role:{profile.job_role}", lambda: Role.objects.filter(code=profile.job_role).first()
     )
 
 
@@ -157,7 +183,7 @@ def _clinical_standing(user: User, action: str, purpose: str) -> _Standing | str
         return "user has no staff role selected"
     if not profile.organisation.is_active:
         return "user's organisation is not an active partner"
-    role = Role.objects.filter(code=profile.job_role).first()
+    role = _role_of(user, profile)
     if role is None:
         return "role is not known to sharedcare"
     sections = frozenset(Section(section) for section in role.sections)
@@ -371,7 +397,7 @@ def may_review_alerts(user: User) -> bool:
     profile = staff_profile_of(user)
     if profile is None or not profile.organisation.is_active:
         return False
-    role = Role.objects.filter(code=profile.job_role).first()
+    role = _role_of(user, profile)
     if role is None:
         return False
     return bool({Activity.EMERGENCY_ACCESS_ALERTS, Activity.SELF_CLAIMED_ALERTS} & set(role.activities))

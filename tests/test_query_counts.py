@@ -16,25 +16,37 @@ from records.sections import Section
 from records.services import feed_upsert, organisation_upsert
 from tests.builders import NEWCOMER, OTHER_NEWCOMER, add_run, condition, ingest, make_entry
 
-# 1. the session; 2. the user; 3. the door's savepoint; 4. the patient with the registered practice; 5. the user's
-# role profiles with their organisations; 6. the role's row in the roles table; 7. the legitimate relationships
-# with the patient held by the organisation or the user's teams; 8. the user's current self-claim or break-glass
-# grant on the patient (both kinds in one query); 9. how many entries each section has and shows; 10. the first page
-# of every section, in one query (a window over sections); 11. the active organisations and 12. the feeds, for the
-# banner of who shares data; 13. the audit write's savepoint; 14. the lock that chains access events; 15. the last
-# event's hash; 16. the new access event; 17. the audit write's savepoint released; 18. the door's savepoint
-# released.
-RECORD_PAGE_QUERIES = 18
+# Every portal page a user is shown carries a frame (`records.portal.context`): the role they act under, the alert
+# queue's link for privacy officers, and the break-glass banner. The role profiles and the role are read once per
+# request (`consent.policy.REQUEST_CACHE_ATTRIBUTE`), so the frame shares them with the door; what it adds of its
+# own is the user's break-glass grants in force. A search that redirects renders no frame.
+
+# 1. the session; 2. the user; 3. the user's role profiles with their organisations (asked first by the role-choice
+# check, then kept for the request); 4. the door's savepoint; 5. the patient with the registered practice; 6. the
+# role's row in the roles table; 7. the legitimate relationships with the patient held by the organisation or the
+# user's teams; 8. the user's current self-claim or break-glass grant on the patient (both kinds in one query);
+# 9. how many entries each section has and shows; 10. the first page of every section, in one query (a window over
+# sections); 11. the active organisations and 12. the feeds, for the banner of who shares data; 13. the audit
+# write's savepoint; 14. the lock that chains access events; 15. the last event's hash; 16. the new access event;
+# 17. the audit write's savepoint released; 18. the door's savepoint released; 19. the frame's break-glass grants.
+RECORD_PAGE_QUERIES = 19
 # 1. the session; 2. the user; 3. the door's savepoint; 4. the patient by NHS number; 5. the role profiles with
 # their organisations; 6. the role; 7. the relationships; 8. the grants; 9-13. the audit write as on the record page
-# (savepoint, chain lock, last hash, new access event, release); 14. the door's savepoint released. A search that is
-# refused asks the same questions, so it takes as many.
+# (savepoint, chain lock, last hash, new access event, release); 14. the door's savepoint released.
 SEARCH_FOUND_QUERIES = 14
-# 1-4 as above, 5. the role profiles (for the audit row's who), then the audit write and the release: no patient,
-# so no role, relationship or grant is asked about.
-SEARCH_NO_SUCH_PATIENT_QUERIES = 11
-# 1. the session; 2. the user. The form refuses the number before the door.
-SEARCH_MALFORMED_QUERIES = 2
+# A search the user is refused asks the door the same questions (1-14), so it takes as long; its page then adds the
+# frame's break-glass grants (the profiles and role are already read).
+SEARCH_REFUSED_QUERIES = SEARCH_FOUND_QUERIES + 1
+# A refusal whose role may declare a relationship asks the same questions, then keeps the offered patient in the
+# session for the access page (savepoint, session update, release) and redirects there.
+SEARCH_REFUSED_WITH_OFFER_QUERIES = SEARCH_FOUND_QUERIES + 3
+# 1-4 as above, 5. the role profiles (for the audit row's who), then the audit write and the release (6-11): no
+# patient, so no role, relationship or grant is asked about by the door. Its page adds 12. the role (for the
+# frame's alert link) and 13. the break-glass grants.
+SEARCH_NO_SUCH_PATIENT_QUERIES = 13
+# 1. the session; 2. the user. The form refuses the number before the door; the page's frame then reads 3. the role
+# profiles, 4. the role and 5. the break-glass grants.
+SEARCH_MALFORMED_QUERIES = 5
 # 1. the session; 2. the user; 3. the feeds with their organisations; 4. each feed's last run; 5. each feed's runs,
 # failures, resources read and quarantined over seven days; 6. each feed's pending quarantine; 7. each feed's runs
 # per day, for the chart.
@@ -93,15 +105,31 @@ def test_a_search_that_finds_a_patient_takes_the_same_exact_queries_however_many
     assert response.status_code == 303
 
 
-def test_a_search_for_a_patient_the_user_may_not_see_takes_the_queries_of_a_search_that_finds_one(
+def test_a_search_for_a_patient_the_user_may_not_see_asks_the_door_what_a_search_that_finds_one_asks(
+    client, cast, django_assert_num_queries
+):
+    client.force_login(
+        cast.reception_dan
+    )  # a role that may neither declare a relationship nor break the glass
+
+    with django_assert_num_queries(SEARCH_REFUSED_QUERIES):
+        response = client.post(reverse("records:patient-search"), {"nhs_number": cast.patient_b.nhs_number})
+
+    assert response.status_code == 200
+
+
+def test_a_refused_search_that_offers_a_relationship_asks_the_same_questions_before_it_offers(
     client, cast, django_assert_num_queries
 ):
     client.force_login(cast.gp_ada)
 
-    with django_assert_num_queries(SEARCH_FOUND_QUERIES):
+    with django_assert_num_queries(SEARCH_REFUSED_WITH_OFFER_QUERIES):
         response = client.post(reverse("records:patient-search"), {"nhs_number": cast.patient_b.nhs_number})
 
-    assert response.status_code == 200
+    assert response.status_code == 303
+    assert response["Location"] == reverse(
+        "records:patient-access", kwargs={"public_id": cast.patient_b.public_id}
+    )
 
 
 def test_a_search_for_a_number_no_patient_holds_looks_for_no_relationship(
