@@ -120,8 +120,8 @@ def cast(db) -> Cast:
     )
     patient_sensitive = Patient.objects.create(
         nhs_number="9449306613",
-        given_name="Sam",
-        family_name="Sensitive",
+        given_name="Tamsin",
+        family_name="Sedgwick",
         birth_date=datetime(1990, 1, 1).date(),
         registered_practice=practice_a,
     )

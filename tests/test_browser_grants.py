@@ -1,7 +1,7 @@
 """Self-claim, break-glass and the privacy officer's review in a real browser: Debian's Chromium driven by
 Playwright against a live server and the cast, at desktop and phone widths.
 
-ed.cara (hospital) has no relationship with Brian Barton or Sam Sensitive (both registered at practices). She declares
+ed.cara (hospital) has no relationship with Brian Barton or Tamsin Sedgwick (both registered at practices). She declares
 one with Brian and breaks the glass on Sam; privacy.fay sees both alerts and records an outcome; once the grants have
 expired (moved into the past: the rules judge expiry at every decision, so no clock needs to move), both records are
 closed again.
@@ -122,11 +122,11 @@ def test_self_claim_and_break_glass_reach_the_privacy_officer_and_close_on_expir
     glass.get_by_label("Your password").fill(PASSWORD)
     glass.get_by_role("button", name="Break the glass and open the record").click()
 
-    expect(cara.get_by_role("heading", level=1)).to_have_text("Sam SENSITIVE")
+    expect(cara.get_by_role("heading", level=1)).to_have_text("Tamsin SEDGWICK")
     banner = cara.locator(".break-glass-banner")
     expect(banner).to_be_visible()
     expect(banner).to_contain_text("BG-")
-    expect(banner).not_to_contain_text("Sam")
+    expect(banner).not_to_contain_text("Tamsin")
     sam_record = cara.url
     shoot(cara, tmp_path, f"break-glass-record-{width}")
     cara.get_by_role("link", name="sharedcare").click()
@@ -146,10 +146,10 @@ def test_self_claim_and_break_glass_reach_the_privacy_officer_and_close_on_expir
     expect(fay.locator("main")).to_contain_text("Self-claimed relationship")
     expect(fay.locator("main")).to_contain_text("ed.cara")
     expect(fay.locator("main")).not_to_contain_text("Brian")
-    expect(fay.locator("main")).not_to_contain_text("Sam")
+    expect(fay.locator("main")).not_to_contain_text("Tamsin")
     shoot(fay, tmp_path, f"alert-queue-{width}")
     fay.get_by_role("link", name=reference.group(0)).click()
-    expect(fay.locator("main")).to_contain_text("Sam SENSITIVE")
+    expect(fay.locator("main")).to_contain_text("Tamsin SEDGWICK")
     expect(fay.locator("main")).to_contain_text("944 930 6613")
     expect(fay.locator(".events")).to_contain_text("Break glass")
     fay.get_by_label("Inappropriate").check()
@@ -173,7 +173,7 @@ def test_self_claim_and_break_glass_reach_the_privacy_officer_and_close_on_expir
         cara.goto(record)
         expect(cara.get_by_role("heading", level=1)).to_have_text("Page not found")
         expect(cara.locator("main")).not_to_contain_text("BARTON")
-        expect(cara.locator("main")).not_to_contain_text("SENSITIVE")
+        expect(cara.locator("main")).not_to_contain_text("SEDGWICK")
         expect(cara.locator(".break-glass-banner")).to_have_count(0)
 
 
@@ -186,7 +186,7 @@ def test_ending_break_glass_from_the_banner_closes_the_record_at_once(contexts, 
     glass.get_by_label("Why you need this record now").fill("Patient asked me to look")
     glass.get_by_label("Your password").fill(PASSWORD)
     glass.get_by_role("button", name="Break the glass and open the record").click()
-    expect(cara.get_by_role("heading", level=1)).to_have_text("Sam SENSITIVE")
+    expect(cara.get_by_role("heading", level=1)).to_have_text("Tamsin SEDGWICK")
     record = cara.url
 
     cara.locator(".break-glass-banner").get_by_role("button", name=re.compile(r"^End BG-")).click()
