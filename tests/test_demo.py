@@ -258,7 +258,7 @@ def loaded(db, monkeypatch) -> str:
     return load()
 
 
-def test_demo_load_creates_the_seven_users_with_their_roles(loaded):
+def test_demo_load_creates_the_eight_users_with_their_roles(loaded):
     users = {
         user.username: user
         for user in get_user_model().objects.prefetch_related("staff_profiles__organisation")
@@ -271,8 +271,13 @@ def test_demo_load_creates_the_seven_users_with_their_roles(loaded):
         "social.eli": ("CCC01", JobRole.SOCIAL_CARE_PRACTITIONER),
         "privacy.fay": ("QUE", JobRole.PRIVACY_OFFICER),
     }
+    several = {"mh.ivy": [("RT1", JobRole.CLINICAL_PRACTITIONER), ("RGT", JobRole.CLINICAL_PRACTITIONER)]}
 
-    assert set(users) == {*expected, "admin.gus"}
+    assert set(users) == {*expected, *several, "admin.gus"}
+    ivy = users["mh.ivy"]
+    assert [
+        (profile.organisation.ods_code, profile.job_role) for profile in ivy.staff_profiles.order_by("pk")
+    ] == several["mh.ivy"]
     for username, (ods_code, role) in expected.items():
         user = users[username]
         profiles = [
@@ -386,17 +391,43 @@ def test_a_gp_referral_gives_the_mental_health_trust_its_only_relationship_with_
     assert not patient.entries.filter(organisation__ods_code="RT1").exists()
 
 
-def test_a_patient_has_sensitive_items_from_the_gp_and_the_hospital(loaded):
+def test_a_referral_opens_the_patient_to_the_psychiatrist_acting_for_cpft_and_not_for_the_hospital(loaded):
+    ivy = get_user_model().objects.get(username="mh.ivy")
+    patient = Patient.objects.get(nhs_number=REFERRED)
+    cpft, cuh = ivy.staff_profiles.order_by("pk")
+
+    ivy.selected_staff_profile_id = cpft.pk
+    decision = decide(ivy, patient, Action.VIEW_RECORD)
+    assert decision.allowed and decision.basis_kind == LegitimateRelationship.Basis.REFERRAL
+    ivy.selected_staff_profile_id = cuh.pk
+    assert not decide(ivy, patient, Action.VIEW_RECORD).allowed
+    del ivy.selected_staff_profile_id
+    assert not decide(ivy, patient, Action.VIEW_RECORD).allowed  # two roles and none chosen: nothing opens
+
+
+def test_a_patient_has_sensitive_items_from_the_gp_and_the_hospital_and_each_sees_only_its_own(loaded):
     patient = Patient.objects.get(nhs_number=SENSITIVE_FROM_TWO_SOURCES)
+    users = {user.username: user for user in get_user_model().objects.all()}
 
     sources = set(patient.entries.filter(is_sensitive=True).values_list("organisation__ods_code", flat=True))
 
     assert sources == {"D81001", "RGT"}
+    for username, own in (("gp.ada", "D81001"), ("ed.cara", "RGT")):
+        decision = decide(users[username], patient, Action.VIEW_RECORD)
+        assert decision.allowed and decision.sensitive_visible_from == frozenset({own})
 
 
-def test_a_patient_is_restricted_by_their_gp(loaded):
-    assert Patient.objects.get(nhs_number=RESTRICTED).is_restricted
+def test_a_patient_is_restricted_by_their_gp_whose_clinician_sees_where_they_live_and_receptionist_does_not(
+    loaded,
+):
+    patient = Patient.objects.get(nhs_number=RESTRICTED)
+    users = {user.username: user for user in get_user_model().objects.all()}
+
+    assert patient.is_restricted
     assert not Patient.objects.get(nhs_number=PATIENT_A).is_restricted
+    assert decide(users["gp.ada"], patient, Action.VIEW_RECORD).shows_restricted_demographics
+    receptionist = decide(users["reception.dan"], patient, Action.VIEW_RECORD)
+    assert receptionist.allowed and not receptionist.shows_restricted_demographics
 
 
 def test_a_second_demo_load_changes_nothing_and_resets_the_passwords(loaded):

@@ -229,7 +229,16 @@ def test_make_run_serves_the_demo_through_gunicorn_and_a_command_beside_it_share
     launcher = launch()
     output = launcher.output
     assert f"http://127.0.0.1:{launcher.port}/" in output
-    for login in ("gp.ada", "gp.ben", "ed.cara", "reception.dan", "social.eli", "privacy.fay", "admin.gus"):
+    for login in (
+        "gp.ada",
+        "gp.ben",
+        "ed.cara",
+        "reception.dan",
+        "social.eli",
+        "privacy.fay",
+        "mh.ivy",
+        "admin.gus",
+    ):
         assert login in output
     # The demo went through the ingestion pipeline: its per-feed summaries are in the output.
     assert re.search(r"gp-d81001.*created", output)

@@ -151,7 +151,7 @@ _FIXED: dict[int, _Fixed] = {
     6: _Fixed(PRACTICE_A, "female", 83, ("osteoarthritis",), (), story=Story.TEAM_CASELOAD),
     7: _Fixed(PRACTICE_B, "male", 34, ("gord",), (), story=Story.REFERRAL_TO_MENTAL_HEALTH),
     8: _Fixed(PRACTICE_A, "female", 29, (), ("cuh-epr",), story=Story.SENSITIVE_FROM_TWO_SOURCES),
-    9: _Fixed(PRACTICE_D, "male", 41, ("migraine",), (), story=Story.RESTRICTED),
+    9: _Fixed(PRACTICE_A, "male", 41, ("migraine",), (), story=Story.RESTRICTED),
 }
 
 

@@ -15,9 +15,15 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
 from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
+from django.db.models import Q
 
 from consent.models import CareTeam, StaffProfile
-from consent.services import care_team_create, care_team_member_add, feed_support_grant, staff_profile_set
+from consent.services import (
+    care_team_create,
+    care_team_member_add,
+    feed_support_grant,
+    staff_profile_add,
+)
 from records.demo.generator import write_demo_bundles
 from records.demo.partners import FEEDS, LIVE_FEEDS, PARTNERS, TEAMS, USERS
 from records.ingest.pipeline import ingest_path, suffixes_for
@@ -64,7 +70,7 @@ def demo_partners_upsert() -> dict[str, Feed]:
 
 
 def demo_users_upsert(password: str) -> list[AbstractUser]:
-    """Create or update the seven demo users, all with `password`, each with exactly the role the demo describes.
+    """Create or update the demo users, all with `password`, each with exactly the role profiles the demo describes.
 
     Always holds afterwards: every demo user is active and has this password; only admin.gus is staff or superuser,
     and admin.gus has no staff profile, so it reaches no patient data (superusers get no clinical access); admin.gus
@@ -86,9 +92,16 @@ def demo_users_upsert(password: str) -> list[AbstractUser]:
             user.set_password(password)
             user.save()
             if spec.ods_code is not None and spec.job_role is not None:
-                staff_profile_set(
-                    user_id=user.pk, organisation=organisations[spec.ods_code], job_role=spec.job_role
-                )
+                # The profiles named, and no others; a second load keeps each (and its id) as it is.
+                wanted = ((spec.ods_code, spec.job_role), *spec.also)
+                kept = Q()
+                for ods_code, job_role in wanted:
+                    kept |= Q(organisation=organisations[ods_code], job_role=job_role)
+                StaffProfile.objects.filter(user=user).exclude(kept).delete()
+                for ods_code, job_role in wanted:
+                    staff_profile_add(
+                        user_id=user.pk, organisation=organisations[ods_code], job_role=job_role
+                    )
             else:
                 StaffProfile.objects.filter(user=user).delete()
             if spec.is_superuser:

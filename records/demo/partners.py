@@ -56,6 +56,8 @@ class UserSpec:
     job_role: str | None
     description: str
     is_superuser: bool = False
+    # More role profiles (ODS code, job role) the user holds; with more than one, they choose one at login.
+    also: tuple[tuple[str, str], ...] = ()
 
 
 PRACTICE_A = "D81001"
@@ -279,6 +281,15 @@ USERS: tuple[UserSpec, ...] = (
         "social worker, Cambridgeshire County Council",
     ),
     UserSpec("privacy.fay", "Fay", "Castell", ICB, JobRole.PRIVACY_OFFICER, "privacy officer, the ICB"),
+    UserSpec(
+        "mh.ivy",
+        "Ivy",
+        "Achterberg",
+        CPFT,
+        JobRole.CLINICAL_PRACTITIONER,
+        "psychiatrist at CPFT, also liaison sessions at Cambridge University Hospitals (chooses a role at login)",
+        also=((CUH, JobRole.CLINICAL_PRACTITIONER),),
+    ),
     UserSpec(
         "admin.gus",
         "Gus",

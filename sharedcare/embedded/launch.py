@@ -30,6 +30,7 @@ DEMO_LOGINS = [
     ("reception.dan", "receptionist, practice A (demographics only)"),
     ("social.eli", "social worker, Cambridgeshire County Council"),
     ("privacy.fay", "privacy officer"),
+    ("mh.ivy", "psychiatrist at CPFT and in liaison sessions at CUH: chooses a role at login"),
     ("admin.gus", "back-office administrator (Django admin at /admin/)"),
 ]
 
