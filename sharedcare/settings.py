@@ -130,7 +130,8 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
-# The runserver used by `make run` serves files straight from the finders; no collectstatic step needed there.
+# `make run` serves through gunicorn, and WhiteNoise reads static files straight from the finders, so no collectstatic
+# step is needed there; the container image collects them at build time.
 WHITENOISE_USE_FINDERS = True
 
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"

@@ -53,7 +53,7 @@ def test_the_queue_lists_alerts_with_who_and_why_and_names_no_patient(client, ca
     for alert in (claim, glass):
         assert alert.reference in text
     assert "Self-claimed relationship" in text and "Break-glass access" in text
-    assert "ed.cara" in text and "RGT" in text
+    assert "ed.cara, Clinical practitioner (R8000) at RGT" in text
     assert "Referral received: Referred by GP" in text
     for value in (*PATIENT_B_FIELDS, "Tamsin", "Sedgwick", "9449306613"):
         assert value not in text
