@@ -271,18 +271,27 @@ def _allowed(
     )
 
 
-def relationship_provenance(relationship: LegitimateRelationship) -> str:
-    """Where a relationship came from, in words: its basis, its holder, and the data that created it."""
+def relationship_provenance(relationship: LegitimateRelationship, *, whereabouts_shown: bool = True) -> str:
+    """Where a relationship came from, in words: its basis, its holder, and the data that created it.
+
+    For a restricted patient whose whereabouts the user may not see, only the basis and holder: the data that
+    created a relationship can name the patient's GP practice (a registration, a GP's referral). The audit row
+    still names the relationship, so a privacy officer can follow it.
+    """
     holder = getattr(relationship.group, "care_team", None) if relationship.group_id else None
     parts = [relationship.get_basis_display()]
     if holder is not None:
         parts.append(f"held by {holder.name}")
+    if not whereabouts_shown:
+        parts.append("where it came from is not shown: the record is restricted")
+        return "; ".join(parts)
     if relationship.source_description:
         parts.append(relationship.source_description)
-    if relationship.source_feed_id is not None:
-        parts.append(f"feed {relationship.source_feed_id}")
+    feed = relationship.source_feed
+    if feed is not None:
+        parts.append(f"from {feed.organisation.name}'s {feed.name} ({feed.code})")
     if relationship.source_run_id is not None:
-        parts.append(f"run {relationship.source_run_id}")
+        parts.append(f"ingest run {relationship.source_run_id}")
     return "; ".join(parts)
 
 
@@ -303,7 +312,7 @@ def decide(user: User, patient: Patient, action: str, purpose: str = Purpose.DIR
     relationships = list(
         _current_relationships(standing, now)
         .filter(content_object=patient)
-        .select_related("group__care_team")
+        .select_related("group__care_team", "source_feed__organisation")
     )
     grant = _current_grant_for(standing, patient, now)
     if relationships:
@@ -312,7 +321,10 @@ def decide(user: User, patient: Patient, action: str, purpose: str = Purpose.DIR
             standing,
             basis=f"{relationship.basis}:{ods} relationship {relationship.pk}",
             basis_kind=relationship.basis,
-            provenance=relationship_provenance(relationship),
+            provenance=relationship_provenance(
+                relationship,
+                whereabouts_shown=not patient.is_restricted or Activity.ACCESS_SENSITIVE in standing.activities,
+            ),
             relationship_id=relationship.pk,
         )
     if grant is not None:

@@ -9,11 +9,19 @@ from django.utils import timezone
 
 from audit.models import AccessEvent
 from consent.models import LegitimateRelationship
+from consent.roles import JobRole
 from records.models import Feed, Organisation, Patient
 from records.portal.selectors import ROLE_DEMOGRAPHICS_ONLY, SENSITIVE_WITHHELD
 from records.sections import CLINICAL_SECTIONS, Section
 from records.services import feed_upsert, organisation_upsert
-from tests.builders import SOCIAL_CARE_CLINICAL_SECTIONS, make_entry
+from tests.builders import (
+    SOCIAL_CARE_CLINICAL_SECTIONS,
+    ingest,
+    make_entry,
+    make_user,
+    ods_reference,
+    referral,
+)
 
 NHS_NUMBER_FORMS = ("9990000018", "999 000 0018", "999-000-0018", "999+000+0018", "999%20000%200018")
 
@@ -194,6 +202,37 @@ def test_restricted_patient_address_phone_and_practice_are_hidden_from_a_role_wi
     assert "restricted-demographics" in event.withheld
     assert Section.GP_PRACTICE.value not in event.sections_shown
     assert "restricted-demographics" not in event.sections_shown
+
+
+def test_a_restricted_patients_practice_is_named_nowhere_on_the_page_of_a_role_without_b1611(client, cast):
+    # A mental-health nurse (no B1611) holds a relationship from the GP's referral: the practice sent the
+    # referral and its entries, and the relationship's provenance would name it.
+    nurse = make_user("mh.nell", cast.cpft, JobRole.NURSE)
+    Patient.objects.filter(pk=cast.patient_b.pk).update(is_restricted=True)
+    ingest(cast.gp_b_feed, referral("r1", cast.patient_b, [ods_reference("RT1")]))
+
+    page = open_record(client, nurse, cast.patient_b)
+
+    assert "Referral received" in page
+    # Only the list of every partner sharing data (the same for every patient) names the practice.
+    about_the_patient = page.replace(section_html(page, "data-availability"), "")
+    for value in ("Fenland Practice", "D81002", cast.gp_b_feed.code):
+        assert value not in about_the_patient
+    assert "The patient's GP practice" in section_html(page, "problems-and-issues")
+    event = AccessEvent.objects.get()
+    assert event.basis.startswith("referral:RT1 relationship ")  # the trail still names the relationship
+    assert "D81002" in event.partners_shown  # and the partner whose entries were shown
+
+
+def test_the_practice_of_a_restricted_patient_is_named_to_b1611_with_where_the_relationship_came_from(
+    client, cast
+):
+    Patient.objects.filter(pk=cast.patient_b.pk).update(is_restricted=True)
+
+    page = open_record(client, cast.gp_ben, cast.patient_b)
+
+    assert "Fenland Practice (D81002)" in page.replace('<span class="ods">', "").replace("</span>", "")
+    assert cast.gp_b_feed.code in page
 
 
 def test_restricted_patient_whereabouts_are_shown_to_b1611_and_the_showing_is_audited(client, cast):

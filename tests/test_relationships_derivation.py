@@ -226,7 +226,10 @@ def test_a_referral_received_by_cpft_gives_cpft_a_relationship(cast, mh_hana):
     )
     decision = decide(mh_hana, cast.patient_b, Action.VIEW_RECORD)
     assert decision.allowed and decision.basis_kind == Basis.REFERRAL
-    assert "Referral received" in decision.provenance
+    assert decision.provenance == (
+        "Referral received; ServiceRequest/r1: Referral to community mental health team, referral to RT1, active; "
+        f"from Fenland Practice's {cast.gp_b_feed.name} ({cast.gp_b_feed.code}); ingest run {run.pk}"
+    )
 
 
 @pytest.mark.parametrize(
