@@ -271,6 +271,11 @@ def _allowed(
     )
 
 
+def _whereabouts_shown(standing: _Standing, patient: Patient) -> bool:
+    """A restricted patient's address, phone and practice are shown only to roles holding B1611."""
+    return not patient.is_restricted or Activity.ACCESS_SENSITIVE in standing.activities
+
+
 def relationship_provenance(relationship: LegitimateRelationship, *, whereabouts_shown: bool = True) -> str:
     """Where a relationship came from, in words: its basis, its holder, and the data that created it.
 
@@ -322,8 +327,7 @@ def decide(user: User, patient: Patient, action: str, purpose: str = Purpose.DIR
             basis=f"{relationship.basis}:{ods} relationship {relationship.pk}",
             basis_kind=relationship.basis,
             provenance=relationship_provenance(
-                relationship,
-                whereabouts_shown=not patient.is_restricted or Activity.ACCESS_SENSITIVE in standing.activities,
+                relationship, whereabouts_shown=_whereabouts_shown(standing, patient)
             ),
             relationship_id=relationship.pk,
         )
