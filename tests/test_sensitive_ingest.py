@@ -2,10 +2,13 @@
 entry is flagged sensitive, whatever coding system or part of the resource carries the code."""
 
 import pytest
+from django.urls import reverse
 
+from audit.models import AccessEvent
 from consent.models import SensitiveCode
 from consent.sensitive import CTV3, ICD_10, ICD_10_UK, READ_V2, SNOMED_CT
 from records.models import RecordEntry
+from records.portal.selectors import SENSITIVE_WITHHELD
 from tests.builders import coded_concept, coded_condition, condition, ingest, workers_for_every_run
 
 # Held here, apart from the curated default's own files: codes a partner may send, most of them below or beside
@@ -129,3 +132,30 @@ def test_validation_workers_match_with_the_sets_the_run_loaded(cast, settings, m
 
     flags = dict(RecordEntry.objects.filter(ingest_run=run).values_list("source_id", "is_sensitive"))
     assert flags == {"local-1": True, "held-1": True, "asthma-1": False}
+
+
+def test_another_partners_descendant_and_icd_10_codes_are_withheld_from_the_gp_and_shown_to_their_source(
+    client, cast
+):
+    # Neither code is in the curated list itself: one is a SNOMED CT descendant, the other an ICD-10 code.
+    ingest(
+        cast.cuh_feed,
+        coded_condition("hiv-1", cast.patient_a, SNOMED_CT, "111880001", "Acute HIV infection"),
+        coded_condition(
+            "chl-1", cast.patient_a, ICD_10, "A56.0", "Chlamydial infection of lower genitourinary tract"
+        ),
+    )
+    url = reverse("records:patient-detail", kwargs={"public_id": cast.patient_a.public_id})
+
+    client.force_login(cast.gp_ada)
+    gp_page = client.get(url).content.decode()
+    client.force_login(cast.ed_cara)
+    source_page = client.get(url).content.decode()
+
+    for words in ("Acute HIV infection", "Chlamydial infection"):
+        assert words not in gp_page
+        assert words in source_page
+    assert SENSITIVE_WITHHELD in gp_page
+    gp_event, source_event = AccessEvent.objects.filter(action=AccessEvent.Action.VIEW_RECORD).order_by("pk")
+    assert "sensitive-entries:2" in gp_event.withheld
+    assert not any(fact.startswith("sensitive-entries") for fact in source_event.withheld)
