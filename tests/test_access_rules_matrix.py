@@ -1,5 +1,6 @@
 """The access rules as one matrix, through the door: the role, how the user came to the patient, whether that is
-still current, a restricted patient or not, and the action.
+still current (a relationship held by the organisation or a team, on any basis; a self-claim; break-glass), a
+restricted patient or not, and the action.
 
 Every case asserts the decision, what the record page then shows (sections, the restricted patient's whereabouts,
 sensitive entries: the user's own organisation's shown, another's withheld with the notice), the `AccessEvent` the
@@ -40,15 +41,20 @@ ROLES = {
     "superuser": None,
 }
 
-# How the user came to the patient, and the basis an allowed decision names.
+# How the user came to the patient, and the basis an allowed decision names. A relationship is held by the
+# user's organisation or by a care team of it (which reaches only its members); each holder with two bases.
 ROUTES = {
     "none": None,
-    "organisation": "care-event",
-    "team-member": "caseload",
+    "organisation-care-event": "care-event",
+    "organisation-referral": "referral",
+    "team-caseload": "caseload",
+    "team-referral": "referral",
     "team-not-member": None,
     "self-claim": "self-claim",
     "break-glass": "break-glass",
 }
+ORGANISATION_ROUTES = {"organisation-care-event", "organisation-referral"}
+TEAM_ROUTES = {"team-caseload": "caseload", "team-referral": "referral", "team-not-member": "caseload"}
 
 
 @dataclass
@@ -91,17 +97,13 @@ def _world(role: str, route: str, current: bool, restricted: bool) -> World:
         "valid_from": now - timedelta(days=1),
         "valid_until": until,
     }
-    if route == "organisation":
-        LegitimateRelationship.objects.create(
-            group=home.group, basis=LegitimateRelationship.Basis.CARE_EVENT, **relationship
-        )
-    elif route in ("team-member", "team-not-member"):
+    if route in ORGANISATION_ROUTES:
+        LegitimateRelationship.objects.create(group=home.group, basis=ROUTES[route], **relationship)
+    elif route in TEAM_ROUTES:
         team = care_team_create(organisation=home, name="Outreach", code="OUT")
-        if route == "team-member":
+        if route != "team-not-member":
             care_team_member_add(team=team, user_id=user.pk)
-        LegitimateRelationship.objects.create(
-            group=team.group, basis=LegitimateRelationship.Basis.CASELOAD, **relationship
-        )
+        LegitimateRelationship.objects.create(group=team.group, basis=TEAM_ROUTES[route], **relationship)
     elif route in ("self-claim", "break-glass"):
         profile = staff_profile_of(user)
         if profile is not None:
@@ -275,7 +277,7 @@ def test_a_denial_for_want_of_a_relationship_says_what_the_role_may_do_about_it(
 
 
 def test_the_roles_table_is_what_decides(db):
-    world = _world(JobRole.NURSE, "organisation", True, False)
+    world = _world(JobRole.NURSE, "organisation-care-event", True, False)
     assert Section.PROBLEMS in decide(world.user, world.patient, Action.VIEW_RECORD).sections
 
     Role.objects.filter(code=JobRole.NURSE).update(sections=sorted(DEMOGRAPHIC_SECTIONS))
