@@ -271,6 +271,21 @@ def _allowed(
     )
 
 
+def _source_for_audit(relationship: LegitimateRelationship) -> str:
+    """Where the relationship came from, by ids that outlive it, for the audit row: relationships are rewritten as
+    care context changes, but feeds, runs and entries are kept."""
+    found = [
+        f"{name} {value}"
+        for name, value in (
+            ("feed", relationship.source_feed.code if relationship.source_feed is not None else None),
+            ("run", relationship.source_run_id),
+            ("entry", relationship.source_entry_id),
+        )
+        if value is not None
+    ]
+    return f" ({', '.join(found)})" if found else ""
+
+
 def _whereabouts_shown(standing: _Standing, patient: Patient) -> bool:
     """A restricted patient's address, phone and practice are shown only to roles holding B1611."""
     return not patient.is_restricted or Activity.ACCESS_SENSITIVE in standing.activities
@@ -324,7 +339,7 @@ def decide(user: User, patient: Patient, action: str, purpose: str = Purpose.DIR
         relationship = min(relationships, key=lambda row: (_BASIS_STRENGTH.get(row.basis, 9), row.pk))
         return _allowed(
             standing,
-            basis=f"{relationship.basis}:{ods} relationship {relationship.pk}",
+            basis=f"{relationship.basis}:{ods} relationship {relationship.pk}{_source_for_audit(relationship)}",
             basis_kind=relationship.basis,
             provenance=relationship_provenance(
                 relationship, whereabouts_shown=_whereabouts_shown(standing, patient)

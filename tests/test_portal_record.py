@@ -209,7 +209,7 @@ def test_a_restricted_patients_practice_is_named_nowhere_on_the_page_of_a_role_w
     # referral and its entries, and the relationship's provenance would name it.
     nurse = make_user("mh.nell", cast.cpft, JobRole.NURSE)
     Patient.objects.filter(pk=cast.patient_b.pk).update(is_restricted=True)
-    ingest(cast.gp_b_feed, referral("r1", cast.patient_b, [ods_reference("RT1")]))
+    run = ingest(cast.gp_b_feed, referral("r1", cast.patient_b, [ods_reference("RT1")]))
 
     page = open_record(client, nurse, cast.patient_b)
 
@@ -220,7 +220,13 @@ def test_a_restricted_patients_practice_is_named_nowhere_on_the_page_of_a_role_w
         assert value not in about_the_patient
     assert "The patient's GP practice" in section_html(page, "problems-and-issues")
     event = AccessEvent.objects.get()
-    assert event.basis.startswith("referral:RT1 relationship ")  # the trail still names the relationship
+    # The trail still names the relationship and the data that made it.
+    found = LegitimateRelationship.objects.get(content_object=cast.patient_b, group=cast.cpft.group)
+    entry = cast.patient_b.entries.get(source_id="r1")
+    assert (
+        event.basis
+        == f"referral:RT1 relationship {found.pk} (feed gp-d81002, run {run.pk}, entry {entry.pk})"
+    )
     assert "D81002" in event.partners_shown  # and the partner whose entries were shown
 
 
@@ -259,7 +265,8 @@ def test_record_view_audits_sections_and_partners_shown(client, cast):
     relationship = LegitimateRelationship.objects.get(
         content_object=cast.patient_a, group=cast.practice_a.group
     )
-    assert event.basis == f"registered-practice:D81001 relationship {relationship.pk}"
+    # The relationship, and where it came from by ids that outlive it (relationships are rewritten as care changes).
+    assert event.basis == f"registered-practice:D81001 relationship {relationship.pk} (feed gp-d81001)"
     assert event.partners_shown == ["CCC01", "D81001", "RGT", "RT1"]
     assert {"person-demographics", "gp-practice", "problems-and-issues", "encounters"} <= set(
         event.sections_shown
