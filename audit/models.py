@@ -23,6 +23,10 @@ class AccessEvent(models.Model):
         READ_AUDIT = "read-audit", "Read audit"
         # Unmasking what a partner sent (a quarantined payload, an error text) in the back office.
         REVEAL = "reveal", "Reveal masked data"
+        # The IG team matching a patient's objection or access request to a patient held here.
+        MATCH_PATIENT = "match-patient", "Match a request to a patient"
+        # A break-glass that sets an upheld objection aside: its own, louder event.
+        OBJECTION_OVERRIDE = "objection-override", "Override an objection"
 
     class Outcome(models.TextChoices):
         ALLOWED = "allowed", "Allowed"
@@ -33,6 +37,7 @@ class AccessEvent(models.Model):
         DIRECT_CARE = "direct-care", "Direct care"
         AUDIT = "audit", "Audit and investigation"
         FEED_SUPPORT = "feed-support", "Fixing a partner feed"
+        PATIENTS_RIGHTS = "patients-rights", "A patient's objection or access request"
 
     occurred_at = models.DateTimeField(default=timezone.now, db_index=True)
     user_id = models.BigIntegerField(null=True, blank=True, db_index=True)
@@ -75,6 +80,8 @@ class Alert(models.Model):
     class Kind(models.TextChoices):
         SELF_CLAIM = "self-claim", "Self-claimed relationship"
         BREAK_GLASS = "break-glass", "Break-glass access"
+        OBJECTION_OVERRIDE = "objection-override", "Objection overridden by break-glass"
+        CASE_OVERDUE = "case-overdue", "Patient's request overdue"
 
     class Outcome(models.TextChoices):
         APPROPRIATE = "appropriate", "Appropriate"

@@ -32,10 +32,13 @@ class ConsentConfig(AppConfig):
             CareTeamMembership,
             FeedSupportAssignment,
             LegitimateRelationship,
+            NationalOptOut,
+            Objection,
             Role,
             SelfClaimedRelationship,
             SensitiveCode,
             StaffProfile,
+            SubjectAccessRequest,
         )
 
         post_migrate.connect(_roles_seed, sender=self)
@@ -48,5 +51,9 @@ class ConsentConfig(AppConfig):
         auditlog.register(SelfClaimedRelationship)
         auditlog.register(BreakGlassGrant)
         auditlog.register(SensitiveCode)
+        # Patients' rights: every step of a case, with its actor.
+        auditlog.register(Objection)
+        auditlog.register(SubjectAccessRequest)
+        auditlog.register(NationalOptOut)
         # Who may read which partner's feed data, and who granted it.
         auditlog.register(FeedSupportAssignment)

@@ -434,6 +434,40 @@ def may_review_alerts(user: User) -> bool:
     return bool({Activity.EMERGENCY_ACCESS_ALERTS, Activity.SELF_CLAIMED_ALERTS} & set(role.activities))
 
 
+# Patients' rights: who works objections and subject access requests.
+
+# The permission that makes a user one of the information-governance team who work patients' objections and subject
+# access requests. Asked of the permission tables, never `has_perm`, so a superuser holds it only if granted it.
+PATIENTS_RIGHTS_PERMISSION = "manage_objections"
+
+
+def may_manage_patients_rights(user: User) -> bool:
+    """The IG team (holders of `consent.manage_objections`, given directly or through a group) work the cases.
+
+    Working a case opens no record: matching a case to a patient is its own audited action, and the IG team sees
+    only the demographics the match needs.
+    """
+    if not getattr(user, "is_active", False) or not getattr(user, "is_authenticated", False):
+        return False
+    return (
+        Permission.objects.filter(codename=PATIENTS_RIGHTS_PERMISSION, content_type__app_label="consent")
+        .filter(Q(user=user) | Q(group__user=user))
+        .exists()
+    )
+
+
+def may_enter_objection_for(user: User, patient: Patient) -> Decision:
+    """A patient's own GP practice may record an objection the patient made to it (by phone, letter or in
+    person): allowed for a user whose acting role may view the record through the registered-practice relationship.
+    """
+    decision = decide(user, patient, Action.VIEW_RECORD)
+    if not decision.allowed:
+        return decision
+    if decision.basis_kind != LegitimateRelationship.Basis.REGISTERED_PRACTICE:
+        return _deny("only the patient's own GP practice records an objection from the record")
+    return decision
+
+
 def _holds_feed_support_permission(user: User) -> bool:
     # Asked of the permission tables, not `has_perm`: a superuser holds it only if it was granted to them.
     return (

@@ -23,11 +23,15 @@ INGEST_RUN_NAMESPACE = 7_301_001
 FEED_RUN_NAMESPACE = 7_301_002
 # One append to the access-event chain at a time (transaction level, one key).
 AUDIT_CHAIN_KEY = 0x5C_A0D17
+# One receipt of a patient's submission at a time per submission (its fingerprint's first 31 bits), so the same
+# form posted twice at once is stored once (transaction level).
+SUBMISSION_NAMESPACE = 7_301_003
 
 KEYS = {
     "ingest run": INGEST_RUN_NAMESPACE,
     "feed run": FEED_RUN_NAMESPACE,
     "audit chain": AUDIT_CHAIN_KEY,
+    "submission": SUBMISSION_NAMESPACE,
 }
 
 # pg_locks shows a two-key advisory lock as classid = key 1, objid = key 2, objsubid = 2, in one database.
@@ -65,6 +69,11 @@ def feed_run_unlock(feed_id: int) -> None:
 def feed_run_lock_is_held(feed_id: int) -> bool:
     """Whether another session holds the feed's run lock."""
     return _held_by_another_session(FEED_RUN_NAMESPACE, feed_id)
+
+
+def submission_lock(fingerprint: str) -> None:
+    """Wait for the lock of one submission (by its hex fingerprint) and hold it until the transaction ends."""
+    _execute("SELECT pg_advisory_xact_lock(%s, %s)", [SUBMISSION_NAMESPACE, int(fingerprint[:8], 16) >> 1])
 
 
 def audit_chain_lock() -> None:

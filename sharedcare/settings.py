@@ -170,6 +170,9 @@ RELATIONSHIP_ENCOUNTER_DAYS = env_int("RELATIONSHIP_ENCOUNTER_DAYS", 90, minimum
 # the back office sets each role's own maximum in the roles table.
 SELF_CLAIM_HOURS = env_int("SELF_CLAIM_HOURS", 24, minimum=1)
 BREAK_GLASS_HOURS = env_int("BREAK_GLASS_HOURS", 4, minimum=1)
+# The national data opt-out governs uses beyond individual care; a deployment may also make it hide the record from
+# the direct-care view.
+NDOP_HIDES_DIRECT_CARE = env_bool("NDOP_HIDES_DIRECT_CARE", False)
 # Largest partner file the ingester reads, in bytes.
 INGEST_MAX_FILE_BYTES = env_int("INGEST_MAX_FILE_BYTES", 100 * 1024 * 1024, minimum=1024)
 # Processes that validate one ingest run's FHIR resources: 1 validates in the run's own process; N > 1 forks up to

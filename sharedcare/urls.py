@@ -14,5 +14,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include(account_urls)),
     path("api/", include("records.partner_api.urls")),
+    # For patients, without signing in: the object-to-share form and where a request stands.
+    path("object-to-share/", include("records.public.urls")),
     path("", include("records.portal.urls")),
 ]

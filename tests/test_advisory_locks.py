@@ -11,12 +11,16 @@ PACKAGES = ("sharedcare", "records", "consent", "audit")
 def test_no_two_locks_share_a_key():
     keys = list(advisory_locks.KEYS.values())
 
-    assert len(set(keys)) == len(keys) == 3
+    assert len(set(keys)) == len(keys) == 4
 
 
 def test_every_key_fits_the_lock_it_is_for():
     # A two-key lock's keys are PostgreSQL integers (32 bits); a one-key lock's is a bigint.
-    for namespace in (advisory_locks.INGEST_RUN_NAMESPACE, advisory_locks.FEED_RUN_NAMESPACE):
+    for namespace in (
+        advisory_locks.INGEST_RUN_NAMESPACE,
+        advisory_locks.FEED_RUN_NAMESPACE,
+        advisory_locks.SUBMISSION_NAMESPACE,
+    ):
         assert 0 < namespace < 2**31
     assert 0 < advisory_locks.AUDIT_CHAIN_KEY < 2**63
 

@@ -1,6 +1,8 @@
-from django.urls import path
+from django.urls import include, path
 
 from records.portal import views
+from records.portal.objections_urls import urlpatterns as objection_urls
+from records.portal.subject_access_urls import urlpatterns as subject_access_urls
 
 app_name = "records"
 
@@ -21,4 +23,7 @@ urlpatterns = [
     path("grants/<str:reference>/end/", views.grant_end, name="grant-end"),
     path("alerts/", views.alert_list, name="alert-list"),
     path("alerts/<int:alert_id>/", views.alert_detail, name="alert-detail"),
+    # The information-governance team's cases: patients' objections, subject access requests, opt-outs.
+    path("ig/objections/", include(objection_urls)),
+    path("ig/", include(subject_access_urls)),
 ]
