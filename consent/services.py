@@ -17,6 +17,7 @@ from consent.models import (
     Role,
     StaffProfile,
 )
+from consent.policy import PATIENTS_RIGHTS_PERMISSION
 from consent.roles import STARTING_ROLES
 from records.models import Organisation
 from records.models.patients import ACCESS_RECORD_PERMISSION
@@ -114,3 +115,18 @@ def care_team_member_add(*, team: CareTeam, user_id: int) -> CareTeamMembership:
     """Add a user to a team; django-auditlog records the membership."""
     membership, _ = CareTeamMembership.objects.get_or_create(team=team, user_id=user_id)
     return membership
+
+
+INFORMATION_GOVERNANCE_GROUP = "Information governance"
+
+
+def information_governance_team_add(*, user_id: int) -> None:
+    """Make the user one of the IG team, who work patients' objections and subject access requests: a member of
+    the group holding `consent.manage_objections` (created with it when missing)."""
+    permission = Permission.objects.get(
+        codename=PATIENTS_RIGHTS_PERMISSION, content_type__app_label="consent"
+    )
+    with transaction.atomic():
+        group, _ = Group.objects.get_or_create(name=INFORMATION_GOVERNANCE_GROUP)
+        group.permissions.add(permission)
+        group.user_set.add(user_id)

@@ -17,7 +17,7 @@ from django.utils import timezone
 from fhir.resources.R4B.bundle import Bundle
 
 from consent.models import CareTeam, LegitimateRelationship, StaffProfile
-from consent.policy import Action, decide
+from consent.policy import Action, decide, may_manage_patients_rights
 from consent.roles import JobRole
 from records import nhs_number
 from records.demo.generator import (
@@ -477,3 +477,9 @@ def test_demo_load_can_keep_its_bundles(db, monkeypatch, tmp_path):
 
     written = json.loads((tmp_path / "gp-d81001" / "gp-d81001-001.json").read_text())
     assert written["resourceType"] == "Bundle"
+
+
+def test_privacy_fay_and_no_other_demo_user_works_patients_objections(loaded):
+    users = {user.username: user for user in get_user_model().objects.all()}
+
+    assert {name for name, user in users.items() if may_manage_patients_rights(user)} == {"privacy.fay"}

@@ -22,6 +22,7 @@ from consent.services import (
     care_team_create,
     care_team_member_add,
     feed_support_grant,
+    information_governance_team_add,
     staff_profile_add,
 )
 from records.demo.generator import write_demo_bundles
@@ -106,6 +107,8 @@ def demo_users_upsert(password: str) -> list[AbstractUser]:
                 StaffProfile.objects.filter(user=user).delete()
             if spec.is_superuser:
                 feed_support_grant(user_id=user.pk, organisations=organisations.values())
+            if spec.ig_team:
+                information_governance_team_add(user_id=user.pk)
             users.append(user)
     return users
 

@@ -58,6 +58,8 @@ class UserSpec:
     is_superuser: bool = False
     # More role profiles (ODS code, job role) the user holds; with more than one, they choose one at login.
     also: tuple[tuple[str, str], ...] = ()
+    # A member of the information-governance team, who works patients' objections and access requests.
+    ig_team: bool = False
 
 
 PRACTICE_A = "D81001"
@@ -280,7 +282,15 @@ USERS: tuple[UserSpec, ...] = (
         JobRole.SOCIAL_CARE_PRACTITIONER,
         "social worker, Cambridgeshire County Council",
     ),
-    UserSpec("privacy.fay", "Fay", "Castell", ICB, JobRole.PRIVACY_OFFICER, "privacy officer, the ICB"),
+    UserSpec(
+        "privacy.fay",
+        "Fay",
+        "Castell",
+        ICB,
+        JobRole.PRIVACY_OFFICER,
+        "privacy officer and IG team, the ICB",
+        ig_team=True,
+    ),
     UserSpec(
         "mh.ivy",
         "Ivy",
