@@ -25,3 +25,24 @@ def sensitive_flags_refresh_task() -> int:
     two changes do the work once between them.
     """
     return sensitive_flags_refresh()
+
+
+@shared_task(
+    name="consent.case_overdue_alerts_raise_task",
+    acks_late=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=5,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=4,
+)
+def case_overdue_alerts_raise_task() -> int:
+    """Raise one alert for each objection and subject access request open past its due date; return how many were
+    raised.
+
+    Takes no arguments and is safe to run twice, or twice at once: a case has one overdue alert, however often this
+    runs (`consent.subject_access.case_overdue_alerts_raise`).
+    """
+    from consent.subject_access import case_overdue_alerts_raise
+
+    return len(case_overdue_alerts_raise())

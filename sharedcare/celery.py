@@ -29,4 +29,9 @@ app.conf.beat_schedule = {
         "task": "records.personal_grants_tidy_task",
         "schedule": crontab(minute="*/15"),
     },
+    # Raises one alert for each patient's objection or access request open past its legal due date.
+    "alert-overdue-patient-cases": {
+        "task": "consent.case_overdue_alerts_raise_task",
+        "schedule": crontab(minute=5),
+    },
 }
