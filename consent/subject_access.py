@@ -377,7 +377,14 @@ def _value_words(field_name: str, value: Any, usernames: dict[str, str]) -> str:
     return str(choices.get(value, value))
 
 
+_LABELS = {"nhs_number": "NHS number"}
+# The model's own order, so every entry of the history lists its fields alike.
+_FIELD_ORDER = {field.name: position for position, field in enumerate(SubjectAccessRequest._meta.fields)}
+
+
 def _field_label(field_name: str) -> str:
+    if field_name in _LABELS:
+        return _LABELS[field_name]
     field = SubjectAccessRequest._meta.get_field(field_name)
     return str(field.verbose_name) if isinstance(field, models.Field) else field_name
 
@@ -407,7 +414,9 @@ def subject_access_history(request: SubjectAccessRequest) -> list[HistoryLine]:
                 before=_value_words(name, before, usernames),
                 after=_value_words(name, after, usernames),
             )
-            for name, (before, after) in entry.changes_dict.items()
+            for name, (before, after) in sorted(
+                entry.changes_dict.items(), key=lambda item: _FIELD_ORDER.get(item[0], len(_FIELD_ORDER))
+            )
             if name not in _HISTORY_HIDDEN
             and _value_words(name, before, usernames) != _value_words(name, after, usernames)
         ]

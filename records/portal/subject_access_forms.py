@@ -28,7 +28,8 @@ def _nhs_number_field(*, required: bool) -> forms.CharField:
     return forms.CharField(
         label="NHS number" if required else "NHS number (if known)",
         max_length=20,
-        required=False,
+        required=required,
+        error_messages={"required": "Enter an NHS number."},
         help_text="10 digits. Spaces are fine, for example 943 476 5919.",
         widget=forms.TextInput(attrs={"autocomplete": "off", "inputmode": "numeric", "spellcheck": "false"}),
     )
