@@ -11,10 +11,14 @@ from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
 from records.access import portal_frame_for_user
+from records.access_objections import works_objections
 
 
 def portal_frame(request: HttpRequest) -> dict[str, Any]:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {}
-    return {"frame": SimpleLazyObject(lambda: portal_frame_for_user(user))}
+    return {
+        "frame": SimpleLazyObject(lambda: portal_frame_for_user(user)),
+        "works_objections": SimpleLazyObject(lambda: works_objections(user)),
+    }
