@@ -53,7 +53,8 @@ class ConsentConfig(AppConfig):
         auditlog.register(SensitiveCode)
         # Patients' rights: every step of a case, with its actor.
         auditlog.register(Objection)
-        auditlog.register(SubjectAccessRequest)
+        # The access report is kept once, on the request; the change history says only that it changed.
+        auditlog.register(SubjectAccessRequest, exclude_fields=["report"])
         auditlog.register(NationalOptOut)
         # Who may read which partner's feed data, and who granted it.
         auditlog.register(FeedSupportAssignment)

@@ -475,6 +475,8 @@ class SubjectAccessRequest(models.Model):
     # The access report sent: a CSV of the patient's access events, kept as sent.
     report = models.TextField(blank=True)
     note = models.TextField(blank=True)
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_note = models.TextField(blank=True)
 
     class Meta:
         ordering = ["due_at", "pk"]

@@ -236,9 +236,9 @@ def subject_access_withdraw(*, reference: str, note: str = "") -> SubjectAccessR
             reference, allowed_from=OPEN, step="only an open request is withdrawn."
         )
         request.status = Status.WITHDRAWN
-        if note.strip():
-            request.note = f"{request.note}\n{note.strip()}".strip()
-        request.save(update_fields=["status", "note"])
+        request.withdrawn_at = timezone.now()
+        request.withdrawn_note = note.strip()
+        request.save(update_fields=["status", "withdrawn_at", "withdrawn_note"])
         return request
 
 
