@@ -1,9 +1,10 @@
-"""Alerts for privacy officers: raising one when a user gives themselves access, and recording its review.
+"""Alerts for privacy officers: raising one when a user gives themselves access or a break-glass sets a patient's
+objection aside, and recording its review.
 
 `audit` is a leaf: a patient is an id and a user is an id plus who they were, as in the access trail. Whether a
 user may read or review alerts is decided above, by the door; these functions only write and read. What always
-holds: an alert is raised in the same transaction as the grant and the access event it is about, its reason names
-no patient, and it is reviewed once, with who reviewed it and when.
+holds: an alert is raised in the same transaction as the access event it is about, its reason names no patient,
+and it is reviewed once, with who reviewed it and when.
 """
 
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from django.utils import timezone
 
 from audit.models import AccessEvent, Alert
 from audit.services import Actor
+from sharedcare import advisory_locks
 
 
 class AlertAlreadyReviewed(Exception):
@@ -43,6 +45,25 @@ def alert_raise(
         event=event,
         raised_at=event.occurred_at,
     )
+
+
+def alert_raise_once(
+    *, kind: str, reference: str, actor: Actor, patient_id: int, reason: str, event: AccessEvent
+) -> Alert:
+    """Raise an alert of this kind about `reference` unless one is raised already, which then stands.
+
+    For what recurs under one grant (each view that sets an objection aside): the reviewer judges the grant once,
+    and reads every access it allowed on the alert's page. Two accesses at once raise one alert: the check runs
+    under the audit chain's lock, held to the end of the caller's transaction.
+    """
+    with transaction.atomic():
+        advisory_locks.audit_chain_lock()
+        raised = Alert.objects.filter(kind=Alert.Kind(kind), reference=reference).first()
+        if raised is not None:
+            return raised
+        return alert_raise(
+            kind=kind, reference=reference, actor=actor, patient_id=patient_id, reason=reason, event=event
+        )
 
 
 def alert_review(

@@ -10,13 +10,16 @@ Actions and purposes are `AccessEvent`'s own enumerations, so the rules and the 
 Nothing else in the project asks whether a user may see a patient.
 """
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TypeVar
 
+from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser, Permission
-from django.db.models import Q, QuerySet, Value
+from django.contrib.postgres.fields import ArrayField
+from django.db.models import CharField, Q, QuerySet, Value
 from django.utils import timezone
 
 from audit.models import AccessEvent
@@ -26,6 +29,8 @@ from consent.models import (
     CareTeam,
     FeedSupportAssignment,
     LegitimateRelationship,
+    NationalOptOut,
+    Objection,
     PersonalGrant,
     Role,
     SelfClaimedRelationship,
@@ -34,7 +39,7 @@ from consent.models import (
 from consent.roles import Activity
 from records.models import Organisation, Patient
 from records.models.patients import ACCESS_RECORD_PERMISSION
-from records.sections import Section
+from records.sections import CLINICAL_SECTIONS, Section
 
 Action = AccessEvent.Action
 Purpose = AccessEvent.Purpose
@@ -79,9 +84,18 @@ class Decision:
     grant_reference: str = ""
     grant_expires_at: datetime | None = None
     sections: frozenset[Section] = frozenset()
-    # Filled by upheld objections (a later rule); empty means nothing withheld on that ground.
+    # Withheld by the patient's upheld objections: clinical sections the role opens, and partners (ODS codes) other
+    # than the user's own organisation; empty means nothing withheld on that ground.
     withheld_sections: frozenset[Section] = frozenset()
     withheld_partners: frozenset[str] = frozenset()
+    # The objections (by case reference; `NATIONAL_OPT_OUT` for the opt-out) that withheld something from this user,
+    # for the audit row. The page never names them.
+    objections_applied: tuple[str, ...] = ()
+    # On a denial: every other rule passed (the user holds a relationship or a grant), but the patient's upheld
+    # objection or national data opt-out withholds the whole record from them, and they are to be told so.
+    withholds_whole_record: bool = False
+    # The objections a current break-glass for safeguarding sets aside for this access, by case reference.
+    overridden_objections: tuple[str, ...] = ()
     withholds_sensitive: bool = True
     # Partners (ODS codes) whose own sensitive and confidential items this user sees: their own organisation's.
     sensitive_visible_from: frozenset[str] = frozenset()
@@ -102,6 +116,10 @@ class Decision:
     @property
     def is_self_claimed(self) -> bool:
         return self.basis_kind == Basis.SELF_CLAIM
+
+    @property
+    def objection_overridden(self) -> bool:
+        return bool(self.overridden_objections)
 
 
 def _deny(why: str) -> Decision:
@@ -229,10 +247,20 @@ def _current_grants(model: type[G], standing: _Standing, now: datetime) -> Query
     )
 
 
-def _current_grant_for(
-    standing: _Standing, patient: Patient, now: datetime
-) -> tuple[str, str, str, datetime] | None:
-    """The user's current self-claim or break-glass grant on this patient (a self-claim first), in one query.
+@dataclass(frozen=True)
+class _Grant:
+    kind: str
+    reference: str
+    reason_code: str
+    valid_until: datetime
+
+    @property
+    def overrides_objections(self) -> bool:
+        return self.kind == Basis.BREAK_GLASS and self.reason_code == BreakGlassGrant.Reason.SAFEGUARDING
+
+
+def _current_grants_for(standing: _Standing, patient: Patient, now: datetime) -> list[_Grant]:
+    """The user's current self-claims and break-glass grants on this patient (self-claims first), in one query.
 
     Asked whether or not a relationship holds, so a refused search takes the same queries as an allowed one.
     """
@@ -249,8 +277,137 @@ def _current_grant_for(
         .annotate(kind=Value(Basis.BREAK_GLASS))
         .values_list(*fields)
     )
-    row = claims.union(glass, all=True).order_by("-kind", "valid_until").first()
-    return (str(row[0]), str(row[1]), str(row[2]), row[3]) if row is not None else None
+    rows = claims.union(glass, all=True).order_by("-kind", "valid_until", "reference")
+    return [_Grant(str(kind), str(reference), str(reason), until) for kind, reference, reason, until in rows]
+
+
+# Patients' choices: upheld objections, and the national data opt-out where the deployment lets it hide direct care.
+
+# How the opt-out is named among the objections that applied (an objection's reference starts "OB-").
+NATIONAL_OPT_OUT = "national-opt-out"
+
+
+@dataclass(frozen=True)
+class _Choice:
+    """One upheld objection (or the national data opt-out) as the rules read it: its decided scope."""
+
+    reference: str
+    whole_record: bool
+    sections: frozenset[str]
+    from_partners: frozenset[str]
+    to_partners: frozenset[str]
+    may_be_overridden: bool
+
+    def refuses(self, ods: str) -> bool:
+        """The whole record is withheld from this organisation's staff."""
+        return self.whole_record or ods in self.to_partners
+
+    def withholds(self, ods: str, clinical: frozenset[Section]) -> bool:
+        """Something is withheld from this organisation's staff acting under a role opening these clinical
+        sections (a role that opens none reads no partner's entries)."""
+        return (
+            self.refuses(ods)
+            or bool(self.sections & clinical)
+            or bool(clinical and self.from_partners - {ods})
+        )
+
+
+def _first(row: tuple[object, ...]) -> str:
+    return str(row[0])
+
+
+def _choices_in_force(patient: Patient) -> list[_Choice]:
+    """The patient's objections in force (`Objection.ENFORCED`), and their national data opt-out when
+    `NDOP_HIDES_DIRECT_CARE` is set, in one query asked on every clinical decision, whether or not there are any."""
+    columns = (
+        "reference",
+        "upheld_whole_record",
+        "upheld_sections",
+        "upheld_from_partners",
+        "upheld_to_partners",
+        "break_glass_may_override",
+    )
+    rows = Objection.objects.filter(patient=patient, status__in=Objection.ENFORCED).values_list(*columns)
+    if settings.NDOP_HIDES_DIRECT_CARE:
+        # Withheld like a whole-record objection; no decision on it allows a break-glass to set it aside.
+        opt_out = (
+            NationalOptOut.objects.filter(patient=patient)
+            .annotate(
+                reference=Value(NATIONAL_OPT_OUT),
+                upheld_whole_record=Value(True),
+                upheld_sections=Value([], output_field=ArrayField(CharField())),
+                upheld_from_partners=Value([], output_field=ArrayField(CharField())),
+                upheld_to_partners=Value([], output_field=ArrayField(CharField())),
+                break_glass_may_override=Value(False),
+            )
+            .values_list(*columns)
+        )
+        rows = rows.union(opt_out, all=True)
+    return [
+        _Choice(
+            reference=str(reference),
+            whole_record=bool(whole),
+            sections=frozenset(sections),
+            from_partners=frozenset(from_partners),
+            to_partners=frozenset(to_partners),
+            may_be_overridden=bool(overridable),
+        )
+        for reference, whole, sections, from_partners, to_partners, overridable in sorted(rows, key=_first)
+    ]
+
+
+def _refusal_words(choices: Iterable[_Choice], ods: str) -> str:
+    return "; ".join(
+        "national data opt-out (the deployment hides direct care by it)"
+        if choice.reference == NATIONAL_OPT_OUT
+        else f"objection {choice.reference} upheld for the whole record"
+        if choice.whole_record
+        else f"objection {choice.reference} upheld against {ods}"
+        for choice in choices
+    )
+
+
+def _choices_apply(
+    decision: Decision, standing: _Standing, choices: list[_Choice], override: _Grant | None
+) -> Decision:
+    """What the patient's choices leave of an allowed decision.
+
+    A current break-glass for safeguarding (`override`) sets aside, for its time, each objection whose decision
+    allows it (`break_glass_may_override`) and no other; when that sets aside anything this user would otherwise
+    be refused, the access rests on that grant and says so (`overridden_objections`). Of what remains, every
+    objection counts (their scopes combine): one that refuses the user's organisation (whole record, or it is
+    among the partners who must not see the record) refuses the record, for every role and even to the source's
+    own staff, who keep their own system; sections are withheld where the role opens them (demographics and the
+    GP practice never are: a patient who wants nothing shared has the whole record withheld); partners' entries
+    are withheld from everyone but that partner's own staff, since the objection is to sharing them, not to the
+    source's own record, and only from roles that read entries at all.
+    """
+    ods = standing.profile.organisation.ods_code
+    clinical = decision.sections & CLINICAL_SECTIONS
+    set_aside = [choice for choice in choices if override is not None and choice.may_be_overridden]
+    kept = [choice for choice in choices if choice not in set_aside]
+    overridden = tuple(choice.reference for choice in set_aside if choice.withholds(ods, clinical))
+    if overridden and override is not None:
+        decision = replace(_grant_allowed(standing, override), overridden_objections=overridden)
+    refusing = [choice for choice in kept if choice.refuses(ods)]
+    if refusing:
+        return Decision(
+            allowed=False,
+            why_not=f"withheld by the patient's choice: {_refusal_words(refusing, ods)}"[:500],
+            withholds_whole_record=True,
+            objections_applied=tuple(choice.reference for choice in refusing),
+        )
+    sections: set[Section] = set()
+    partners: set[str] = set()
+    for choice in kept:
+        sections |= {section for section in clinical if section in choice.sections}
+        partners |= choice.from_partners - {ods} if clinical else set()
+    return replace(
+        decision,
+        withheld_sections=frozenset(sections),
+        withheld_partners=frozenset(partners),
+        objections_applied=tuple(choice.reference for choice in kept if choice.withholds(ods, clinical)),
+    )
 
 
 def _allowed(
@@ -268,6 +425,21 @@ def _allowed(
         sensitive_visible_from=frozenset({ods}),
         shows_restricted_demographics=Activity.ACCESS_SENSITIVE in standing.activities,
         **grant,  # type: ignore[arg-type]
+    )
+
+
+def _grant_allowed(standing: _Standing, grant: _Grant) -> Decision:
+    ods = standing.profile.organisation.ods_code
+    is_claim = grant.kind == Basis.SELF_CLAIM
+    reason = (SelfClaimedRelationship.Reason if is_claim else BreakGlassGrant.Reason)(grant.reason_code).label
+    described = "Self-claimed relationship" if is_claim else "Break-glass access"
+    return _allowed(
+        standing,
+        basis=f"{grant.kind}:{ods} {grant.reference}",
+        basis_kind=grant.kind,
+        provenance=f"{described} {grant.reference}: {reason}",
+        grant_reference=grant.reference,
+        grant_expires_at=grant.valid_until,
     )
 
 
@@ -321,6 +493,15 @@ def decide(user: User, patient: Patient, action: str, purpose: str = Purpose.DIR
     Always holds: the answer is a denial unless every rule below passes; relationships and grants are judged
     against the current time on every call, so expiry and revocation take effect at once; a grant counts only
     under the role profile it was made under; superusers gain nothing from being superusers.
+
+    The patient's choices come last (`_choices_apply`): only objections in `Objection.ENFORCED` count, and the
+    national data opt-out only when the deployment sets `NDOP_HIDES_DIRECT_CARE`. They are read in one query on
+    every decision that reaches them, whether or not there are any, so a patient's choices cannot be inferred
+    from how long an answer takes. A user the record is refused to on that ground alone already holds a
+    relationship or a grant, so the decision says so (`withholds_whole_record`) and the page tells them plainly
+    that the patient has asked for their record not to be shared: a clinician who believes there is no record is
+    a clinical-safety hazard. Anyone else is refused as they would be without the objection, which the refusal
+    never hints at.
     """
     standing = _clinical_standing(user, action, purpose)
     if isinstance(standing, str):
@@ -334,10 +515,12 @@ def decide(user: User, patient: Patient, action: str, purpose: str = Purpose.DIR
         .filter(content_object=patient)
         .select_related("group__care_team", "source_feed__organisation")
     )
-    grant = _current_grant_for(standing, patient, now)
+    grants = _current_grants_for(standing, patient, now)
+    choices = _choices_in_force(patient)
+    override = next((grant for grant in grants if grant.overrides_objections), None)
     if relationships:
         relationship = min(relationships, key=lambda row: (_BASIS_STRENGTH.get(row.basis, 9), row.pk))
-        return _allowed(
+        allowed = _allowed(
             standing,
             basis=f"{relationship.basis}:{ods} relationship {relationship.pk}{_source_for_audit(relationship)}",
             basis_kind=relationship.basis,
@@ -346,19 +529,9 @@ def decide(user: User, patient: Patient, action: str, purpose: str = Purpose.DIR
             ),
             relationship_id=relationship.pk,
         )
-    if grant is not None:
-        kind, reference, reason_code, valid_until = grant
-        is_claim = kind == Basis.SELF_CLAIM
-        reason = (SelfClaimedRelationship.Reason if is_claim else BreakGlassGrant.Reason)(reason_code).label
-        described = "Self-claimed relationship" if is_claim else "Break-glass access"
-        return _allowed(
-            standing,
-            basis=f"{kind}:{ods} {reference}",
-            basis_kind=kind,
-            provenance=f"{described} {reference}: {reason}",
-            grant_reference=reference,
-            grant_expires_at=valid_until,
-        )
+        return _choices_apply(allowed, standing, choices, override)
+    if grants:
+        return _choices_apply(_grant_allowed(standing, grants[0]), standing, choices, override)
     return Decision(
         allowed=False,
         why_not="no legitimate relationship",
@@ -372,19 +545,32 @@ def visible_patients(
 ) -> QuerySet[Patient]:
     """The patients `decide(user, patient, action, purpose)` would allow, as one queryset.
 
-    Always holds: the two never disagree, because both stand on `_clinical_standing` and the same relationships
-    and grants.
+    Always holds: the two never disagree, because both stand on `_clinical_standing`, the same relationships and
+    grants, and the same reading of the patient's choices: a patient whose objection in force refuses the user's
+    organisation is left out, unless every such objection allows a break-glass to set it aside and the user holds
+    a current one for safeguarding; with `NDOP_HIDES_DIRECT_CARE`, a patient who has opted out is left out.
     """
     standing = _clinical_standing(user, action, purpose)
     if isinstance(standing, str):
         return Patient.objects.none()
     now = timezone.now()
+    ods = standing.profile.organisation.ods_code
     related = _current_relationships(standing, now).values("content_object_id")
     claimed = _current_grants(SelfClaimedRelationship, standing, now).values("content_object_id")
     glass = _current_grants(BreakGlassGrant, standing, now).values("content_object_id")
-    return Patient.objects.filter(
-        Q(pk__in=related) | Q(pk__in=claimed) | Q(pk__in=glass), merged_into__isnull=True
+    safeguarding = glass.filter(reason_code=BreakGlassGrant.Reason.SAFEGUARDING)
+    refusing = (
+        Objection.objects.filter(status__in=Objection.ENFORCED, patient__isnull=False)
+        .filter(Q(upheld_whole_record=True) | Q(upheld_to_partners__contains=[ods]))
+        .exclude(break_glass_may_override=True, patient__in=safeguarding)
+        .values("patient_id")
     )
+    visible = Patient.objects.filter(
+        Q(pk__in=related) | Q(pk__in=claimed) | Q(pk__in=glass), merged_into__isnull=True
+    ).exclude(pk__in=refusing)
+    if settings.NDOP_HIDES_DIRECT_CARE:
+        visible = visible.exclude(pk__in=NationalOptOut.objects.values("patient_id"))
+    return visible
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,15 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from audit.alerts import Reviewer, alert_get, alert_queue, alert_raise, alert_review, alert_user_events
+from audit.alerts import (
+    Reviewer,
+    alert_get,
+    alert_queue,
+    alert_raise,
+    alert_raise_once,
+    alert_review,
+    alert_user_events,
+)
 from audit.models import AccessEvent, Alert
 from audit.services import AccessFacts, Actor, RequestContext, access_event_record, request_context
 from consent.grants import break_glass_create, break_glass_current, grant_end, self_claim_create
@@ -71,6 +79,28 @@ class RelationshipNeeded(PatientNotFound):
         self.break_glass_max_hours = break_glass_max_hours
 
 
+class RecordWithheld(PatientNotFound):
+    """The user holds a relationship or grant with the patient, but the patient's upheld objection (or national
+    data opt-out, where the deployment hides direct care by it) withholds the whole record from them.
+
+    A `PatientNotFound` to every caller that does not ask for more. A caller that does tells the user plainly that
+    the patient has asked for their record not to be shared: this user would otherwise see it, and a clinician who
+    believes there is no record is a clinical-safety hazard. It carries the record's opaque id and the longest
+    break-glass the user's role may make, in hours (0: none), since a break-glass for safeguarding sets aside an
+    objection whose decision allows it; nothing else about the patient, and nothing about the objection.
+    """
+
+    def __init__(self, public_id: uuid.UUID, *, break_glass_max_hours: int) -> None:
+        super().__init__()
+        self.public_id = public_id
+        self.break_glass_max_hours = break_glass_max_hours
+
+
+def _withheld(user: User, patient: Patient) -> RecordWithheld:
+    glass = break_glass_decide(user, patient)
+    return RecordWithheld(patient.public_id, break_glass_max_hours=glass.max_hours if glass.allowed else 0)
+
+
 # Merge chains are short in practice; the bound only guards against a cycle in bad source data.
 _MAX_MERGE_HOPS = 10
 
@@ -114,8 +144,9 @@ def patient_search_for_user(*, user: User, nhs_number_text: str, request: HttpRe
 
     Raises `PatientNotFound` for a number that matches nobody and for a patient the user may not see; for a
     patient refused only for want of a relationship, to a user whose role may declare one or break the glass, the
-    `PatientNotFound` is a `RelationshipNeeded`. The caller validates the number's form first; the door audits only
-    well-formed searches.
+    `PatientNotFound` is a `RelationshipNeeded`; for a patient whose choice withholds the whole record from a user
+    who would otherwise see it, a `RecordWithheld`. The caller validates the number's form first; the door audits
+    only well-formed searches.
     """
     number = nhs_number.normalise(nhs_number_text)
     with transaction.atomic():
@@ -143,6 +174,8 @@ def patient_search_for_user(*, user: User, nhs_number_text: str, request: HttpRe
         )
     if patient is None or decision is None:
         raise PatientNotFound
+    if decision.withholds_whole_record:
+        raise _withheld(user, patient)
     if not decision.allowed and (decision.may_self_claim or decision.may_break_glass):
         claim = self_claim_decide(user, patient)
         glass = break_glass_decide(user, patient)
@@ -168,12 +201,17 @@ def get_patient_for_user(
 
     `build` receives the patient and the decision and returns the page content plus a description of what it
     shows; it runs only when access is allowed, and its description lands in the audit row. Raises
-    `PatientNotFound` when the patient does not exist or access is denied; a denial is audited first.
+    `PatientNotFound` when the patient does not exist or access is denied (a `RecordWithheld` when the patient's
+    choice alone withholds the record); a denial is audited first. When the access sets an objection aside (a
+    break-glass for safeguarding, where the objection's decision allows it), a second, `objection-override`
+    event follows the view's in the same transaction, and the grant's first such access raises an alert naming
+    the grant's reference; if either cannot be written, nothing is shown.
     """
     try:
         key = uuid.UUID(str(public_id))
     except ValueError:
         key = None
+    refusal: PatientNotFound = PatientNotFound()
     with transaction.atomic():
         found = (
             Patient.objects.select_related("registered_practice").filter(public_id=key).first()
@@ -200,6 +238,8 @@ def get_patient_for_user(
                     ),
                     context_of(request),
                 )
+                if decision.withholds_whole_record:
+                    refusal = _withheld(user, patient)
             else:
                 content, shown = build(patient, decision)
                 event = access_event_record(
@@ -215,9 +255,45 @@ def get_patient_for_user(
                     ),
                     context_of(request),
                 )
+                if decision.objection_overridden:
+                    _objection_override_record(user, request, patient, decision, shown)
                 return PatientAccess(patient=patient, decision=decision, content=content, event=event)
     # Raised outside the atomic block, so the denial's audit row is committed, not rolled back with it.
-    raise PatientNotFound
+    raise refusal
+
+
+def _objection_override_record(
+    user: User, request: HttpRequest | None, patient: Patient, decision: Decision, shown: Shown
+) -> AccessEvent:
+    """The louder record of an access that sets an objection aside: its own event, and an alert for the grant."""
+    actor = actor_of(user)
+    reason = (
+        f"{decision.provenance}; sets aside the patient's upheld objection "
+        f"{', '.join(decision.overridden_objections)}"
+    )
+    event = access_event_record(
+        actor,
+        AccessFacts(
+            action=AccessEvent.Action.OBJECTION_OVERRIDE,
+            outcome=AccessEvent.Outcome.ALLOWED,
+            patient_id=patient.pk,
+            basis=decision.basis,
+            reason=reason,
+            sections_shown=shown.sections,
+            partners_shown=shown.partners,
+            withheld=shown.withheld,
+        ),
+        context_of(request),
+    )
+    alert_raise_once(
+        kind=Alert.Kind.OBJECTION_OVERRIDE,
+        reference=decision.grant_reference,
+        actor=actor,
+        patient_id=patient.pk,
+        reason=reason,
+        event=event,
+    )
+    return event
 
 
 def signed_in_profile(user: User) -> StaffProfile | None:

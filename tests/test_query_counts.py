@@ -10,6 +10,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from consent.models import NationalOptOut, Objection
 from consent.services import relationships_refresh
 from records.models import Organisation, Patient
 from records.sections import Section
@@ -24,17 +25,20 @@ from tests.builders import NEWCOMER, OTHER_NEWCOMER, add_run, condition, ingest,
 # 1. the session; 2. the user; 3. the user's role profiles with their organisations (asked first by the role-choice
 # check, then kept for the request); 4. the door's savepoint; 5. the patient with the registered practice; 6. the
 # role's row in the roles table; 7. the legitimate relationships with the patient held by the organisation or the
-# user's teams; 8. the user's current self-claim or break-glass grant on the patient (both kinds in one query);
-# 9. how many entries each section has and shows; 10. the first page of every section, in one query (a window over
-# sections); 11. the active organisations and 12. the feeds, for the banner of who shares data; 13. the audit
-# write's savepoint; 14. the lock that chains access events; 15. the last event's hash; 16. the new access event;
-# 17. the audit write's savepoint released; 18. the door's savepoint released; 19. the frame's break-glass grants.
-RECORD_PAGE_QUERIES = 19
+# user's teams; 8. the user's current self-claim or break-glass grants on the patient (both kinds in one query);
+# 9. the patient's objections in force (with their national data opt-out, where the deployment counts it), asked
+# whether or not there are any; 10. how many entries each section has and shows; 11. the first page of every
+# section, in one query (a window over sections); 12. the active organisations and 13. the feeds, for the banner
+# of who shares data; 14. the audit write's savepoint; 15. the lock that chains access events; 16. the last event's
+# hash; 17. the new access event; 18. the audit write's savepoint released; 19. the door's savepoint released;
+# 20. the frame's break-glass grants.
+RECORD_PAGE_QUERIES = 20
 # 1. the session; 2. the user; 3. the door's savepoint; 4. the patient by NHS number; 5. the role profiles with
-# their organisations; 6. the role; 7. the relationships; 8. the grants; 9-13. the audit write as on the record page
-# (savepoint, chain lock, last hash, new access event, release); 14. the door's savepoint released.
-SEARCH_FOUND_QUERIES = 14
-# A search the user is refused asks the door the same questions (1-14), so it takes as long; its page then adds the
+# their organisations; 6. the role; 7. the relationships; 8. the grants; 9. the objections in force; 10-14. the
+# audit write as on the record page (savepoint, chain lock, last hash, new access event, release); 15. the door's
+# savepoint released.
+SEARCH_FOUND_QUERIES = 15
+# A search the user is refused asks the door the same questions (1-15), so it takes as long; its page then adds the
 # frame's break-glass grants (the profiles and role are already read).
 SEARCH_REFUSED_QUERIES = SEARCH_FOUND_QUERIES + 1
 # A refusal whose role may declare a relationship asks the same questions, then keeps the offered patient in the
@@ -73,12 +77,36 @@ def patient_with_entries(cast, how_many: int, extra_partners: int) -> Patient:
     return patient
 
 
+def objections_add(patient: Patient, how_many: int) -> None:
+    """`how_many` upheld objections, each withholding a section no entry is in, from another partner."""
+    for number in range(how_many):
+        Objection.objects.create(
+            reference=f"OB-COUNT{number}",
+            channel=Objection.Channel.LETTER,
+            given_name=patient.given_name,
+            family_name=patient.family_name,
+            birth_date=timezone.localdate(),
+            contact_by=Objection.ContactBy.POST,
+            contact_detail="1 Mill Road",
+            due_at=timezone.now() + timedelta(days=30),
+            patient=patient,
+            status=Objection.Status.UPHELD if number % 2 else Objection.Status.PARTLY_UPHELD,
+            upheld_sections=[Section.VACCINATIONS],
+            upheld_from_partners=[f"Y{number:04d}"],
+        )
+
+
 @pytest.mark.parametrize(("entries", "extra_partners"), [(2, 0), (40, 3)])
+@pytest.mark.parametrize(("objections", "opt_out_counts"), [(0, False), (3, False), (0, True), (3, True)])
 def test_the_record_page_takes_the_same_exact_queries_for_a_short_record_and_a_long_one(
-    client, cast, settings, django_assert_num_queries, entries, extra_partners
+    client, cast, settings, django_assert_num_queries, entries, extra_partners, objections, opt_out_counts
 ):
     settings.RECORD_PAGE_SIZE = 10  # the long record runs to more than one page in two sections
+    # Whether the opt-out counts, whether the patient objected or not: the patient's choices are one query.
+    settings.NDOP_HIDES_DIRECT_CARE = opt_out_counts
     patient = patient_with_entries(cast, entries, extra_partners)
+    objections_add(patient, objections)
+    NationalOptOut.objects.create(patient=cast.patient_b, source=NationalOptOut.Source.STAFF)
     client.force_login(cast.gp_ada)
     url = reverse("records:patient-detail", kwargs={"public_id": patient.public_id})
 
@@ -87,6 +115,7 @@ def test_the_record_page_takes_the_same_exact_queries_for_a_short_record_and_a_l
 
     assert response.status_code == 200
     assert f"Entry {entries - 1}" in response.content.decode()
+    assert ("asked for it not to be shared" in response.content.decode()) is bool(objections)
 
 
 @pytest.mark.parametrize("other_patients", [0, 40])
@@ -116,6 +145,20 @@ def test_a_search_for_a_patient_the_user_may_not_see_asks_the_door_what_a_search
         response = client.post(reverse("records:patient-search"), {"nhs_number": cast.patient_b.nhs_number})
 
     assert response.status_code == 200
+
+
+def test_a_search_refused_because_the_patient_objected_asks_the_door_what_any_refused_search_asks(
+    client, cast, django_assert_num_queries
+):
+    objections_add(cast.patient_a, 1)
+    Objection.objects.filter(patient=cast.patient_a).update(upheld_whole_record=True)
+    client.force_login(cast.gp_ada)
+
+    with django_assert_num_queries(SEARCH_REFUSED_QUERIES):
+        response = client.post(reverse("records:patient-search"), {"nhs_number": cast.patient_a.nhs_number})
+
+    assert response.status_code == 200
+    assert "Ashby" not in response.content.decode()
 
 
 def test_a_refused_search_that_offers_a_relationship_asks_the_same_questions_before_it_offers(

@@ -26,6 +26,8 @@ from records.models import Feed, Organisation, Patient, RecordEntry
 from records.sections import CLINICAL_SECTIONS, SECTION_ORDER, Section
 
 ROLE_DEMOGRAPHICS_ONLY = "Your role shows demographics only; clinical information is not shown."
+# Says that something is withheld, never what: neither the sections nor the partners an objection covers.
+OBJECTION_WITHHELD = "Some information is not shown because the patient has asked for it not to be shared."
 SENSITIVE_WITHHELD = (
     "Some entries are not shown because the partner that sent them marked them as sensitive or confidential."
 )
@@ -249,22 +251,21 @@ def _entries_on_pages(
 
 
 def _withheld(
-    decision: Decision,
-    role_hidden: list[Section],
-    sensitive_count: int,
-    restricted: bool,
-    partner_names: dict[str, str],
+    decision: Decision, role_hidden: list[Section], sensitive_count: int, restricted: bool
 ) -> tuple[list[str], str]:
-    """The sentences for the page's notice, and the same facts tersely for the audit row."""
+    """The sentences for the page's notice, and the same facts tersely for the audit row.
+
+    The page says that the patient's objection withholds something, never what; the audit row says which
+    objections, sections and partners, for the privacy officer.
+    """
     sentences: list[str] = []
     facts: list[str] = []
     if decision.withheld_sections or decision.withheld_partners:
-        parts = [Section(section).label for section in SECTION_ORDER if section in decision.withheld_sections]
-        parts += [
-            f"information from {partner_names.get(code, code)}" for code in sorted(decision.withheld_partners)
-        ]
-        sentences.append(f"The patient has objected to sharing, so these are not shown: {', '.join(parts)}.")
+        sentences.append(OBJECTION_WITHHELD)
+        facts.append("objection:" + ",".join(decision.objections_applied))
+    if decision.withheld_sections:
         facts.append("objection-sections:" + ",".join(sorted(decision.withheld_sections)))
+    if decision.withheld_partners:
         facts.append("objection-partners:" + ",".join(sorted(decision.withheld_partners)))
     if role_hidden and len(role_hidden) == len(CLINICAL_SECTIONS):
         sentences.append(ROLE_DEMOGRAPHICS_ONLY)
@@ -288,7 +289,8 @@ def record_page_build(
     """The record page for one allowed access, and what it shows and withholds (for the door's audit row).
 
     Always holds: entered-in-error entries and entries deleted at the source are never shown nor counted;
-    sections the role does not open and sections or partners withheld by an objection are not read at all;
+    sections the role does not open and sections or partners withheld by an objection are not read at all, and
+    the notice says only that the patient's objection withholds something, never which sections or partners;
     sensitive and confidential entries from partners other than the user's own are counted, never rendered; a
     restricted patient's address, phone and practice are left out unless the decision shows them, and when it
     does the audit row says so.
@@ -307,12 +309,8 @@ def record_page_build(
     on_pages = _entries_on_pages(entries, decision, pages)
     demographics = _demographics(patient, decision)
     availability = data_availability_get()
-    partner_names = {
-        partner.organisation.ods_code: partner.organisation.name for partner in availability.live
-    }
-    partner_names |= {organisation.ods_code: organisation.name for organisation in availability.not_joined}
     sentences, withheld_facts = _withheld(
-        decision, role_hidden, sensitive_count, demographics.is_restricted_hidden, partner_names
+        decision, role_hidden, sensitive_count, demographics.is_restricted_hidden
     )
     sections = [
         RecordSection(key=section.value, title=section.label, entries=on_pages[section], page=pages[section])
