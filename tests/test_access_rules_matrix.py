@@ -1,10 +1,11 @@
 """The access rules as one matrix, through the door: the role, how the user came to the patient, whether that is
-still current (a relationship held by the organisation or a team, on any basis; a self-claim; break-glass), a
-restricted patient or not, and the action.
+still current (a relationship held by the organisation or a team, on any basis; a self-claim; break-glass, for
+safeguarding or another reason), a restricted patient or not, the patient's objection, and the action.
 
 Every case asserts the decision, what the record page then shows (sections, the restricted patient's whereabouts,
-sensitive entries: the user's own organisation's shown, another's withheld with the notice), the `AccessEvent` the
-door wrote, and that `visible_patients` agrees with `decide`.
+sensitive entries: the user's own organisation's shown, another's withheld with the notice; what an objection
+withholds, said without saying what), the `AccessEvent` the door wrote, and that `visible_patients` agrees with
+`decide`.
 """
 
 from dataclasses import dataclass
@@ -15,15 +16,15 @@ from django.contrib.auth.models import Permission
 from django.http import QueryDict
 from django.utils import timezone
 
-from audit.models import AccessEvent
-from consent.models import BreakGlassGrant, LegitimateRelationship, Role, SelfClaimedRelationship
+from audit.models import AccessEvent, Alert
+from consent.models import BreakGlassGrant, LegitimateRelationship, Objection, Role, SelfClaimedRelationship
 from consent.policy import Action, decide, staff_profile_of, visible_patients
 from consent.roles import JobRole
 from consent.services import care_team_create, care_team_member_add, staff_profile_add
-from records.access import PatientNotFound, get_patient_for_user, patient_search_for_user
+from records.access import PatientNotFound, RecordWithheld, get_patient_for_user, patient_search_for_user
 from records.models import Organisation, Patient
 from records.models.patients import ACCESS_RECORD_PERMISSION
-from records.portal.selectors import SENSITIVE_WITHHELD, record_page_build
+from records.portal.selectors import OBJECTION_WITHHELD, SENSITIVE_WITHHELD, record_page_build
 from records.sections import CLINICAL_SECTIONS, DEMOGRAPHIC_SECTIONS, Section
 from records.services import feed_upsert, organisation_upsert
 from tests.builders import SOCIAL_CARE_CLINICAL_SECTIONS, make_entry, make_user
@@ -52,9 +53,16 @@ ROUTES = {
     "team-not-member": None,
     "self-claim": "self-claim",
     "break-glass": "break-glass",
+    "break-glass-safeguarding": "break-glass",
 }
 ORGANISATION_ROUTES = {"organisation-care-event", "organisation-referral"}
 TEAM_ROUTES = {"team-caseload": "caseload", "team-referral": "referral", "team-not-member": "caseload"}
+# Each grant route's reference and reason: break-glass for safeguarding is the one that may set an objection aside.
+GRANTS = {
+    "self-claim": ("SC-MATRIX", SelfClaimedRelationship.Reason.PLANNED_CARE),
+    "break-glass": ("BG-MATRIX", BreakGlassGrant.Reason.EMERGENCY),
+    "break-glass-safeguarding": ("BG-SAFEGUARD", BreakGlassGrant.Reason.SAFEGUARDING),
+}
 
 
 @dataclass
@@ -104,7 +112,7 @@ def _world(role: str, route: str, current: bool, restricted: bool) -> World:
         if route != "team-not-member":
             care_team_member_add(team=team, user_id=user.pk)
         LegitimateRelationship.objects.create(group=team.group, basis=TEAM_ROUTES[route], **relationship)
-    elif route in ("self-claim", "break-glass"):
+    elif route in GRANTS:
         profile = staff_profile_of(user)
         if profile is not None:
             model = SelfClaimedRelationship if route == "self-claim" else BreakGlassGrant
@@ -113,8 +121,8 @@ def _world(role: str, route: str, current: bool, restricted: bool) -> World:
                 content_object=patient,
                 permission=permission,
                 staff_profile=profile,
-                reference=f"REF-{route}",
-                reason_code=model.Reason.values[0],
+                reference=GRANTS[route][0],
+                reason_code=GRANTS[route][1],
                 reason_text="Seen in clinic",
                 valid_from=now - timedelta(hours=1),
                 valid_until=until,
@@ -283,3 +291,203 @@ def test_the_roles_table_is_what_decides(db):
     Role.objects.filter(code=JobRole.NURSE).update(sections=sorted(DEMOGRAPHIC_SECTIONS))
 
     assert decide(world.user, world.patient, Action.VIEW_RECORD).sections == DEMOGRAPHIC_SECTIONS
+
+
+# The patient's objection: its status and decided scope, against a user at the hospital (RGT) and the GP practice
+# (D81001) that sent the patient's problems. What it does to a user who may otherwise see the record: nothing,
+# refuse the record, withhold sections, or withhold a partner's entries; and whether a break-glass for
+# safeguarding may set it aside.
+OBJECTIONS = {
+    "none": (None, "nothing", False),
+    "whole-record": ({"status": "upheld", "upheld_whole_record": True}, "refuse", False),
+    "whole-record-overridable": (
+        {"status": "upheld", "upheld_whole_record": True, "break_glass_may_override": True},
+        "refuse",
+        True,
+    ),
+    "sections": (
+        {"status": "partly-upheld", "upheld_sections": [Section.ASSESSMENTS, Section.VACCINATIONS]},
+        "sections",
+        False,
+    ),
+    "sections-overridable": (
+        {
+            "status": "partly-upheld",
+            "upheld_sections": [Section.ASSESSMENTS, Section.VACCINATIONS],
+            "break_glass_may_override": True,
+        },
+        "sections",
+        True,
+    ),
+    "from-another-partner": ({"status": "upheld", "upheld_from_partners": ["D81001"]}, "partner", False),
+    # The objection is to sharing a partner's data: its own staff still see it.
+    "from-own-organisation": ({"status": "upheld", "upheld_from_partners": ["RGT"]}, "nothing", False),
+    "to-own-organisation": ({"status": "upheld", "upheld_to_partners": ["RGT"]}, "refuse", False),
+    "to-another-partner": ({"status": "upheld", "upheld_to_partners": ["D81001"]}, "nothing", False),
+    # Only an upheld or partly upheld objection counts, whatever scope it carries.
+    "under-review": ({"status": "under-review", "upheld_whole_record": True}, "nothing", False),
+    "not-upheld": ({"status": "not-upheld", "upheld_whole_record": True}, "nothing", False),
+    "withdrawn": ({"status": "withdrawn", "upheld_whole_record": True}, "nothing", False),
+}
+OBJECTION_ROLES = [
+    JobRole.CLINICAL_PRACTITIONER,
+    JobRole.SOCIAL_CARE_PRACTITIONER,
+    JobRole.ADMIN_CLINICAL_SUPPORT,
+]
+OBJECTION_ROUTES = [
+    "none",
+    "organisation-care-event",
+    "self-claim",
+    "break-glass",
+    "break-glass-safeguarding",
+]
+OBJECTION_SECTIONS = frozenset({Section.ASSESSMENTS, Section.VACCINATIONS})
+
+
+def _objection_world(role: str, route: str, objection: str) -> World:
+    world = _world(role, route, True, False)
+    fields = OBJECTIONS[objection][0]
+    if fields is not None:
+        Objection.objects.create(
+            reference="OB-MATRIX",
+            channel=Objection.Channel.WEB_FORM,
+            given_name="Alice",
+            family_name="Ames",
+            birth_date=timezone.localdate(),
+            contact_by=Objection.ContactBy.EMAIL,
+            contact_detail="alice@example.org",
+            due_at=timezone.now() + timedelta(days=30),
+            patient=world.patient,
+            **fields,
+        )
+    return world
+
+
+@dataclass(frozen=True)
+class Expected:
+    allowed: bool
+    told_withheld: bool
+    overridden: bool
+    sections: frozenset[Section]
+    partners: frozenset[str]
+
+
+def _expected(role: str, route: str, objection: str) -> Expected:
+    _, effect, overridable = OBJECTIONS[objection]
+    opened = ROLES[role][0] & CLINICAL_SECTIONS
+    reaches_role = effect == "refuse" or bool(effect == "sections" and opened & OBJECTION_SECTIONS)
+    reaches_role = reaches_role or bool(effect == "partner" and opened)
+    overridden = route == "break-glass-safeguarding" and overridable and reaches_role
+    if route == "none":
+        return Expected(False, False, False, frozenset(), frozenset())
+    if effect == "refuse" and not overridden:
+        return Expected(False, True, False, frozenset(), frozenset())
+    sections = opened & OBJECTION_SECTIONS if effect == "sections" and not overridden else frozenset()
+    partners = frozenset({"D81001"}) if effect == "partner" and opened else frozenset()
+    return Expected(True, False, overridden, sections, partners)
+
+
+OBJECTION_CASES = [
+    pytest.param(role, route, objection, id=f"{role}-{route}-{objection}")
+    for role in OBJECTION_ROLES
+    for route in OBJECTION_ROUTES
+    for objection in OBJECTIONS
+]
+
+
+def _open_record(world: World):
+    return get_patient_for_user(
+        user=world.user,
+        public_id=world.patient.public_id,
+        request=None,
+        build=lambda patient, decision: record_page_build(patient, decision, requested_pages=QueryDict()),
+    )
+
+
+@pytest.mark.parametrize(("role", "route", "objection"), OBJECTION_CASES)
+def test_objection_matrix_record_view(db, role, route, objection):
+    world = _objection_world(role, route, objection)
+    expected = _expected(role, route, objection)
+
+    decision = decide(world.user, world.patient, Action.VIEW_RECORD)
+
+    assert decision.allowed is expected.allowed, decision.why_not
+    assert (world.patient in visible_patients(world.user, Action.VIEW_RECORD)) is expected.allowed
+    assert decision.withholds_whole_record is expected.told_withheld
+    assert decision.objection_overridden is expected.overridden
+    assert decision.withheld_sections == expected.sections
+    assert decision.withheld_partners == expected.partners
+    if not expected.allowed:
+        refusal = RecordWithheld if expected.told_withheld else PatientNotFound
+        with pytest.raises(refusal) as raised:
+            _open_record(world)
+        assert isinstance(raised.value, RecordWithheld) is expected.told_withheld
+        event = AccessEvent.objects.get()
+        assert (event.outcome, event.patient_id, event.sections_shown) == ("denied", world.patient.pk, [])
+        assert ("OB-MATRIX" in event.reason) is expected.told_withheld
+        assert not Alert.objects.exists()
+        return
+
+    page = _open_record(world).content
+    events = list(AccessEvent.objects.order_by("id"))
+    shown = {entry.summary for section in page.sections for entry in section.entries}
+    withholds = bool(expected.sections or expected.partners)
+    assert (OBJECTION_WITHHELD in page.withheld) is withholds
+    assert [event.action for event in events] == ["view-record"] + [
+        "objection-override"
+    ] * expected.overridden
+    assert ("objection:OB-MATRIX" in events[0].withheld.split("; ")) is withholds
+    if expected.overridden:
+        assert decision.basis_kind == "break-glass"
+        assert events[1].basis == events[0].basis == decision.basis
+        assert "OB-MATRIX" in events[1].reason
+        alert = Alert.objects.get()
+        assert (alert.kind, alert.reference, alert.event_id) == (
+            "objection-override",
+            "BG-SAFEGUARD",
+            events[1].pk,
+        )
+    else:
+        assert not Alert.objects.exists()
+    opened = ROLES[role][0]
+    # The page names no section or partner the objection covers; what it withholds is neither read nor shown.
+    for sentence in page.withheld:
+        assert "Assessments" not in sentence or "Your role" in sentence
+        assert "Surgery" not in sentence
+    assert ("Needs assessment" in shown) is (Section.ASSESSMENTS in opened - expected.sections)
+    assert ("Hypertension" in shown) is (Section.PROBLEMS in opened and not expected.partners)
+    assert ("D81001" in events[0].partners_shown) is (Section.PROBLEMS in opened and not expected.partners)
+    assert (Section.ASSESSMENTS.value in events[0].sections_shown) is (
+        Section.ASSESSMENTS in opened - expected.sections
+    )
+    facts = events[0].withheld.split("; ")
+    withheld_sections = ",".join(sorted(section.value for section in expected.sections))
+    assert (f"objection-sections:{withheld_sections}" in facts) is bool(expected.sections)
+    assert ("objection-partners:D81001" in facts) is bool(expected.partners)
+
+
+@pytest.mark.parametrize(("role", "route", "objection"), OBJECTION_CASES)
+def test_objection_matrix_search(db, role, route, objection):
+    world = _objection_world(role, route, objection)
+    expected = _expected(role, route, objection)
+
+    decision = decide(world.user, world.patient, Action.SEARCH)
+
+    assert decision.allowed is expected.allowed, decision.why_not
+    assert (world.patient in visible_patients(world.user, Action.SEARCH)) is expected.allowed
+    assert decision.withholds_whole_record is expected.told_withheld
+    if expected.allowed:
+        found = patient_search_for_user(user=world.user, nhs_number_text="9990000018", request=None)
+        assert found == world.patient
+    else:
+        with pytest.raises(PatientNotFound) as raised:
+            patient_search_for_user(user=world.user, nhs_number_text="9990000018", request=None)
+        assert isinstance(raised.value, RecordWithheld) is expected.told_withheld
+    event = AccessEvent.objects.get()
+    assert (event.action, event.outcome, event.query) == (
+        "search",
+        "allowed" if expected.allowed else "denied",
+        "9990000018",
+    )
+    # A search shows nothing of the record, so it sets nothing aside and raises no alert.
+    assert not Alert.objects.exists()

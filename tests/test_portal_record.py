@@ -7,11 +7,12 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from audit.models import AccessEvent
-from consent.models import LegitimateRelationship
+from audit.models import AccessEvent, Alert
+from consent.models import BreakGlassGrant, LegitimateRelationship, Objection
 from consent.roles import JobRole
+from records.access import break_glass_for_user
 from records.models import Feed, Organisation, Patient
-from records.portal.selectors import ROLE_DEMOGRAPHICS_ONLY, SENSITIVE_WITHHELD
+from records.portal.selectors import OBJECTION_WITHHELD, ROLE_DEMOGRAPHICS_ONLY, SENSITIVE_WITHHELD
 from records.sections import CLINICAL_SECTIONS, Section
 from records.services import feed_upsert, organisation_upsert
 from tests.builders import (
@@ -40,6 +41,12 @@ def open_record(client, user, patient: Patient, query: dict[str, str] | None = N
 def section_html(page: str, key: str) -> str:
     start = page.index(f'<section id="{key}"')
     return page[start : page.index("</section>", start)]
+
+
+def notice_html(page: str, css_class: str) -> str:
+    found = re.search(rf'<section class="[^"]*\b{css_class}\b.*?</section>', page, re.S)
+    assert found is not None, css_class
+    return found.group(0).replace("&#x27;", "'")
 
 
 def section_headings(page: str) -> list[str]:
@@ -176,6 +183,103 @@ def test_nothing_withheld_means_no_withheld_notice(client, cast):
     page = open_record(client, cast.gp_ada, cast.patient_a)
     assert "Some information has been withheld" not in page
     assert AccessEvent.objects.get().withheld == ""
+
+
+def objection_upheld(patient: Patient, **scope) -> Objection:
+    return Objection.objects.create(
+        reference="OB-PAGE",
+        channel=Objection.Channel.WEB_FORM,
+        given_name=patient.given_name,
+        family_name=patient.family_name,
+        birth_date=patient.birth_date,
+        contact_by=Objection.ContactBy.EMAIL,
+        contact_detail="patient@example.org",
+        due_at=timezone.now() + timedelta(days=30),
+        patient=patient,
+        status=Objection.Status.UPHELD,
+        **scope,
+    )
+
+
+def test_an_objection_is_said_to_withhold_something_never_what(client, cast):
+    objection_upheld(cast.patient_a, upheld_sections=[Section.PLANS], upheld_from_partners=["RGT"])
+
+    page = open_record(client, cast.gp_ada, cast.patient_a)
+
+    notice = notice_html(page, "withheld-notice")
+    assert OBJECTION_WITHHELD in notice
+    for named in ("Care and support plans", "Cambridge University Hospitals", "RGT", "OB-PAGE"):
+        assert named not in notice
+    assert Section.PLANS.value not in section_headings(page)
+    assert f'href="#{Section.PLANS.value}"' not in page
+    for withheld in ("Community mental health care plan", "Emergency department attendance"):
+        assert withheld not in page
+    assert "Type 2 diabetes mellitus" in page
+    assert "objection-override-notice" not in page
+    event = AccessEvent.objects.get()
+    assert (
+        "objection:OB-PAGE; objection-sections:care-and-support-plans; objection-partners:RGT"
+        in event.withheld
+    )
+    assert "RGT" not in event.partners_shown
+
+
+def test_a_record_withheld_whole_by_objection_shows_nothing_of_the_patient(client, cast):
+    objection_upheld(cast.patient_a, upheld_whole_record=True)
+    client.force_login(cast.gp_ada)
+
+    response = client.get(record_url(cast.patient_a))
+
+    # Refused like any record the user may not open; what the refusal tells them is the view's to say.
+    assert response.status_code != 200
+    body = response.content.decode()
+    for value in ("Ashby", "999 000 0018", "Mill Road", "01223 000001", "Type 2 diabetes", "OB-PAGE"):
+        assert value not in body
+    event = AccessEvent.objects.get()
+    assert (event.outcome, event.patient_id) == ("denied", cast.patient_a.pk)
+    assert Objection.objects.get().status == Objection.Status.UPHELD
+
+
+def test_a_safeguarding_override_of_an_objection_is_announced_in_red(client, cast):
+    objection_upheld(cast.patient_a, upheld_whole_record=True, break_glass_may_override=True)
+    grant = break_glass_for_user(
+        user=cast.gp_ben,
+        public_id=cast.patient_a.public_id,
+        reason_code=BreakGlassGrant.Reason.SAFEGUARDING,
+        reason_text="Disclosure by a neighbour",
+        request=None,
+    )
+
+    page = open_record(client, cast.gp_ben, cast.patient_a)
+
+    notice = notice_html(page, "objection-override-notice")
+    assert "overriding this patient's objection to sharing" in notice
+    assert grant.reference in notice
+    assert "<time datetime=" in notice
+    assert "Type 2 diabetes mellitus" in page
+    assert OBJECTION_WITHHELD not in page
+    assert [event.action for event in AccessEvent.objects.order_by("id")] == [
+        "break-glass",
+        "view-record",
+        "objection-override",
+    ]
+    assert Alert.objects.filter(kind=Alert.Kind.OBJECTION_OVERRIDE, reference=grant.reference).count() == 1
+
+
+def test_a_safeguarding_break_glass_that_sets_no_objection_aside_announces_no_override(client, cast):
+    break_glass_for_user(
+        user=cast.gp_ben,
+        public_id=cast.patient_a.public_id,
+        reason_code=BreakGlassGrant.Reason.SAFEGUARDING,
+        reason_text="Disclosure by a neighbour",
+        request=None,
+    )
+
+    page = open_record(client, cast.gp_ben, cast.patient_a)
+
+    assert "break-glass-notice" in page
+    assert "objection-override-notice" not in page
+    assert not AccessEvent.objects.filter(action="objection-override").exists()
 
 
 def test_entered_in_error_entries_are_never_shown(client, cast):
