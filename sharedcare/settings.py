@@ -220,3 +220,16 @@ RELATIONSHIP_ENCOUNTER_DAYS_BY_KIND = env_int_map(
     keys=ORGANISATION_KINDS,
     minimum=1,
 )
+
+# The public object-to-share form and status page (records/public/, docs/patients-rights.md). POSTs a client address
+# may make to the form (with its check-your-answers step) and to the status page, per minute and per day; past
+# either, the page answers 429 and stores nothing. django-ratelimit counts them in the default cache (Redis).
+PUBLIC_FORM_RATE_PER_MINUTE = env_int("PUBLIC_FORM_RATE_PER_MINUTE", 10, minimum=1)
+PUBLIC_FORM_RATE_PER_DAY = env_int("PUBLIC_FORM_RATE_PER_DAY", 100, minimum=1)
+PUBLIC_STATUS_RATE_PER_MINUTE = env_int("PUBLIC_STATUS_RATE_PER_MINUTE", 10, minimum=1)
+PUBLIC_STATUS_RATE_PER_DAY = env_int("PUBLIC_STATUS_RATE_PER_DAY", 100, minimum=1)
+# Behind a reverse proxy every request comes from the proxy's address: name the request header (as Django's META key,
+# e.g. HTTP_X_REAL_IP) in which the proxy puts the client's own single address. Unset: the connection's address.
+RATELIMIT_IP_META_KEY = env_str("RATELIMIT_IP_META_KEY") or None
+# A form posted without its CSRF token: the public pages answer in their own design, every other page as before.
+CSRF_FAILURE_VIEW = "records.public.views.csrf_failure"
