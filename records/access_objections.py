@@ -110,8 +110,13 @@ def _require_team(user: User) -> None:
         raise CaseNotFound
 
 
-def _case(reference: str, *, lock: bool = False) -> Objection:
-    cases = Objection.objects.select_for_update() if lock else Objection.objects
+def _case(reference: str, *, lock: bool = False, people: bool = False) -> Objection:
+    cases = Objection.objects.select_for_update() if lock else Objection.objects.all()
+    if people:
+        # Who entered the case and who took each step, for its page, in the one query.
+        cases = cases.select_related(
+            "entered_by", "entered_for", "identity_checked_by", "decided_by", "informed_by"
+        )
     found: Objection | None = cases.filter(reference=reference).first()
     if found is None:
         raise CaseNotFound
@@ -360,7 +365,11 @@ def objection_for_user(*, user: User, reference: str) -> Objection:
 
 
 def _history(objection: Objection) -> list[HistoryEntry]:
-    entries = LogEntry.objects.get_for_object(objection).select_related("actor").order_by("timestamp", "pk")
+    entries = (
+        LogEntry.objects.get_for_object(objection)
+        .select_related("actor", "content_type")
+        .order_by("timestamp", "pk")
+    )
     return [
         HistoryEntry(
             when=entry.timestamp,
@@ -380,7 +389,7 @@ def objection_case_for_user(*, user: User, reference: str) -> ObjectionCase:
     """One case, with everything the IG team's page shows: what was asked and given, each step, the deadline and
     the change history with its actors. Of the patient matched it shows the NHS number only."""
     _require_team(user)
-    objection = _case(reference)
+    objection = _case(reference, people=True)
     matched = (
         Patient.objects.filter(pk=objection.patient_id).values_list("nhs_number", flat=True).first()
         if objection.patient_id is not None
