@@ -1031,3 +1031,65 @@ def test_recording_from_a_record_that_does_not_exist_is_a_404_and_audited(client
     assert client.get(url).status_code == 404
     event = AccessEvent.objects.get()
     assert (event.outcome, event.patient_id) == (AccessEvent.Outcome.NOT_FOUND, None)
+
+
+def test_every_objection_page_sends_a_stranger_to_log_in_and_writes_nothing(client, cast):
+    objection = receive()
+    urls = [reverse("records:objection-list"), reverse("records:objection-new")]
+    urls += [
+        reverse("records:objection-new-for-patient", kwargs={"public_id": cast.patient_b.public_id}),
+        case_url(objection),
+        case_url(objection, "objection-letter"),
+    ]
+    urls += [case_url(objection, name) for name in STEP_POSTS]
+    before = snapshot(objection)
+
+    for url in urls:
+        for method in ("get", "post"):
+            response = getattr(client, method)(url)
+            assert response.status_code == 302, (method, url)
+            assert response["Location"].startswith(reverse("login"))
+    assert snapshot(objection) == before
+    assert not AccessEvent.objects.exists()
+
+
+# Exact query counts. Every page's frame reads 1. the session, 2. the user; the door asks 3. the permission; the
+# frame adds the role profiles, the role, the break-glass grants and, for a privacy officer, the Objections link's
+# permission (four queries).
+FRAME = 4
+# 4. the cases, in one query however many.
+LIST_QUERIES = 4 + FRAME
+# 4. the case with who entered it and took each step; 5. the matched patient's NHS number; 6. the partners' names;
+# 7. the change log with its actors; 8. the patient and 9-11. the users (verified, decided, told) that the change
+# log's foreign keys name; 12. the partners for the decision form's ticked boxes.
+TOLD_CASE_QUERIES = 12 + FRAME
+
+
+@pytest.mark.parametrize("cases", [1, 10])
+def test_the_list_takes_the_same_exact_queries_for_few_cases_and_many(
+    client, cast, ig, cases, django_assert_num_queries
+):
+    for number in range(cases):
+        at(
+            Status.NOT_UPHELD if number % 2 else Status.RECEIVED,
+            cast,
+            ig,
+            contact_detail=f"p{number}@example.org",
+        )
+    client.force_login(ig)
+
+    with django_assert_num_queries(LIST_QUERIES):
+        response = client.get(reverse("records:objection-list"))
+
+    assert response.content.decode().count('class="card card-body mb-3 objection-case') == cases
+
+
+def test_a_told_cases_page_takes_an_exact_number_of_queries(client, cast, ig, django_assert_num_queries):
+    objection = at(Status.UPHELD, cast, ig)
+    objection_inform(objection_id=objection.pk, by=ig)
+    client.force_login(ig)
+
+    with django_assert_num_queries(TOLD_CASE_QUERIES):
+        response = client.get(case_url(objection))
+
+    assert "Told by privacy.fay" in response.content.decode()
