@@ -25,6 +25,7 @@ from consent.objections import (
     objection_withdraw,
     objections_overdue,
 )
+from consent.policy import decide as policy_decide
 from records.sections import Section
 from tests.builders import make_user
 
@@ -371,6 +372,31 @@ def test_a_withdrawn_objection_is_no_longer_enforced_and_keeps_its_history(cast,
     assert (objection.status, objection.is_enforced, objection.is_open) == (Status.WITHDRAWN, False, False)
     assert objection.withdrawn_at is not None and objection.withdrawn_note == "Wrote to withdraw."
     assert not Objection.objects.filter(pk=objection.pk, status__in=Objection.ENFORCED).exists()
+
+
+def test_an_upheld_objection_holds_on_every_read_until_it_is_withdrawn(cast, ig):
+    objection = receive(
+        given_name="Alice",
+        family_name="Ashby",
+        nhs_number="9990000018",
+        scope_sections=[],
+        scope_from_partners=[],
+        scope_to_partners=["D81001"],
+    )
+    objection_identity_verify(objection_id=objection.pk, patient_id=cast.patient_a.pk, by=ig)
+    review(objection, ig)
+    assert decide_for(cast).allowed
+
+    objection_decide(objection_id=objection.pk, by=ig, outcome=Status.UPHELD)
+    assert not decide_for(cast).allowed
+
+    objection_withdraw(objection_id=objection.pk, by=ig, note="Phoned: happy for the practice to see it.")
+    assert decide_for(cast).allowed
+
+
+def decide_for(cast):
+    """Whether gp.ada, at the patient's own practice, may open Alice Ashby's record now."""
+    return policy_decide(cast.gp_ada, cast.patient_a, AccessEvent.Action.VIEW_RECORD)
 
 
 @pytest.mark.parametrize("note", ["", "   "])
