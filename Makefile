@@ -12,20 +12,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $@
 
-# Bootstrap for the portal; the NHS.UK design system for the public pages. NHS.UK's stylesheet loads the Frutiger
-# font from NHS.UK's own CDN and names its images from the site root: the font is dropped (the design system falls back
-# to Arial) and the images are named beside the stylesheet, so the pages fetch nothing from anywhere but this server.
-static/vendor/.installed: package.json
+# Bootstrap for the portal and the NHS.UK design system for the public pages (docker/vendor_assets.sh says how).
+static/vendor/.installed: package.json docker/vendor_assets.sh
 	npm install --no-package-lock --no-audit --no-fund --loglevel=error
-	mkdir -p static/vendor/bootstrap
-	cp -r node_modules/bootstrap/dist/css node_modules/bootstrap/dist/js static/vendor/bootstrap/
-	rm -rf static/vendor/nhsuk-frontend
-	mkdir -p static/vendor/nhsuk-frontend
-	cp -r node_modules/nhsuk-frontend/dist/nhsuk/assets node_modules/nhsuk-frontend/dist/nhsuk/nhsuk-frontend.min.js \
-		static/vendor/nhsuk-frontend/
-	sed -e 's/@font-face{[^}]*}//g' -e 's|url(/assets/|url(assets/|g' -e 's|/\*# sourceMappingURL=[^*]*\*/||' \
-		node_modules/nhsuk-frontend/dist/nhsuk/nhsuk-frontend.min.css > static/vendor/nhsuk-frontend/nhsuk-frontend.min.css
-	sed -i -e 's|//# sourceMappingURL=.*$$||' static/vendor/nhsuk-frontend/nhsuk-frontend.min.js
+	sh docker/vendor_assets.sh node_modules static/vendor
 	touch $@
 
 install: $(VENV)/.installed static/vendor/.installed

@@ -21,7 +21,7 @@ from django.views import csrf
 from django.views.decorators.http import require_http_methods
 
 # django-ratelimit ships no type information.
-from django_ratelimit.decorators import ratelimit  # type: ignore[import-untyped]
+from django_ratelimit.decorators import ratelimit
 
 from consent.models import Objection
 from consent.objections import objection_receive
