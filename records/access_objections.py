@@ -522,8 +522,9 @@ def objection_enter_for_patient_for_user(
                 family_name=patient.family_name,
                 birth_date=patient.birth_date,
                 nhs_number=patient.nhs_number,
-                address=patient.address[:300],
-                postcode=patient.postcode,
+                # A restricted (S-flagged) patient's whereabouts stay on the record, out of the case.
+                address="" if patient.is_restricted else patient.address[:300],
+                postcode="" if patient.is_restricted else patient.postcode,
                 entered_by_id=user.pk,
                 entered_for_id=_entered_for(user),
             )

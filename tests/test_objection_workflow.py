@@ -1119,3 +1119,27 @@ def test_a_told_cases_page_takes_an_exact_number_of_queries(client, cast, ig, dj
         response = client.get(case_url(objection))
 
     assert "Told by privacy.fay" in response.content.decode()
+
+
+def test_a_restricted_patients_address_stays_out_of_a_case_the_practice_enters(client, cast):
+    cast.patient_b.address = "2 Fen Lane, Wisbech"
+    cast.patient_b.postcode = "PE13 1AA"
+    cast.patient_b.is_restricted = True
+    cast.patient_b.save()
+    client.force_login(cast.gp_ben)
+
+    response = client.post(
+        reverse("records:objection-new-for-patient", kwargs={"public_id": cast.patient_b.public_id}),
+        {
+            "channel": "letter",
+            "received_on": timezone.localdate().isoformat(),
+            "contact_by": "phone",
+            "contact_detail": "01945 000002",
+            "on_behalf": "self",
+            "scope_whole_record": "on",
+        },
+    )
+
+    assert response.status_code == 303
+    objection = Objection.objects.get()
+    assert (objection.address, objection.postcode, objection.patient_id) == ("", "", cast.patient_b.pk)
