@@ -23,6 +23,7 @@ from audit.alerts import AlertAlreadyReviewed
 from records import nhs_number
 from records.access import (
     PatientNotFound,
+    RecordWithheld,
     RelationshipNeeded,
     alert_open_for_user,
     alert_queue_for_user,
@@ -67,11 +68,21 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "records/home.html", context)
 
 
-def _claimable_remember(request: HttpRequest, offer: RelationshipNeeded, number: str) -> None:
+def _claimable_remember(
+    request: HttpRequest, offer: RelationshipNeeded | RecordWithheld, number: str
+) -> None:
+    """Keep, for this session only, the patient a search offered access to, the number typed, and what is offered.
+
+    A record withheld by the patient's objection offers only break-glass (a safeguarding one may set aside an
+    objection whose decision allows it); the access page then says the record is withheld, not that there is no
+    relationship.
+    """
     kept = [
         entry for entry in request.session.get(CLAIMABLE_SESSION_KEY, []) if entry[0] != str(offer.public_id)
     ]
-    kept.append([str(offer.public_id), number, offer.self_claim_max_hours, offer.break_glass_max_hours])
+    withheld = isinstance(offer, RecordWithheld)
+    claim_hours = 0 if withheld else offer.self_claim_max_hours  # type: ignore[union-attr]
+    kept.append([str(offer.public_id), number, claim_hours, offer.break_glass_max_hours, withheld])
     request.session[CLAIMABLE_SESSION_KEY] = kept[-CLAIMABLE_KEPT:]
 
 
@@ -82,6 +93,14 @@ def _claimable(request: HttpRequest, public_id: uuid.UUID) -> tuple[str, int, in
         if entry[0] == str(public_id):
             return entry[1], int(entry[2]), int(entry[3])
     raise Http404
+
+
+def _claimable_withheld(request: HttpRequest, public_id: uuid.UUID) -> bool:
+    """Whether this session was offered the patient because their objection withholds the record."""
+    return any(
+        entry[0] == str(public_id) and len(entry) > 4 and bool(entry[4])
+        for entry in request.session.get(CLAIMABLE_SESSION_KEY, [])
+    )
 
 
 def _claimable_forget(request: HttpRequest, public_id: uuid.UUID) -> None:
@@ -104,6 +123,13 @@ def patient_search(request: HttpRequest) -> HttpResponse:
             _claimable_remember(request, offer, nhs_number.display(number))
             url = reverse("records:patient-access", kwargs={"public_id": offer.public_id})
             return HttpResponseRedirect(url, status=303)
+        except RecordWithheld as withheld:
+            # The user would see this record but for the patient's objection: they are told so on the record's
+            # own page, which asks the door again and audits that view.
+            if withheld.break_glass_max_hours:
+                _claimable_remember(request, withheld, nhs_number.display(number))
+            url = reverse("records:patient-detail", kwargs={"public_id": withheld.public_id})
+            return HttpResponseRedirect(url, status=303)
         except PatientNotFound:
             form.reject_as_not_found()
         else:
@@ -120,6 +146,13 @@ def patient_detail(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
     build = partial(record_page_build, requested_pages=request.GET)
     try:
         access = get_patient_for_user(user=request.user, public_id=public_id, request=request, build=build)
+    except RecordWithheld as withheld:
+        offered = _claimable_withheld(request, public_id)
+        context = {
+            "public_id": public_id,
+            "break_glass_offered": offered and withheld.break_glass_max_hours > 0,
+        }
+        return render(request, "records/record_withheld.html", context, status=403)
     except PatientNotFound:
         raise Http404 from None
     return render(
@@ -141,6 +174,7 @@ def _access_page(
         "claim_form": claim or (RelationshipDeclareForm(max_hours=claim_hours) if claim_hours else None),
         "glass_form": glass or (BreakGlassForm(user=request.user) if glass_hours else None),
         "break_glass_hours": glass_hours,
+        "withheld": _claimable_withheld(request, public_id),
     }
     return render(request, "records/patient_access.html", context)
 
