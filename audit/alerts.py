@@ -101,7 +101,10 @@ def alert_get(alert_id: int) -> Alert | None:
 
 
 def alert_user_events(alert: Alert) -> QuerySet[AccessEvent]:
-    """What the alert's user did with the alert's patient, oldest first: the context a reviewer judges by."""
+    """What the alert's user did with the alert's patient, oldest first: the context a reviewer judges by. An alert
+    sharedcare raised itself (an overdue case) has no user and no patient, so nothing."""
+    if alert.user_id is None or alert.patient_id is None:
+        return AccessEvent.objects.none()
     return AccessEvent.objects.filter(user_id=alert.user_id, patient_id=alert.patient_id).order_by(
         "occurred_at", "id"
     )

@@ -38,7 +38,7 @@ from django.utils import timezone
 
 from consent.models import Objection, SubjectAccessRequest
 from records.models import Organisation
-from records.sections import Section
+from records.sections import CLINICAL_SECTIONS, Section
 from sharedcare.advisory_locks import submission_lock
 
 OBJECTION_PREFIX = "OB-"
@@ -102,6 +102,11 @@ def objection_receive(
 
     Validation of what a person typed is the form's; this stores what it is given.
     """
+    # Demographics and the GP practice identify the patient to whoever cares for them: only a whole-record objection
+    # withholds them, so a case never asks for them as sections (it would be upheld and enforce nothing).
+    not_clinical = sorted(set(scope_sections) - {section.value for section in CLINICAL_SECTIONS})
+    if not_clinical:
+        raise ValueError(f"Only clinical sections are withheld by section, not {', '.join(not_clinical)}.")
     received = received_at or timezone.now()
     fields: dict[str, Any] = {
         "channel": channel,

@@ -61,6 +61,32 @@ PORTAL_URLS = {
     # Privacy officers only (tests/test_alerts.py): the queue names no patient; an alert's page is an audited read.
     "records:alert-list": "door: alert_queue_for_user",
     "records:alert-detail": "door: alert_open_for_user",
+    # The IG team only (tests/test_objection_workflow.py): a case names no patient; matching one is audited.
+    "records:objection-list": "door: objection cases (names no patient)",
+    "records:objection-new": "door: objection_enter_for_user (names no patient)",
+    "records:objection-new-for-patient": "door: may_enter_objection_for, the patient's own practice, audited",
+    "records:objection-detail": "door: objection case (the matched NHS number only)",
+    "records:objection-identity-lookup": "door: match-patient, audited",
+    "records:objection-identity-verify": "door: match-patient, audited",
+    "records:objection-identity-not-found": "door: objection step (names no patient)",
+    "records:objection-clinical-input": "door: objection step (names no patient)",
+    "records:objection-decide": "door: objection step (names no patient)",
+    "records:objection-inform": "door: objection step (names no patient)",
+    "records:objection-letter": "door: the letter to the requester (their own details)",
+    "records:objection-extend": "door: objection step (names no patient)",
+    "records:objection-withdraw": "door: objection step (names no patient)",
+    # The IG team only (tests/test_subject_access.py, tests/test_national_opt_out.py).
+    "records:subject-access-list": "door: subject_access_register_for_user (names no patient)",
+    "records:subject-access-new": "door: subject_access_enter_for_user (names no patient)",
+    "records:subject-access-detail": "door: subject_access_open_for_user (names no patient)",
+    "records:subject-access-verify": "door: subject_access_verify_for_user",
+    "records:subject-access-extend": "door: subject_access_extend_for_user",
+    "records:subject-access-fulfil": "door: subject_access_fulfil_for_user",
+    "records:subject-access-report": "door: subject_access_report_for_user",
+    "records:subject-access-withdraw": "door: subject_access_withdraw_for_user",
+    "records:opt-out-list": "door: national_opt_outs_for_user",
+    "records:opt-out-record": "door: national_opt_out_record_for_user",
+    "records:opt-out-remove": "door: national_opt_out_remove_for_user",
 }
 _ids = count(1)
 

@@ -70,3 +70,11 @@ def test_the_reference_is_unique_across_many_cases(db):
     }
     assert len(references) == 50
     assert timedelta(minutes=1) < RESUBMIT_WINDOW
+
+
+def test_demographics_or_the_gp_practice_are_not_objected_to_by_section(db):
+    # Only a whole-record objection withholds what identifies the patient; as a section it would enforce nothing.
+    with pytest.raises(ValueError, match="Only clinical sections"):
+        objection_receive(**{**SUBMISSION, "scope_sections": ["person-demographics", "problems-and-issues"]})
+
+    assert not Objection.objects.exists()

@@ -565,3 +565,12 @@ def test_entries_deleted_at_the_source_are_never_shown_nor_counted(client, cast)
     # Not even counted as withheld: a deleted entry is not part of the record at all.
     assert SENSITIVE_WITHHELD not in page
     assert AccessEvent.objects.get().withheld == ""
+
+
+def test_the_patients_own_practice_and_no_one_else_is_offered_to_record_an_objection_from_the_record(
+    client, cast
+):
+    link = reverse("records:objection-new-for-patient", kwargs={"public_id": cast.patient_a.public_id})
+
+    assert link in open_record(client, cast.gp_ada, cast.patient_a)
+    assert link not in open_record(client, cast.ed_cara, cast.patient_a)

@@ -787,3 +787,23 @@ def test_the_overdue_task_is_on_the_beat_schedule():
     tasks = {entry["task"] for entry in app.conf.beat_schedule.values()}
     assert "consent.case_overdue_alerts_raise_task" in tasks
     assert "consent.case_overdue_alerts_raise_task" in app.tasks
+
+
+def test_an_overdue_alert_reads_as_raised_by_sharedcare_and_lists_no_ones_events(client, cast):
+    late = received(received_at=timezone.now() - timedelta(days=45))
+    AccessEvent.objects.create(
+        action=AccessEvent.Action.SEARCH, outcome=AccessEvent.Outcome.DENIED, query="x"
+    )
+    case_overdue_alerts_raise_task.apply()
+    alert = Alert.objects.get(kind=Alert.Kind.CASE_OVERDUE)
+    client.force_login(cast.privacy_fay)
+
+    listing = client.get(reverse("records:alert-list")).content.decode()
+    detail = client.get(reverse("records:alert-detail", kwargs={"alert_id": alert.pk})).content.decode()
+
+    assert alert.reference == late.reference
+    for page in (listing, detail):
+        assert "Raised by sharedcare (deadline check)" in page
+        assert ", at" not in page
+    assert "did with this patient" not in detail and "Search" not in detail
+    assert reverse("records:subject-access-detail", kwargs={"reference": late.reference}) in detail

@@ -9,7 +9,9 @@ from records.models import IngestRun, QuarantinedRecord
 from tests.builders import PORTAL_URLS, url_names
 
 # Reachable without signing in, and none shows patient data.
-PUBLIC = {"login"}
+PUBLIC = {"login", "public:objection-form", "public:objection-status"}
+# The public form's later steps: without the visitor's own answers (or reference) in their session, back to the form.
+PUBLIC_STEPS = {"public:objection-check", "public:objection-sent"}
 # Signed-in account pages that show no patient data.
 ACCOUNT = {"logout", "password_change", "password_change_done"}
 # The partner API: a partner key only (tests/test_push_api.py), and no patient data in any answer.
@@ -134,7 +136,7 @@ def test_every_url_is_public_account_back_office_or_portal():
     unexplained = {
         name
         for name in _all_names()
-        if name not in PUBLIC | ACCOUNT | PARTNER_API
+        if name not in PUBLIC | PUBLIC_STEPS | ACCOUNT | PARTNER_API
         and name not in PORTAL_URLS
         and name not in BACK_OFFICE_PATIENT_VIEWS
         and name not in BACK_OFFICE_STAFF_ONLY
@@ -180,8 +182,14 @@ def test_staff_only_back_office_lists_show_no_patient_and_audit_nothing(client, 
 
 
 @pytest.mark.parametrize("name", sorted(PUBLIC))
-def test_public_pages_open_without_signing_in(client, name):
+def test_public_pages_open_without_signing_in(client, db, name):
     assert client.get(reverse(name)).status_code == 200
+
+
+@pytest.mark.parametrize("name", sorted(PUBLIC_STEPS))
+def test_the_public_forms_later_steps_send_a_visitor_without_answers_back_to_the_form(client, name):
+    response = client.get(reverse(name))
+    assert (response.status_code, response["Location"]) == (302, reverse("public:objection-form"))
 
 
 @pytest.mark.parametrize("name", ["password_change", "password_change_done"])
