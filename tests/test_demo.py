@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from auditlog.models import LogEntry
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 from fhir.resources.R4B.bundle import Bundle
 
-from consent.models import CareTeam, LegitimateRelationship, StaffProfile
+from consent.models import CareTeam, LegitimateRelationship, Objection, StaffProfile, SubjectAccessRequest
 from consent.policy import Action, decide, may_manage_patients_rights
 from consent.roles import JobRole
 from records import nhs_number
@@ -249,6 +250,8 @@ def snapshot() -> dict[str, int]:
         "entries": RecordEntry.objects.count(),
         "relationships": LegitimateRelationship.objects.count(),
         "quarantined": QuarantinedRecord.objects.count(),
+        "objections": Objection.objects.count(),
+        "access requests": SubjectAccessRequest.objects.count(),
     }
 
 
@@ -483,3 +486,28 @@ def test_privacy_fay_and_no_other_demo_user_works_patients_objections(loaded):
     users = {user.username: user for user in get_user_model().objects.all()}
 
     assert {name for name, user in users.items() if may_manage_patients_rights(user)} == {"privacy.fay"}
+
+
+def test_the_ig_team_has_one_objection_in_each_state_with_its_history_and_two_access_requests(loaded):
+    objections = Objection.objects.all()
+
+    assert sorted(objection.status for objection in objections) == sorted(Objection.Status.values)
+    for objection in objections.exclude(status=Objection.Status.RECEIVED):
+        actors = {entry.actor.username for entry in LogEntry.objects.get_for_object(objection) if entry.actor}
+        assert actors == {"privacy.fay"}
+    assert objections.filter(status=Objection.Status.RECEIVED, due_at__lt=timezone.now()).exists()  # overdue
+    named = set(demo_nhs_numbers(10))
+    assert not objections.filter(patient__nhs_number__in=named).exists()
+    assert set(SubjectAccessRequest.objects.values_list("status", flat=True)) == {
+        SubjectAccessRequest.Status.RECEIVED,
+        SubjectAccessRequest.Status.IDENTITY_VERIFIED,
+    }
+
+
+def test_the_upheld_objection_withholds_the_hospitals_data_from_the_patients_gp_and_says_so(loaded):
+    upheld = Objection.objects.get(status=Objection.Status.UPHELD)
+    ada = get_user_model().objects.get(username="gp.ada")
+
+    decision = decide(ada, upheld.patient, Action.VIEW_RECORD)
+
+    assert decision.allowed and decision.withheld_partners == frozenset({"RGT"})

@@ -25,6 +25,7 @@ from consent.services import (
     information_governance_team_add,
     staff_profile_add,
 )
+from records.demo.cases import demo_cases_upsert
 from records.demo.generator import write_demo_bundles
 from records.demo.partners import FEEDS, LIVE_FEEDS, PARTNERS, TEAMS, USERS
 from records.ingest.pipeline import ingest_path, suffixes_for
@@ -160,7 +161,7 @@ def demo_load(
     on_feed: Callable[[FeedLoad], None] | None = None,
 ) -> list[FeedLoad]:
     """Load the whole demo: partners and feeds, users and their teams, bundles (and the council's caseload
-    extract) written to `folder`, then ingested feed by feed.
+    extract) written to `folder`, then ingested feed by feed; then the IG team's cases about the patients loaded.
 
     The password is checked before anything is written, so a refused password leaves the database as it was.
     """
@@ -169,4 +170,6 @@ def demo_load(
     demo_users_upsert(password)
     demo_teams_upsert()
     write_demo_bundles(folder, patients=patients, seed=seed, reference=reference)
-    return demo_ingest(feeds, folder, on_feed=on_feed)
+    loads = demo_ingest(feeds, folder, on_feed=on_feed)
+    demo_cases_upsert()
+    return loads
