@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from itertools import count
 
 from django.contrib.auth import get_user_model
+from django.db import connections
 from django.urls import URLPattern, URLResolver, reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -433,3 +436,27 @@ def coded_concept(system: str, code: str, display: str) -> dict:
 def coded_condition(resource_id: str, subject: Patient | str, system: str, code: str, display: str) -> dict:
     """A Condition coded `code` of `system` about a patient (or whoever holds the NHS number `subject`)."""
     return condition(resource_id, subject, display, code=coded_concept(system, code, display))
+
+
+# Browser tests.
+
+
+def in_own_thread(work: Callable[[], None]) -> None:
+    """Database work while Playwright's event loop runs in this thread (Django refuses synchronous queries there): done
+    on a thread of its own, whose connection is closed when it ends. What `work` raises (a failed assertion above all)
+    is raised again here, so the test fails with it."""
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as error:
+            raised.append(error)
+        finally:
+            connections.close_all()
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join()
+    if raised:
+        raise raised[0]

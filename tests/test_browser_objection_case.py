@@ -9,20 +9,18 @@ gp.ada, outside the team, finds neither the link nor the pages.
 
 import os
 import re
-import threading
 from collections.abc import Callable, Iterator
 from io import BytesIO
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Permission
-from django.db import connections
 from django.utils import timezone
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 from pypdf import PdfReader
 
 from consent.models import Objection
-from tests.builders import PASSWORD
+from tests.builders import PASSWORD, in_own_thread
 
 pytestmark = pytest.mark.browser
 
@@ -54,21 +52,6 @@ def contexts(live_cast, live_server, browser: Browser) -> Iterator[Callable[[dic
     finally:
         for context in opened:
             context.close()
-
-
-def in_own_thread(work: Callable[[], None]) -> None:
-    """Database work while Playwright's loop runs in this thread: done on a thread of its own, whose connection is
-    closed when it ends."""
-
-    def run() -> None:
-        try:
-            work()
-        finally:
-            connections.close_all()
-
-    worker = threading.Thread(target=run)
-    worker.start()
-    worker.join()
 
 
 def log_in(page: Page, base_url: str, username: str) -> None:

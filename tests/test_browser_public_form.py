@@ -8,16 +8,15 @@ checks every page at both widths and finds no serious or critical problem, and n
 
 import os
 import re
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from django.core.cache import cache
-from django.db import connections
 from playwright.sync_api import Browser, Page, expect
 
 from consent.models import Objection
+from tests.builders import in_own_thread
 
 pytestmark = pytest.mark.browser
 
@@ -62,21 +61,6 @@ def phone_or_desktop(request, live_cast, live_server, browser: Browser) -> Itera
     finally:
         for page in pages:
             page.context.close()
-
-
-def in_own_thread(work: Callable[[], None]) -> None:
-    """Database work while Playwright's loop runs in this thread: on a thread of its own, whose connection is closed
-    when it ends."""
-
-    def run() -> None:
-        try:
-            work()
-        finally:
-            connections.close_all()
-
-    worker = threading.Thread(target=run)
-    worker.start()
-    worker.join()
 
 
 def shoot(page: Page, tmp_path: Path, name: str) -> None:
