@@ -36,7 +36,7 @@ from consent.models import NationalOptOut, Objection, SubjectAccessRequest
 from consent.objections import subject_access_receive
 from consent.roles import JobRole
 from records import nhs_number
-from records.models import Feed, Organisation, Patient
+from records.models import Feed, Organisation, Patient, RecordEntry
 
 Status = SubjectAccessRequest.Status
 OPEN = (Status.RECEIVED, Status.IDENTITY_VERIFIED)
@@ -554,3 +554,41 @@ def national_opt_outs() -> QuerySet[NationalOptOut]:
     return NationalOptOut.objects.select_related("patient", "source_feed__organisation").order_by(
         "-recorded_at", "-pk"
     )
+
+
+# National data opt-outs a partner's feed sends, as NHS England's opt-out Consent (profile NDOP-Consent-1, with its
+# opt-out source extension): active means the patient has opted out; any other status, or the resource deleted at
+# the source, means the opt-out that feed recorded is lifted. An opt-out staff recorded is never lifted by a feed.
+NDOP_MARKERS = ("NDOP-Consent", "Extension-NDOP-OptOutSource")
+
+
+def _is_national_opt_out(resource: dict[str, Any]) -> bool:
+    profiles = (resource.get("meta") or {}).get("profile") or []
+    extensions = [extension.get("url", "") for extension in resource.get("extension") or []]
+    return any(marker in text for marker in NDOP_MARKERS for text in [*profiles, *extensions])
+
+
+def national_opt_outs_from_run(run_id: int) -> tuple[int, int]:
+    """Record or lift the opt-outs an ingest run's Consent resources say; return how many of each.
+
+    Called by the ingest as a run finishes, in its transaction, so an opt-out stands or falls with the run.
+    """
+    recorded = lifted = 0
+    entries = (
+        RecordEntry.objects.filter(ingest_run_id=run_id, resource_type="Consent")
+        .select_related("patient", "feed")
+        .order_by("pk")
+    )
+    for entry in entries:
+        if not _is_national_opt_out(entry.resource):
+            continue
+        if entry.resource.get("status") == "active" and not entry.is_deleted_at_source:
+            recorded += national_opt_out_record(
+                entry.patient, NationalOptOut.Source.FEED, source_feed=entry.feed
+            )[1]
+        else:
+            held = NationalOptOut.objects.filter(
+                patient=entry.patient, source=NationalOptOut.Source.FEED, source_feed=entry.feed
+            )
+            lifted += bool(held.delete()[0])
+    return recorded, lifted

@@ -13,6 +13,7 @@ from consent.policy import decide
 from consent.subject_access import CaseStepRefused, national_opt_out_record, national_opt_out_remove
 from records.access_requests import OPT_OUTS_PER_PAGE
 from records.models import Patient
+from tests.builders import condition, ingest
 
 Action = AccessEvent.Action
 PATIENT_A_FIELDS = ("Alice", "ASHBY", "Ashby", "9990000018", "999 000 0018")
@@ -282,3 +283,54 @@ def test_by_default_an_opt_out_does_not_change_what_direct_care_sees(cast, ig):
         before.withheld_sections,
         before.withheld_partners,
     )
+
+
+# From a feed: NHS England's opt-out Consent, through the real ingest pipeline.
+
+
+def opt_out_consent(patient, status: str = "active", resource_id: str = "ndop-1") -> dict:
+    return {
+        "resourceType": "Consent",
+        "id": resource_id,
+        "meta": {"profile": ["https://fhir.nhs.uk/STU3/StructureDefinition/NDOP-Consent-1"]},
+        "status": status,
+        "scope": {
+            "coding": [
+                {"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}
+            ]
+        },
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": condition("x", patient)["subject"],
+        "policy": [{"uri": "https://www.nhs.uk/your-nhs-data-matters/"}],
+    }
+
+
+def test_a_feeds_opt_out_consent_records_the_opt_out_and_a_later_inactive_one_lifts_it(cast):
+    run = ingest(cast.gp_a_feed, opt_out_consent(cast.patient_a))
+
+    opt_out = NationalOptOut.objects.get(patient=cast.patient_a)
+    assert (opt_out.source, opt_out.source_feed) == (NationalOptOut.Source.FEED, cast.gp_a_feed)
+    assert run.status == run.Status.SUCCEEDED
+
+    ingest(cast.gp_a_feed, opt_out_consent(cast.patient_a, status="inactive"))
+
+    assert not NationalOptOut.objects.filter(patient=cast.patient_a).exists()
+
+
+def test_a_consent_that_is_not_the_national_opt_out_records_nothing(cast):
+    other = {**opt_out_consent(cast.patient_a), "meta": {}}
+
+    ingest(cast.gp_a_feed, other)
+
+    assert not NationalOptOut.objects.exists()
+    assert cast.patient_a.entries.filter(
+        resource_type="Consent"
+    ).exists()  # still in the record's legal section
+
+
+def test_a_feed_never_lifts_an_opt_out_staff_recorded(cast):
+    national_opt_out_record(cast.patient_a, NationalOptOut.Source.STAFF, recorded_by_id=cast.privacy_fay.pk)
+
+    ingest(cast.gp_a_feed, opt_out_consent(cast.patient_a, status="rejected"))
+
+    assert NationalOptOut.objects.get(patient=cast.patient_a).source == NationalOptOut.Source.STAFF

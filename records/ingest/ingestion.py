@@ -29,6 +29,7 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from consent.services import relationships_refresh
+from consent.subject_access import national_opt_outs_from_run
 from records.ingest.fhir import InvalidResource, is_resource_type, version_key
 from records.ingest.formats.readers import read_source
 from records.ingest.held import UNKNOWN, HeldContent
@@ -347,12 +348,14 @@ class Ingestion:
         self.tally.touched_patient_ids |= {patient for _, patient in hits}
 
     def finish(self, checksum: str) -> None:
-        """Write what is left, check the counts add up, refresh relationships, and mark the run succeeded."""
+        """Write what is left, check the counts add up, refresh relationships and the national data opt-outs the
+        run sent, and mark the run succeeded."""
         self.rejections.write()
         tally = self.tally
         if tally.accounted != tally.read:
             raise RuntimeError(f"counts do not add up: read {tally.read}, accounted for {tally.accounted}")
         relationships_refresh(tally.touched_patient_ids)
+        national_opt_outs_from_run(self.run.pk)
         run = self.run
         run.status = IngestRun.Status.SUCCEEDED
         run.finished_at = timezone.now()
