@@ -18,6 +18,7 @@ from django.contrib.auth import get_user_model
 from django.db import connections
 from django.urls import URLPattern, URLResolver, reverse
 from django.utils import timezone
+from playwright.sync_api import Page, expect
 from rest_framework.test import APIClient
 
 import records.ingest.pipeline as pipeline
@@ -460,3 +461,12 @@ def in_own_thread(work: Callable[[], None]) -> None:
     worker.join()
     if raised:
         raise raised[0]
+
+
+def log_in(page: Page, base_url: str, username: str) -> None:
+    """Sign in through the login page as one of the cast (all share `PASSWORD`) and land on the portal's home."""
+    page.goto(f"{base_url}/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Shared care record")

@@ -9,14 +9,14 @@ push API's tests share. Builders that are not fixtures live in `tests/builders.p
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from django.utils import timezone
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, sync_playwright
 from rest_framework.test import APIClient
 
 import records.partner_api.views
@@ -253,3 +253,22 @@ def browser(monkeypatch) -> Iterator[Browser]:
             yield chromium
         finally:
             chromium.close()
+
+
+@pytest.fixture
+def browser_contexts(browser: Browser) -> Iterator[Callable[[dict], BrowserContext]]:
+    """Opens browser contexts (one per user, at a viewport such as {"width": 390, "height": 844}) in British English,
+    taking downloads, and closes every one after the test."""
+    opened: list[BrowserContext] = []
+
+    def open_context(viewport: dict) -> BrowserContext:
+        context = browser.new_context(viewport=viewport, locale="en-GB", accept_downloads=True)
+        context.set_default_timeout(15_000)
+        opened.append(context)
+        return context
+
+    try:
+        yield open_context
+    finally:
+        for context in opened:
+            context.close()

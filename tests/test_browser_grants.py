@@ -9,16 +9,16 @@ closed again.
 
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.utils import timezone
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import BrowserContext, Page, expect
 
 from consent.models import BreakGlassGrant, SelfClaimedRelationship
-from tests.builders import PASSWORD, in_own_thread
+from tests.builders import PASSWORD, in_own_thread, log_in
 
 pytestmark = pytest.mark.browser
 
@@ -33,28 +33,8 @@ def live_cast(transactional_db, cast):
 
 
 @pytest.fixture
-def contexts(live_cast, live_server, browser: Browser) -> Iterator[Callable[[dict], BrowserContext]]:
-    opened: list[BrowserContext] = []
-
-    def open_context(viewport: dict) -> BrowserContext:
-        context = browser.new_context(viewport=viewport, locale="en-GB")
-        context.set_default_timeout(15_000)
-        opened.append(context)
-        return context
-
-    try:
-        yield open_context
-    finally:
-        for context in opened:
-            context.close()
-
-
-def log_in(page: Page, base_url: str, username: str) -> None:
-    page.goto(f"{base_url}/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Shared care record")
+def contexts(live_cast, live_server, browser_contexts) -> Callable[[dict], BrowserContext]:
+    return browser_contexts
 
 
 def find(page: Page, typed: str) -> None:

@@ -9,18 +9,18 @@ gp.ada, outside the team, finds neither the link nor the pages.
 
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from io import BytesIO
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Permission
 from django.utils import timezone
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import BrowserContext, Page, expect
 from pypdf import PdfReader
 
 from consent.models import Objection
-from tests.builders import PASSWORD, in_own_thread
+from tests.builders import in_own_thread, log_in
 
 pytestmark = pytest.mark.browser
 
@@ -38,28 +38,8 @@ def live_cast(transactional_db, cast):
 
 
 @pytest.fixture
-def contexts(live_cast, live_server, browser: Browser) -> Iterator[Callable[[dict], BrowserContext]]:
-    opened: list[BrowserContext] = []
-
-    def open_context(viewport: dict) -> BrowserContext:
-        context = browser.new_context(viewport=viewport, locale="en-GB", accept_downloads=True)
-        context.set_default_timeout(15_000)
-        opened.append(context)
-        return context
-
-    try:
-        yield open_context
-    finally:
-        for context in opened:
-            context.close()
-
-
-def log_in(page: Page, base_url: str, username: str) -> None:
-    page.goto(f"{base_url}/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Shared care record")
+def contexts(live_cast, live_server, browser_contexts) -> Callable[[dict], BrowserContext]:
+    return browser_contexts
 
 
 def shoot(page: Page, tmp_path: Path, name: str) -> None:

@@ -7,21 +7,21 @@ gone from the record with the notice that something is withheld at the patient's
 says "Upheld".
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from io import BytesIO
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Permission
 from django.core.cache import cache
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import BrowserContext, Page, expect
 from pypdf import PdfReader
 
 from audit.models import AccessEvent
 from consent.models import Objection
 from records.portal.selectors import OBJECTION_WITHHELD
 from records.sections import Section
-from tests.builders import PASSWORD, in_own_thread, make_entry
+from tests.builders import in_own_thread, log_in, make_entry
 
 pytestmark = pytest.mark.browser
 
@@ -43,28 +43,8 @@ def live_cast(transactional_db, cast):
 
 
 @pytest.fixture
-def contexts(live_cast, live_server, browser: Browser) -> Iterator[Callable[[dict], BrowserContext]]:
-    opened: list[BrowserContext] = []
-
-    def open_context(viewport: dict) -> BrowserContext:
-        context = browser.new_context(viewport=viewport, locale="en-GB", accept_downloads=True)
-        context.set_default_timeout(15_000)
-        opened.append(context)
-        return context
-
-    try:
-        yield open_context
-    finally:
-        for context in opened:
-            context.close()
-
-
-def log_in(page: Page, base_url: str, username: str) -> None:
-    page.goto(f"{base_url}/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Shared care record")
+def contexts(live_cast, live_server, browser_contexts) -> Callable[[dict], BrowserContext]:
+    return browser_contexts
 
 
 def date_of_birth(page: Page) -> None:
