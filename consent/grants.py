@@ -11,6 +11,7 @@ Ending is a record of fact: `consent.policy.decide` judges `valid_until` and `en
 import secrets
 import string
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from django.contrib.auth.models import Permission
 from django.db import transaction
@@ -25,6 +26,7 @@ SELF_CLAIM_PREFIX = "SC-"
 BREAK_GLASS_PREFIX = "BG-"
 _REFERENCE_ALPHABET = string.ascii_uppercase + string.digits
 _REFERENCE_LENGTH = 8
+G = TypeVar("G", SelfClaimedRelationship, BreakGlassGrant)
 
 
 def grant_reference_new(prefix: str) -> str:
@@ -39,6 +41,38 @@ def _access_permission() -> Permission:
 def _lasting(hours: int, max_hours: int) -> timedelta:
     # Never longer than the role allows and never less than an hour, whatever the caller asked for.
     return timedelta(hours=max(1, min(hours, max_hours)))
+
+
+def _grant_create(
+    model: type[G],
+    prefix: str,
+    *,
+    profile: StaffProfile,
+    patient: Patient,
+    reason_code: str,
+    reason_text: str,
+    hours: int,
+    max_hours: int,
+    now: datetime | None,
+) -> G:
+    reason = model.Reason(reason_code)
+    text = reason_text.strip()
+    if not text:
+        raise ValueError(f"{model._meta.verbose_name} needs a reason in words")
+    start = now or timezone.now()
+    with transaction.atomic():
+        grant: G = model.objects.create(
+            user_id=profile.user_id,
+            permission=_access_permission(),
+            content_object=patient,
+            staff_profile=profile,
+            reference=grant_reference_new(prefix),
+            reason_code=reason,
+            reason_text=text,
+            valid_from=start,
+            valid_until=start + _lasting(hours, max_hours),
+        )
+    return grant
 
 
 def self_claim_create(
@@ -56,24 +90,17 @@ def self_claim_create(
     Always holds: the reason is one of `SelfClaimedRelationship.Reason` and the text is not blank (ValueError
     otherwise, and nothing is written).
     """
-    reason = SelfClaimedRelationship.Reason(reason_code)
-    text = reason_text.strip()
-    if not text:
-        raise ValueError("a self-claimed relationship needs a reason in words")
-    start = now or timezone.now()
-    with transaction.atomic():
-        claim: SelfClaimedRelationship = SelfClaimedRelationship.objects.create(
-            user_id=profile.user_id,
-            permission=_access_permission(),
-            content_object=patient,
-            staff_profile=profile,
-            reference=grant_reference_new(SELF_CLAIM_PREFIX),
-            reason_code=reason,
-            reason_text=text,
-            valid_from=start,
-            valid_until=start + _lasting(hours, max_hours),
-        )
-    return claim
+    return _grant_create(
+        SelfClaimedRelationship,
+        SELF_CLAIM_PREFIX,
+        profile=profile,
+        patient=patient,
+        reason_code=reason_code,
+        reason_text=reason_text,
+        hours=hours,
+        max_hours=max_hours,
+        now=now,
+    )
 
 
 def break_glass_create(
@@ -91,24 +118,17 @@ def break_glass_create(
     Always holds: the reason is one of `BreakGlassGrant.Reason` and the text is not blank (ValueError otherwise,
     and nothing is written). The password was checked by the caller before this is reached.
     """
-    reason = BreakGlassGrant.Reason(reason_code)
-    text = reason_text.strip()
-    if not text:
-        raise ValueError("break-glass access needs a reason in words")
-    start = now or timezone.now()
-    with transaction.atomic():
-        grant: BreakGlassGrant = BreakGlassGrant.objects.create(
-            user_id=profile.user_id,
-            permission=_access_permission(),
-            content_object=patient,
-            staff_profile=profile,
-            reference=grant_reference_new(BREAK_GLASS_PREFIX),
-            reason_code=reason,
-            reason_text=text,
-            valid_from=start,
-            valid_until=start + _lasting(hours, max_hours),
-        )
-    return grant
+    return _grant_create(
+        BreakGlassGrant,
+        BREAK_GLASS_PREFIX,
+        profile=profile,
+        patient=patient,
+        reason_code=reason_code,
+        reason_text=reason_text,
+        hours=hours,
+        max_hours=max_hours,
+        now=now,
+    )
 
 
 def _grant_model(reference: str) -> type[SelfClaimedRelationship] | type[BreakGlassGrant] | None:
