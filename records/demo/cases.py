@@ -90,6 +90,8 @@ def demo_cases_upsert() -> list[Objection]:
 
 def _case(spec: CaseSpec, patient: Patient, fay, now) -> Objection:  # type: ignore[no-untyped-def]
     found = spec.state != Status.NOT_FOUND
+    born = patient.birth_date
+    child = born is not None and (now.date() - born).days < 16 * 365
     objection, _ = objection_receive(
         channel=Objection.Channel.WEB_FORM if spec.days_ago % 2 else Objection.Channel.LETTER,
         given_name=patient.given_name,
@@ -101,6 +103,9 @@ def _case(spec: CaseSpec, patient: Patient, fay, now) -> Objection:  # type: ign
         postcode="" if found else "CB9 9ZZ",
         contact_by=Objection.ContactBy.EMAIL,
         contact_detail=f"{spec.state}.{patient.family_name.lower()}@{DEMO_DOMAIN}",
+        # A child's objection is made by a parent.
+        on_behalf=Objection.OnBehalf.PARENT if child else Objection.OnBehalf.SELF,
+        requester_name=f"Sam {patient.family_name}" if child else "",
         reason_text=spec.reason,
         scope_whole_record=spec.whole_record,
         scope_sections=spec.sections,
