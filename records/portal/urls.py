@@ -1,6 +1,7 @@
 from django.urls import include, path
 
 from records.portal import views
+from records.portal.audit_urls import urlpatterns as audit_urls
 from records.portal.objections_urls import urlpatterns as objection_urls
 from records.portal.subject_access_urls import urlpatterns as subject_access_urls
 
@@ -26,4 +27,6 @@ urlpatterns = [
     # The information-governance team's cases: patients' objections, subject access requests, opt-outs.
     path("ig/objections/", include(objection_urls)),
     path("ig/", include(subject_access_urls)),
+    # The privacy officer's reading of the audit trail.
+    path("ig/audit/", include(audit_urls)),
 ]
