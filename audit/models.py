@@ -9,6 +9,17 @@ from django.db import models
 from django.utils import timezone
 
 
+def _truncate_refused(name: str) -> pgtrigger.Trigger:
+    """A statement trigger that refuses TRUNCATE, which row triggers never see."""
+    return pgtrigger.Trigger(
+        name=name,
+        level=pgtrigger.Statement,
+        when=pgtrigger.Before,
+        operation=pgtrigger.Truncate,
+        func="RAISE EXCEPTION 'pgtrigger: Cannot truncate the % table', TG_TABLE_NAME;",
+    )
+
+
 class AccessEvent(models.Model):
     class Action(models.TextChoices):
         SEARCH = "search", "Search"
@@ -64,10 +75,40 @@ class AccessEvent(models.Model):
         ordering = ["-occurred_at", "-id"]
         triggers = [
             pgtrigger.Protect(name="access_event_append_only", operation=pgtrigger.Update | pgtrigger.Delete),
+            _truncate_refused("access_event_no_truncate"),
         ]
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} {self.get_outcome_display()} at {self.occurred_at:%Y-%m-%d %H:%M:%S}"
+
+
+class AuditCheckpoint(models.Model):
+    """An anchor of the access chain's head, so that removing the newest events is found.
+
+    Always holds: a checkpoint is never changed or removed (triggers refuse UPDATE, DELETE and TRUNCATE); it records,
+    at one moment, the id and hash of the newest event and the number of events up to it; its signature is an
+    HMAC-SHA256 of those with AUDIT_ANCHOR_KEY, a key the database never sees (empty when no key was set); and the same
+    values are written to the application log, outside the database.
+    """
+
+    created_at = models.DateTimeField()
+    # 0 and the genesis hash when the chain was empty.
+    last_event_id = models.BigIntegerField()
+    event_count = models.BigIntegerField()
+    head_hash = models.CharField(max_length=64)
+    signature = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        triggers = [
+            pgtrigger.Protect(
+                name="audit_checkpoint_append_only", operation=pgtrigger.Update | pgtrigger.Delete
+            ),
+            _truncate_refused("audit_checkpoint_no_truncate"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Checkpoint {self.pk}: {self.event_count} events up to event {self.last_event_id}"
 
 
 class Alert(models.Model):

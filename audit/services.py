@@ -1,18 +1,23 @@
 """Writes to the access trail. Every row is chained to the one before it by a SHA-256 hash."""
 
 import hashlib
+import hmac
 import json
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from audit.models import AccessEvent
+from audit.models import AccessEvent, AuditCheckpoint
 from sharedcare import advisory_locks
 
 GENESIS_HASH = "0" * 64
+
+anchor_logger = logging.getLogger("sharedcare.audit.anchor")
 
 
 @dataclass(frozen=True)
@@ -132,3 +137,50 @@ def back_office_event_record(
         ),
         request_context(request),
     )
+
+
+def checkpoint_signature(checkpoint: AuditCheckpoint, key: str) -> str:
+    """The HMAC-SHA256, with `key`, of what the checkpoint anchors; empty when no key is given."""
+    if not key:
+        return ""
+    message = "|".join(
+        [
+            checkpoint.created_at.isoformat(),
+            str(checkpoint.last_event_id),
+            str(checkpoint.event_count),
+            checkpoint.head_hash,
+        ]
+    )
+    return hmac.new(key.encode(), message.encode(), hashlib.sha256).hexdigest()
+
+
+def audit_checkpoint_write() -> AuditCheckpoint:
+    """Anchor the chain's head: append a checkpoint and write the same values to the `sharedcare.audit.anchor` log.
+
+    Always holds: taken under the chain's lock, so no event is appended between reading the head and counting; the
+    count is of the events up to the head, which the chain's order makes every event there is; the row and the log
+    line carry the same values and signature. Safe to run twice: a second checkpoint of an unchanged chain is one
+    more anchor, never a contradiction.
+    """
+    with transaction.atomic():
+        advisory_locks.audit_chain_lock()
+        head = AccessEvent.objects.order_by("-id").values_list("id", "hash").first()
+        last_event_id, head_hash = head if head else (0, GENESIS_HASH)
+        checkpoint = AuditCheckpoint(
+            created_at=timezone.now(),
+            last_event_id=last_event_id,
+            event_count=AccessEvent.objects.filter(id__lte=last_event_id).count(),
+            head_hash=head_hash,
+        )
+        checkpoint.signature = checkpoint_signature(checkpoint, settings.AUDIT_ANCHOR_KEY)
+        checkpoint.save(force_insert=True)
+    anchor_logger.info(
+        "audit checkpoint %s at %s: head event %s, %s events, head hash %s, signature %s",
+        checkpoint.pk,
+        checkpoint.created_at.isoformat(),
+        checkpoint.last_event_id,
+        checkpoint.event_count,
+        checkpoint.head_hash,
+        checkpoint.signature or "none",
+    )
+    return checkpoint

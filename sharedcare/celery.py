@@ -17,6 +17,11 @@ app.conf.beat_schedule = {
         "task": "audit.access_chain_verify_task",
         "schedule": crontab(hour=2, minute=15),
     },
+    # Anchors the audit chain's head outside the events table, so removing the newest events is found.
+    "checkpoint-audit-chain": {
+        "task": "audit.audit_checkpoint_write_task",
+        "schedule": crontab(minute="*/15"),
+    },
     # Starts a run of every live inbox and HTTP-pull feed that is due (see records.feeds.scheduling).
     "dispatch-due-feeds": {
         "task": "records.feeds_due_dispatch_task",

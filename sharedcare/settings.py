@@ -233,3 +233,7 @@ PUBLIC_STATUS_RATE_PER_DAY = env_int("PUBLIC_STATUS_RATE_PER_DAY", 100, minimum=
 RATELIMIT_IP_META_KEY = env_str("RATELIMIT_IP_META_KEY") or None
 # A form posted without its CSRF token: the public pages answer in their own design, every other page as before.
 CSRF_FAILURE_VIEW = "records.public.views.csrf_failure"
+
+# The key that signs the audit trail's checkpoints (audit.AuditCheckpoint): an HMAC the database never sees, so its
+# owner cannot forge an anchor after removing the newest events. Unset: checkpoints are written and checked unsigned.
+AUDIT_ANCHOR_KEY = env_str("AUDIT_ANCHOR_KEY") or ""
