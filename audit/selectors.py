@@ -49,7 +49,8 @@ def checkpoint_signatures_verify(key: str) -> Iterator[CheckpointBreak]:
         signed_seen = True
         if not hmac.compare_digest(checkpoint.signature, checkpoint_signature(checkpoint, key)):
             yield CheckpointBreak(
-                checkpoint.pk, "signature does not verify: its values were changed or forged"
+                checkpoint.pk,
+                f"checkpoint {checkpoint.pk}'s signature does not verify: it was changed or forged",
             )
 
 
