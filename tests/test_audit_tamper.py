@@ -2,10 +2,13 @@
 removing the newest events are each found by audit_verify, which names the break; concurrent writers never fork the
 chain; the application's role, once restricted, may only INSERT and SELECT."""
 
+import secrets
+import threading
+
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, connection, connections, transaction
 from django.test import override_settings
 
 from audit.models import AccessEvent, AuditCheckpoint
@@ -198,3 +201,101 @@ def test_unsigned_checkpoints_from_before_the_key_was_set_still_hold(db, capsys)
     call_command("audit_checkpoint")
     call_command("audit_verify")
     assert "2 events verified against 2 checkpoints, signatures verified" in capsys.readouterr().out
+
+
+def test_two_concurrent_writers_never_fork_the_chain(transactional_db, capsys):
+    per_writer = 25
+    start = threading.Barrier(2)
+    failures: list[BaseException] = []
+
+    def writer(offset: int) -> None:
+        try:
+            start.wait()
+            for n in range(per_writer):
+                _event(offset + n)
+        except BaseException as error:
+            failures.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=writer, args=(offset,)) for offset in (0, 1000)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert failures == []
+    previous_hashes = list(AccessEvent.objects.values_list("previous_hash", flat=True))
+    assert len(previous_hashes) == 2 * per_writer
+    assert len(set(previous_hashes)) == len(previous_hashes)
+    call_command("audit_verify")
+    assert f"{2 * per_writer} events verified" in capsys.readouterr().out
+
+
+@pytest.fixture
+def application_role(transactional_db):
+    """A NOLOGIN role holding every privilege on the audit tables, as default privileges would give it."""
+    role = f"sharedcare_app_{secrets.token_hex(4)}"
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE ROLE {role} NOLOGIN")
+        cursor.execute(f"GRANT ALL ON audit_accessevent, audit_auditcheckpoint TO {role}")
+    yield role
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP OWNED BY {role}")
+        cursor.execute(f"DROP ROLE {role}")
+
+
+def _as_role(role: str, sql: str, params: list[object] | None = None) -> None:
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"SET LOCAL ROLE {role}")
+        cursor.execute(sql, params)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE audit_accessevent SET username = 'someone-else'",
+        "DELETE FROM audit_accessevent",
+        "TRUNCATE audit_accessevent CASCADE",
+        "UPDATE audit_auditcheckpoint SET event_count = 0",
+        "DELETE FROM audit_auditcheckpoint",
+        "TRUNCATE audit_auditcheckpoint",
+    ],
+)
+def test_the_restricted_application_role_cannot_change_or_empty_the_trail(application_role, statement):
+    _event(1)
+    call_command("audit_role_restrict", role=application_role)
+    with pytest.raises(DatabaseError, match="permission denied"):
+        _as_role(application_role, statement)
+    assert AccessEvent.objects.get().username == "user1"
+
+
+def test_the_restricted_application_role_can_still_append_and_read(application_role):
+    _event(1)
+    call_command("audit_role_restrict", role=application_role)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"SET LOCAL ROLE {application_role}")
+        _event(2)
+        audit_checkpoint_write_task.apply().get()
+        cursor.execute("SELECT count(*) FROM audit_accessevent")
+        assert cursor.fetchone() == (2,)
+    call_command("audit_verify")
+
+
+def test_before_restriction_the_role_could_delete_so_the_test_can_fail(application_role):
+    _event(1)
+    with pytest.raises(DatabaseError, match="Cannot update or delete"):
+        _as_role(application_role, "DELETE FROM audit_accessevent")
+
+
+def test_restricting_refuses_a_missing_role_a_superuser_or_the_tables_owner(db):
+    with pytest.raises(CommandError, match="no database role"):
+        call_command("audit_role_restrict", role="no_such_role_here")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT current_user, pg_get_userbyid(relowner) FROM pg_class WHERE relname = 'audit_accessevent'"
+        )
+        current, owner = cursor.fetchone()
+    assert current == owner
+    with pytest.raises(CommandError, match="superuser"):
+        call_command("audit_role_restrict", role=current)
