@@ -1,2 +1,150 @@
 """The door for the privacy officer's reading of the audit trail: every read of the trail about a patient is decided and
-audited here."""
+audited here.
+
+Who may: privacy officers, as `consent.policy.may_read_audit` says; nobody else, and a superuser only if acting
+under such a role. To everyone else every function here answers `PatientNotFound`, as for a patient not held.
+
+What always holds:
+- finding a patient for the report takes an NHS number typed into a POST body, never a URL, and writes a `search`
+  event with purpose audit, allowed with the patient, not found, or denied;
+- reading a patient's access report writes a `read-audit` event, and downloading it as PDF or CSV an `export`
+  event, each with purpose audit, in the same transaction and before the report is read, so the report includes
+  its own reading; a refusal's row (naming the patient, when held, so they learn someone tried) is committed
+  before `PatientNotFound` is raised;
+- the patient is addressed by their opaque public id, checked again on every request.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.http import HttpRequest
+
+from audit.models import AccessEvent
+from audit.services import AccessFacts, access_event_record
+from consent.policy import may_read_audit
+from consent.subject_access import AccessLine, patient_access_lines
+from records import nhs_number
+from records.access import PatientNotFound, User, actor_of, context_of
+from records.models import Patient
+
+Action = AccessEvent.Action
+Outcome = AccessEvent.Outcome
+NOT_A_PRIVACY_OFFICER = "user may not read the audit trail"
+REPORT_BASIS = "patient access report"
+# Merge chains are short in practice; the bound only guards against a cycle in bad source data.
+_MAX_MERGE_HOPS = 10
+
+
+@dataclass(frozen=True)
+class PatientAccessReport:
+    """One patient's access report as the privacy officer reads it: the patient and every access, newest first."""
+
+    patient: Patient
+    lines: list[AccessLine]
+
+
+def may_read_audit_for_user(user: User) -> None:
+    """Nothing, for a privacy officer; `PatientNotFound` for anyone else. For the form, which shows no patient."""
+    if not may_read_audit(user):
+        raise PatientNotFound
+
+
+def _survivor(patient: Patient | None) -> Patient | None:
+    hops = 0
+    while patient is not None and patient.merged_into_id is not None and hops < _MAX_MERGE_HOPS:
+        patient = Patient.objects.filter(pk=patient.merged_into_id).first()
+        hops += 1
+    return patient
+
+
+def _record(user: User, request: HttpRequest | None, facts: AccessFacts) -> None:
+    access_event_record(actor_of(user), facts, context_of(request))
+
+
+def _outcome(allowed: bool, patient: Patient | None) -> str:
+    if not allowed:
+        return Outcome.DENIED
+    return Outcome.ALLOWED if patient is not None else Outcome.NOT_FOUND
+
+
+def _report_reason(allowed: bool, patient: Patient | None, download: str) -> str:
+    if not allowed:
+        return NOT_A_PRIVACY_OFFICER
+    if patient is None:
+        return ""
+    return f"access report downloaded as {download.upper()}" if download else "access report read"
+
+
+def access_report_find_for_user(*, user: User, nhs_number_text: str, request: HttpRequest | None) -> Patient:
+    """The patient held under this NHS number (the record it was merged into, if any), for their access report.
+
+    Always holds: a `search` event with purpose audit is committed for every attempt, allowed with the patient,
+    not found, or denied (naming the patient when held); then `PatientNotFound` for a refusal or a number held by
+    nobody. The caller validates the number's form first.
+    """
+    number = nhs_number.normalise(nhs_number_text)
+    allowed = may_read_audit(user)
+    with transaction.atomic():
+        patient = _survivor(Patient.objects.filter(nhs_number=number).first())
+        _record(
+            user,
+            request,
+            AccessFacts(
+                action=Action.SEARCH,
+                purpose=AccessEvent.Purpose.AUDIT,
+                outcome=_outcome(allowed, patient),
+                patient_id=patient.pk if patient is not None else None,
+                query=number,
+                basis=REPORT_BASIS if allowed and patient is not None else "",
+                reason="" if allowed else NOT_A_PRIVACY_OFFICER,
+            ),
+        )
+    if not allowed or patient is None:
+        raise PatientNotFound
+    return patient
+
+
+def access_report_for_user(
+    *, user: User, public_id: uuid.UUID | str, request: HttpRequest | None, download: str = ""
+) -> PatientAccessReport:
+    """One patient's access report: every access to their record and the records merged into it, newest first.
+
+    `download` names the format ("pdf" or "csv") when the report is being downloaded: that is an `export` event;
+    reading it on the page is a `read-audit` event. Always holds: the event is written before the trail is read,
+    in the same transaction, so the report includes it; a refusal or a patient not held is committed, then
+    `PatientNotFound`.
+    """
+    if download not in ("", "pdf", "csv"):
+        raise ValueError(f"{download!r} is not a format the access report is downloaded in.")
+    try:
+        key: uuid.UUID | None = uuid.UUID(str(public_id))
+    except ValueError:
+        key = None
+    allowed = may_read_audit(user)
+    report: PatientAccessReport | None = None
+    with transaction.atomic():
+        patient = _survivor(Patient.objects.filter(public_id=key).first()) if key is not None else None
+        _record(
+            user,
+            request,
+            AccessFacts(
+                action=Action.EXPORT if download else Action.READ_AUDIT,
+                purpose=AccessEvent.Purpose.AUDIT,
+                outcome=_outcome(allowed, patient),
+                patient_id=patient.pk if patient is not None else None,
+                query="" if patient is not None else str(public_id)[:200],
+                basis=REPORT_BASIS if allowed and patient is not None else "",
+                reason=_report_reason(allowed, patient, download),
+            ),
+        )
+        if allowed and patient is not None:
+            report = PatientAccessReport(
+                patient=patient, lines=patient_access_lines(patient, newest_first=True)
+            )
+    # Raised outside the atomic block, so the refusal's audit row is committed, not rolled back with it.
+    if report is None:
+        raise PatientNotFound
+    return report

@@ -33,6 +33,9 @@ EXAMPLE_KWARGS = {
     "records:subject-access-report": {"reference": "SAR-AAAAAAAA"},
     "records:subject-access-withdraw": {"reference": "SAR-AAAAAAAA"},
     "records:opt-out-remove": {"opt_out_id": 1},
+    "records:access-report-patient": {"public_id": uuid.UUID(int=1)},
+    "records:access-report-pdf": {"public_id": uuid.UUID(int=1)},
+    "records:access-report-csv": {"public_id": uuid.UUID(int=1)},
 }
 
 

@@ -1,3 +1,19 @@
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from records.portal import audit_views
+
+# The NHS number is typed into a POST body; a patient's report is named by their opaque public id.
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("access-report/", audit_views.access_report_find, name="access-report"),
+    path("access-report/<uuid:public_id>/", audit_views.access_report_patient, name="access-report-patient"),
+    path(
+        "access-report/<uuid:public_id>/report.pdf",
+        audit_views.access_report_pdf_download,
+        name="access-report-pdf",
+    ),
+    path(
+        "access-report/<uuid:public_id>/report.csv",
+        audit_views.access_report_csv_download,
+        name="access-report-csv",
+    ),
+]
