@@ -37,8 +37,11 @@ def _config(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
+PASSWORDS = {"POSTGRES_PASSWORD": "example", "DB_OWNER_PASSWORD": "example", "DB_APP_PASSWORD": "example"}
+
+
 def test_compose_file_validates_with_web_worker_beat_postgres_and_redis():
-    result = _config({"POSTGRES_PASSWORD": "example", "SECRET_KEY": "example"})
+    result = _config({**PASSWORDS, "SECRET_KEY": "example"})
     assert result.returncode == 0, result.stderr
     for service in ("web", "worker", "beat", "postgres", "redis", "migrate"):
         assert re.search(rf"^  {service}:$", result.stdout, re.M), service
@@ -46,9 +49,16 @@ def test_compose_file_validates_with_web_worker_beat_postgres_and_redis():
 
 
 def test_compose_refuses_to_start_without_a_secret_key():
-    result = _config({"POSTGRES_PASSWORD": "example"})
+    result = _config(PASSWORDS)
     assert result.returncode != 0
     assert "SECRET_KEY" in result.stderr
+
+
+@pytest.mark.parametrize("missing", ["DB_OWNER_PASSWORD", "DB_APP_PASSWORD"])
+def test_compose_refuses_to_start_without_each_database_roles_password(missing):
+    result = _config({**{k: v for k, v in PASSWORDS.items() if k != missing}, "SECRET_KEY": "example"})
+    assert result.returncode != 0
+    assert missing in result.stderr
 
 
 def test_dockerfile_copies_only_paths_that_exist():
