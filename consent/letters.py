@@ -27,7 +27,7 @@ from records.sections import Section
 
 # Where Debian's fonts-dejavu-core package puts the font.
 FONT_DIRECTORY = Path("/usr/share/fonts/truetype/dejavu")
-_FONT_FAMILY = "DejaVu"
+LETTER_FONT_FAMILY = "DejaVu"
 TEAM = "Shared Care Record team"
 ICO_CONTACT = "ico.org.uk/make-a-complaint, or by phone on 0303 123 1113"
 
@@ -222,7 +222,7 @@ def _letter(objection: Objection, today: date) -> tuple[list[str], _Letter]:
     return [*sender, "", _day(today), "", *address], letter
 
 
-def _font_files() -> dict[str, Path]:
+def letter_font_files() -> dict[str, Path]:
     files = {"": FONT_DIRECTORY / "DejaVuSans.ttf", "B": FONT_DIRECTORY / "DejaVuSans-Bold.ttf"}
     missing = [str(path) for path in files.values() if not path.is_file()]
     if missing:
@@ -241,22 +241,22 @@ def objection_letter_pdf(objection: Objection, *, today: date | None = None) -> 
         raise ValueError(f"Case {objection.reference} has no outcome to tell the patient yet.")
     header, letter = _letter(objection, today or timezone.localdate())
     pdf = FPDF(format="A4")
-    for style, path in _font_files().items():
-        pdf.add_font(_FONT_FAMILY, style, str(path))
+    for style, path in letter_font_files().items():
+        pdf.add_font(LETTER_FONT_FAMILY, style, str(path))
     pdf.set_title(f"Your objection {objection.reference}")
     pdf.set_author(TEAM)
     pdf.set_margins(20, 20, 20)
     pdf.add_page()
-    pdf.set_font(_FONT_FAMILY, size=11)
+    pdf.set_font(LETTER_FONT_FAMILY, size=11)
     for line in header:
         pdf.cell(0, 5.5, line, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.ln(6)
     for kind, text in letter.blocks:
         if kind == "heading":
             pdf.ln(2)
-            pdf.set_font(_FONT_FAMILY, "B", 12)
+            pdf.set_font(LETTER_FONT_FAMILY, "B", 12)
             pdf.multi_cell(0, 6.5, text, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-            pdf.set_font(_FONT_FAMILY, size=11)
+            pdf.set_font(LETTER_FONT_FAMILY, size=11)
         elif kind == "bullet":
             pdf.set_x(pdf.l_margin + 4)
             pdf.multi_cell(0, 5.5, f"• {text}", align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)

@@ -35,10 +35,8 @@ from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
 from audit.models import AccessEvent, Alert
-from consent.letters import _FONT_FAMILY as LETTER_FONT_FAMILY
-from consent.letters import ICO_CONTACT
+from consent.letters import ICO_CONTACT, LETTER_FONT_FAMILY, letter_font_files
 from consent.letters import TEAM as LETTER_TEAM
-from consent.letters import _font_files as letter_font_files
 from consent.models import (
     BreakGlassGrant,
     LegitimateRelationship,
