@@ -19,12 +19,19 @@ def _sensitive_defaults_seed(sender: AppConfig, **kwargs: Any) -> None:
     sensitive_defaults_seed()
 
 
+def secret_mask(value: str) -> str:
+    """What the change history shows of a password hash: only that it was set, never any part of it."""
+    return "(set)" if value else ""
+
+
 class ConsentConfig(AppConfig):
     name = "consent"
     verbose_name = "Access rules"
 
     def ready(self) -> None:
         from auditlog.registry import auditlog
+        from django.contrib.auth import get_user_model
+        from django.contrib.auth.models import Group
 
         from consent.models import (
             BreakGlassGrant,
@@ -42,6 +49,17 @@ class ConsentConfig(AppConfig):
         )
 
         post_migrate.connect(_roles_seed, sender=self)
+        # Who may sign in and with what standing: every change to a user (its active, staff and superuser flags, its
+        # groups and direct permissions, a password set by anyone) and to a group, with the actor. A password shows
+        # only as set; a login's own last_login is not a change anyone made.
+        auditlog.register(
+            get_user_model(),
+            exclude_fields=["last_login"],
+            mask_fields=["password"],
+            mask_callable="consent.apps.secret_mask",
+            m2m_fields={"groups", "user_permissions"},
+        )
+        auditlog.register(Group, m2m_fields={"permissions"})
         post_migrate.connect(_sensitive_defaults_seed, sender=self)
         auditlog.register(Role)
         auditlog.register(StaffProfile)
