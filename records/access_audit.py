@@ -11,7 +11,9 @@ What always holds:
   event, each with purpose audit, in the same transaction and before the report is read, so the report includes
   its own reading; a refusal's row (naming the patient, when held, so they learn someone tried) is committed
   before `PatientNotFound` is raised;
-- the patient is addressed by their opaque public id, checked again on every request.
+- the patient is addressed by their opaque public id, checked again on every request;
+- reading the change history of who may see what (users, groups, role profiles, roles, care teams) is a
+  `read-audit` event too.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from auditlog.models import LogEntry
 from django.db import transaction
+from django.db.models import Q
 from django.http import HttpRequest
 
 from audit.models import AccessEvent
@@ -148,3 +152,56 @@ def access_report_for_user(
     if report is None:
         raise PatientNotFound
     return report
+
+
+# The change history of who may see what: django-auditlog's records of the governance models.
+
+# The models whose changes decide who may see what, and no others: none of them holds a patient's data.
+GOVERNANCE_MODELS = (
+    ("auth", "user"),
+    ("auth", "group"),
+    ("consent", "staffprofile"),
+    ("consent", "role"),
+    ("consent", "careteam"),
+    ("consent", "careteammembership"),
+    ("consent", "feedsupportassignment"),
+    ("consent", "sensitivecode"),
+)
+CHANGES_PER_PAGE = 50
+
+
+def governance_changes_for_user(
+    *, user: User, request: HttpRequest | None, actor: str = "", limit: int = CHANGES_PER_PAGE
+) -> list[LogEntry]:
+    """The newest changes to users, groups, role profiles, roles, care teams, feed support and the sensitive code
+    lists, with who made each, for a privacy officer; only those made by `actor` (a username) when given.
+
+    Always holds: reading the change history is itself a `read-audit` event (purpose audit), written before it is
+    read; anyone but a privacy officer gets a denied event committed, then `PatientNotFound`.
+    """
+    allowed = may_read_audit(user)
+    entries: list[LogEntry] | None = None
+    with transaction.atomic():
+        _record(
+            user,
+            request,
+            AccessFacts(
+                action=Action.READ_AUDIT,
+                purpose=AccessEvent.Purpose.AUDIT,
+                outcome=Outcome.ALLOWED if allowed else Outcome.DENIED,
+                query=f"change history{f' by {actor}' if actor else ''}"[:200],
+                basis="change history" if allowed else "",
+                reason="" if allowed else NOT_A_PRIVACY_OFFICER,
+            ),
+        )
+        if allowed:
+            kinds = Q()
+            for app_label, model in GOVERNANCE_MODELS:
+                kinds |= Q(content_type__app_label=app_label, content_type__model=model)
+            found = LogEntry.objects.filter(kinds).select_related("actor", "content_type")
+            if actor:
+                found = found.filter(actor__username=actor)
+            entries = list(found.order_by("-timestamp", "-pk")[:limit])
+    if entries is None:
+        raise PatientNotFound
+    return entries

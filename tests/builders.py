@@ -91,6 +91,8 @@ PORTAL_URLS = {
     "records:opt-out-list": "door: national_opt_outs_for_user",
     "records:opt-out-record": "door: national_opt_out_record_for_user",
     "records:opt-out-remove": "door: national_opt_out_remove_for_user",
+    # Privacy officers only (tests/test_change_history_users.py): names no patient; reading it is audited.
+    "records:change-history": "door: governance_changes_for_user (names no patient)",
     # Privacy officers only (tests/test_access_report.py): finding the patient and every reading are audited.
     "records:access-report": "door: access_report_find_for_user, the NHS number by POST",
     "records:access-report-patient": "door: access_report_for_user, read-audit",

@@ -596,7 +596,7 @@ def test_the_request_page_shows_its_change_history_with_who_did_what(client, cas
     response = client.get(detail_url(case))
 
     text = response.content.decode()
-    history = text[text.index("Change history") :]
+    history = text[text.index('id="history-heading"') :]
     assert history.count("by privacy.fay") == 4
     assert "Status: Received → Identity verified" in history
     assert "Patient: — → matched to a patient" in history

@@ -16,4 +16,5 @@ urlpatterns: list[URLPattern | URLResolver] = [
         audit_views.access_report_csv_download,
         name="access-report-csv",
     ),
+    path("changes/", audit_views.change_history, name="change-history"),
 ]

@@ -1,4 +1,5 @@
-"""The privacy officer's pages for the audit trail: a patient's access report, on the page, as PDF and as CSV.
+"""The privacy officer's pages for the audit trail: a patient's access report, on the page, as PDF and as CSV; and
+the change history of who may see what.
 
 Every view goes through the door in `records.access_audit`, which decides by `consent.policy.may_read_audit` and
 audits every read; none builds a query. Anyone else gets 404, as for a patient not held. The NHS number travels
@@ -20,6 +21,7 @@ from records.access_audit import (
     PatientAccessReport,
     access_report_find_for_user,
     access_report_for_user,
+    governance_changes_for_user,
     may_read_audit_for_user,
 )
 from records.portal.forms import PatientSearchForm
@@ -86,3 +88,15 @@ def access_report_csv_download(request: HttpRequest, public_id: uuid.UUID) -> Ht
     response = HttpResponse(access_report_csv(report.lines), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{_filename(report, "csv")}"'
     return response
+
+
+@login_required
+@require_http_methods(["GET"])
+def change_history(request: HttpRequest) -> HttpResponse:
+    # A username, typed by the privacy officer to narrow the list; never a patient's identifier.
+    actor = request.GET.get("actor", "").strip()[:150]
+    try:
+        entries = governance_changes_for_user(user=request.user, request=request, actor=actor)
+    except PatientNotFound:
+        raise Http404 from None
+    return render(request, "records/change_history.html", {"entries": entries, "actor": actor})
