@@ -52,7 +52,7 @@ from consent.policy import (
 )
 from records import nhs_number
 from records.disclosure import Shown
-from records.models import Organisation, Patient
+from records.models import Organisation, Patient, patient_survivor
 
 User = AbstractBaseUser | AnonymousUser
 T = TypeVar("T")
@@ -101,21 +101,6 @@ def _withheld(user: User, patient: Patient) -> RecordWithheld:
     return RecordWithheld(patient.public_id, break_glass_max_hours=glass.max_hours if glass.allowed else 0)
 
 
-# Merge chains are short in practice; the bound only guards against a cycle in bad source data.
-_MAX_MERGE_HOPS = 10
-
-
-def _survivor(patient: Patient | None) -> Patient | None:
-    """Follow merges (HL7 A40, FHIR replaced-by) to the record that now holds the patient's data."""
-    hops = 0
-    while patient is not None and patient.merged_into_id is not None and hops < _MAX_MERGE_HOPS:
-        patient = (
-            Patient.objects.select_related("registered_practice").filter(pk=patient.merged_into_id).first()
-        )
-        hops += 1
-    return patient
-
-
 @dataclass(frozen=True)
 class PatientAccess(Generic[T]):
     patient: Patient
@@ -150,7 +135,7 @@ def patient_search_for_user(*, user: User, nhs_number_text: str, request: HttpRe
     """
     number = nhs_number.normalise(nhs_number_text)
     with transaction.atomic():
-        patient = _survivor(
+        patient = patient_survivor(
             Patient.objects.select_related("registered_practice").filter(nhs_number=number).first()
         )
         decision = decide(user, patient, Action.SEARCH) if patient is not None else None
@@ -218,7 +203,7 @@ def get_patient_for_user(
             if key
             else None
         )
-        patient = _survivor(found)
+        patient = patient_survivor(found)
         if patient is None:
             access_event_record(
                 actor_of(user),
@@ -308,7 +293,7 @@ def _held_patient_id(number: str) -> int | None:
     """The patient an NHS number names, when we hold them, so their own access report shows this access."""
     if not number:
         return None
-    patient = _survivor(Patient.objects.filter(nhs_number=nhs_number.normalise(number)).first())
+    patient = patient_survivor(Patient.objects.filter(nhs_number=nhs_number.normalise(number)).first())
     return patient.pk if patient is not None else None
 
 
@@ -406,7 +391,9 @@ def _patient_by_public_id(public_id: uuid.UUID | str) -> Patient | None:
         key = uuid.UUID(str(public_id))
     except ValueError:
         return None
-    return _survivor(Patient.objects.select_related("registered_practice").filter(public_id=key).first())
+    return patient_survivor(
+        Patient.objects.select_related("registered_practice").filter(public_id=key).first()
+    )
 
 
 def _grant_for_user(

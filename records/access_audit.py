@@ -28,18 +28,16 @@ from django.http import HttpRequest
 
 from audit.models import AccessEvent
 from audit.services import AccessFacts, access_event_record
+from consent.access_report import AccessLine, patient_access_lines
 from consent.policy import may_read_audit
-from consent.subject_access import AccessLine, patient_access_lines
 from records import nhs_number
 from records.access import PatientNotFound, User, actor_of, context_of
-from records.models import Patient
+from records.models import Patient, patient_survivor
 
 Action = AccessEvent.Action
 Outcome = AccessEvent.Outcome
 NOT_A_PRIVACY_OFFICER = "user may not read the audit trail"
 REPORT_BASIS = "patient access report"
-# Merge chains are short in practice; the bound only guards against a cycle in bad source data.
-_MAX_MERGE_HOPS = 10
 
 
 @dataclass(frozen=True)
@@ -54,14 +52,6 @@ def may_read_audit_for_user(user: User) -> None:
     """Nothing, for a privacy officer; `PatientNotFound` for anyone else. For the form, which shows no patient."""
     if not may_read_audit(user):
         raise PatientNotFound
-
-
-def _survivor(patient: Patient | None) -> Patient | None:
-    hops = 0
-    while patient is not None and patient.merged_into_id is not None and hops < _MAX_MERGE_HOPS:
-        patient = Patient.objects.filter(pk=patient.merged_into_id).first()
-        hops += 1
-    return patient
 
 
 def _record(user: User, request: HttpRequest | None, facts: AccessFacts) -> None:
@@ -92,7 +82,7 @@ def access_report_find_for_user(*, user: User, nhs_number_text: str, request: Ht
     number = nhs_number.normalise(nhs_number_text)
     allowed = may_read_audit(user)
     with transaction.atomic():
-        patient = _survivor(Patient.objects.filter(nhs_number=number).first())
+        patient = patient_survivor(Patient.objects.filter(nhs_number=number).first())
         _record(
             user,
             request,
@@ -130,7 +120,7 @@ def access_report_for_user(
     allowed = may_read_audit(user)
     report: PatientAccessReport | None = None
     with transaction.atomic():
-        patient = _survivor(Patient.objects.filter(public_id=key).first()) if key is not None else None
+        patient = patient_survivor(Patient.objects.filter(public_id=key).first()) if key is not None else None
         _record(
             user,
             request,

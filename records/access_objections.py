@@ -35,14 +35,12 @@ from consent.models import Objection
 from consent.policy import may_enter_objection_for, may_manage_patients_rights, staff_profile_of
 from records import nhs_number
 from records.access import PatientNotFound, User, actor_of, context_of
-from records.models import Organisation, Patient
+from records.models import Organisation, Patient, patient_survivor
 from records.sections import Section
 
 Action = AccessEvent.Action
 Outcome = AccessEvent.Outcome
 PATIENTS_RIGHTS = AccessEvent.Purpose.PATIENTS_RIGHTS
-# Merge chains are short in practice; the bound only guards against a cycle in bad source data.
-_MAX_MERGE_HOPS = 10
 # Kept out of the case's change history: a digest for recognising a resubmission, meaningless to a reader.
 _HISTORY_HIDDEN = frozenset({"fingerprint"})
 
@@ -125,12 +123,7 @@ def _case(reference: str, *, lock: bool = False, people: bool = False) -> Object
 
 def _held(number: str) -> Patient | None:
     """The patient an NHS number names, following merges to the record that now holds them."""
-    patient = Patient.objects.filter(nhs_number=number).first()
-    hops = 0
-    while patient is not None and patient.merged_into_id is not None and hops < _MAX_MERGE_HOPS:
-        patient = Patient.objects.filter(pk=patient.merged_into_id).first()
-        hops += 1
-    return patient
+    return patient_survivor(Patient.objects.filter(nhs_number=number).first())
 
 
 def _match_event(

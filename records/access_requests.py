@@ -30,18 +30,20 @@ from django.http import HttpRequest
 
 from audit.models import AccessEvent
 from audit.services import AccessFacts, access_event_record
+from consent.access_report import patient_access_report
 from consent.models import NationalOptOut, SubjectAccessRequest
+from consent.opt_outs import (
+    national_opt_out_get,
+    national_opt_out_record,
+    national_opt_out_remove,
+    national_opt_outs,
+    patient_matching,
+)
 from consent.policy import may_manage_patients_rights
 from consent.subject_access import (
     OPEN,
     CaseStepRefused,
     HistoryLine,
-    national_opt_out_get,
-    national_opt_out_record,
-    national_opt_out_remove,
-    national_opt_outs,
-    patient_access_report,
-    patient_matching,
     subject_access_enter,
     subject_access_extend,
     subject_access_fulfil,

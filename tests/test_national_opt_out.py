@@ -9,8 +9,9 @@ from django.urls import reverse
 
 from audit.models import AccessEvent
 from consent.models import NationalOptOut
+from consent.opt_outs import national_opt_out_record, national_opt_out_remove
 from consent.policy import decide
-from consent.subject_access import CaseStepRefused, national_opt_out_record, national_opt_out_remove
+from consent.subject_access import CaseStepRefused
 from records.access_requests import OPT_OUTS_PER_PAGE
 from records.models import Patient
 from tests.builders import condition, ingest

@@ -12,10 +12,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AccessEvent, Alert
+from consent.access_report import REPORT_HEADER
 from consent.models import Objection, SubjectAccessRequest
 from consent.objections import calendar_month_after, objection_receive
 from consent.subject_access import (
-    REPORT_HEADER,
     CaseStepRefused,
     case_overdue_alerts_raise,
     subject_access_enter,

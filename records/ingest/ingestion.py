@@ -28,8 +28,8 @@ from django.conf import settings
 from django.utils import timezone
 from tqdm import tqdm
 
+from consent.opt_outs import national_opt_outs_from_run
 from consent.services import relationships_refresh
-from consent.subject_access import national_opt_outs_from_run
 from records.ingest.fhir import InvalidResource, is_resource_type, version_key
 from records.ingest.formats.readers import read_source
 from records.ingest.held import UNKNOWN, HeldContent

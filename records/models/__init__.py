@@ -5,9 +5,10 @@ Split by concept; everything is importable from `records.models` as before.
 
 from records.models.ingestion import IngestRun, PushAttempt, PushedBatch, QuarantinedRecord
 from records.models.partners import Feed, Organisation, PartnerCredential, ods_code_validator
-from records.models.patients import PartnerPatientId, Patient, RecordEntry
+from records.models.patients import MAX_MERGE_HOPS, PartnerPatientId, Patient, RecordEntry, patient_survivor
 
 __all__ = [
+    "MAX_MERGE_HOPS",
     "Feed",
     "IngestRun",
     "Organisation",
@@ -19,4 +20,5 @@ __all__ = [
     "QuarantinedRecord",
     "RecordEntry",
     "ods_code_validator",
+    "patient_survivor",
 ]

@@ -143,3 +143,18 @@ class RecordEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.resource_type}/{self.source_id} from {self.organisation_id}"
+
+
+# Merge chains are short in practice; the bound only guards against a cycle in bad source data.
+MAX_MERGE_HOPS = 10
+
+
+def patient_survivor(patient: Patient | None) -> Patient | None:
+    """Follow merges (HL7 A40, FHIR replaced-by) to the record that now holds the patient's data."""
+    hops = 0
+    while patient is not None and patient.merged_into_id is not None and hops < MAX_MERGE_HOPS:
+        patient = (
+            Patient.objects.select_related("registered_practice").filter(pk=patient.merged_into_id).first()
+        )
+        hops += 1
+    return patient

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from consent.subject_access import access_report_csv, access_report_pdf
+from consent.access_report import access_report_csv, access_report_pdf
 from records.access import PatientNotFound
 from records.access_audit import (
     PatientAccessReport,
