@@ -123,6 +123,13 @@ class Alert(models.Model):
         BREAK_GLASS = "break-glass", "Break-glass access"
         OBJECTION_OVERRIDE = "objection-override", "Objection overridden by break-glass"
         CASE_OVERDUE = "case-overdue", "Patient's request overdue"
+        # Suspicious patterns, found by the scan of the trail after the fact (never on the read path).
+        OWN_RECORD = "own-record", "User opened their own record"
+        FAMILY_RECORD = "family-record", "User opened a record sharing their surname and address"
+        UNUSUAL_VOLUME = "unusual-volume", "Far more patients in an hour than usual"
+        OUT_OF_HOURS = "out-of-hours", "Out-of-hours access without a care relationship"
+        RESTRICTED_PATIENT = "restricted-patient", "Restricted patient's record opened"
+        FEED_RELATIONSHIP_RATE = "feed-relationship-rate", "A feed created relationships at an unusual rate"
 
     class Outcome(models.TextChoices):
         APPROPRIATE = "appropriate", "Appropriate"
@@ -156,3 +163,47 @@ class Alert(models.Model):
     @property
     def is_open(self) -> bool:
         return self.reviewed_at is None
+
+
+class AlertScan(models.Model):
+    """How far the scan for suspicious patterns has read the trail: one row per rule.
+
+    Always holds: `last_event_id` only grows; every event up to it has been judged by the rule once. Events are
+    numbered under the chain's lock, which is held to commit, so no event below the mark can appear later.
+    """
+
+    rule = models.CharField(max_length=32, unique=True)
+    last_event_id = models.BigIntegerField(default=0)
+    scanned_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.rule} scanned to event {self.last_event_id}"
+
+
+class AuditPurge(models.Model):
+    """A record that the events up to one point, all past their retention, were removed, and how to go on from there.
+
+    Always holds: a purge is never changed or removed (triggers refuse UPDATE, DELETE and TRUNCATE); it records the
+    newest event removed (its id and hash) and how many events the chain held up to it, so the first remaining event
+    must link to `head_hash` and counting goes on from `event_count`; `signature` is an HMAC-SHA256 of those with
+    AUDIT_ANCHOR_KEY, as a checkpoint's is.
+    """
+
+    created_at = models.DateTimeField()
+    # Every event before this moment was past its retention when it was removed.
+    retained_from = models.DateTimeField()
+    last_event_id = models.BigIntegerField()
+    event_count = models.BigIntegerField()
+    head_hash = models.CharField(max_length=64)
+    removed_count = models.BigIntegerField()
+    signature = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        triggers = [
+            pgtrigger.Protect(name="audit_purge_append_only", operation=pgtrigger.Update | pgtrigger.Delete),
+            _truncate_refused("audit_purge_no_truncate"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Purge {self.pk}: {self.removed_count} events up to event {self.last_event_id}"
