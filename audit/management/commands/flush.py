@@ -8,6 +8,7 @@ from django.db import connections
 TRUNCATE_GUARDS = (
     "audit.AccessEvent:access_event_no_truncate",
     "audit.AuditCheckpoint:audit_checkpoint_no_truncate",
+    "audit.AuditPurge:audit_purge_no_truncate",
 )
 
 
