@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from audit.models import AccessEvent, AuditCheckpoint
+from audit.models import AccessEvent, AuditCheckpoint, AuditPurge
 from sharedcare import advisory_locks
 
 GENESIS_HASH = "0" * 64
@@ -81,11 +81,12 @@ def access_event_record(actor: Actor, facts: AccessFacts, context: RequestContex
     """Append one access event to the chain, inside the caller's transaction.
 
     Always holds: the row is written before the caller returns anything, and if it cannot be written the
-    caller's transaction fails with it, so no access happens without its audit row.
+    caller's transaction fails with it, so no access happens without its audit row. The first event after a purge
+    that removed every event links to the purge's head, as the one after the newest removed event would have.
     """
     with transaction.atomic():
         advisory_locks.audit_chain_lock()  # one append at a time: each row's hash covers the one before
-        last = AccessEvent.objects.order_by("-id").values_list("hash", flat=True).first()
+        last = AccessEvent.objects.order_by("-id").values_list("hash", flat=True).first() or _purged_head()
         occurred_at: datetime = timezone.now()
         event = AccessEvent(
             occurred_at=occurred_at,
@@ -139,37 +140,88 @@ def back_office_event_record(
     )
 
 
-def checkpoint_signature(checkpoint: AuditCheckpoint, key: str) -> str:
-    """The HMAC-SHA256, with `key`, of what the checkpoint anchors; empty when no key is given."""
+def _purged_head() -> str | None:
+    """The hash of the newest event a purge removed: what the next event links to when a purge left none."""
+    return AuditPurge.objects.order_by("-last_event_id").values_list("head_hash", flat=True).first()
+
+
+def _signature(key: str, parts: list[str]) -> str:
     if not key:
         return ""
-    message = "|".join(
+    return hmac.new(key.encode(), "|".join(parts).encode(), hashlib.sha256).hexdigest()
+
+
+def checkpoint_signature(checkpoint: AuditCheckpoint, key: str) -> str:
+    """The HMAC-SHA256, with `key`, of what the checkpoint anchors; empty when no key is given."""
+    return _signature(
+        key,
         [
             checkpoint.created_at.isoformat(),
             str(checkpoint.last_event_id),
             str(checkpoint.event_count),
             checkpoint.head_hash,
-        ]
+        ],
     )
-    return hmac.new(key.encode(), message.encode(), hashlib.sha256).hexdigest()
+
+
+def purge_signature(purge: AuditPurge, key: str) -> str:
+    """The HMAC-SHA256, with `key`, of what the purge record says was removed; empty when no key is given."""
+    return _signature(
+        key,
+        [
+            "purge",
+            purge.created_at.isoformat(),
+            purge.retained_from.isoformat(),
+            str(purge.last_event_id),
+            str(purge.event_count),
+            purge.head_hash,
+            str(purge.removed_count),
+        ],
+    )
+
+
+# One statement, so it reads one snapshot: a purge that commits while a checkpoint is taken is either wholly in the
+# count (its event_count plus what is left after it) or wholly out of it (the events it removed, still there).
+_EVENT_COUNT_UP_TO = """
+    WITH purge AS (
+        SELECT last_event_id, event_count FROM audit_auditpurge
+        WHERE last_event_id <= %(head)s ORDER BY last_event_id DESC LIMIT 1
+    )
+    SELECT COALESCE((SELECT event_count FROM purge), 0) + (
+        SELECT count(*) FROM audit_accessevent
+        WHERE id <= %(head)s AND id > COALESCE((SELECT last_event_id FROM purge), 0)
+    )
+"""
+
+
+def audit_event_count_up_to(head: int) -> int:
+    """How many events the chain has held up to event `head`, those purges removed included."""
+    with connection.cursor() as cursor:
+        cursor.execute(_EVENT_COUNT_UP_TO, {"head": head})
+        row = cursor.fetchone()
+    return int(row[0]) if row else 0
 
 
 def audit_checkpoint_write() -> AuditCheckpoint:
     """Anchor the chain's head: append a checkpoint and write the same values to the `sharedcare.audit.anchor` log.
 
     Always holds: taken under the chain's lock, so no event is appended between reading the head and counting; the
-    count is of the events up to the head, which the chain's order makes every event there is; the row and the log
+    count is of the events up to the head, which the chain's order makes every event there is, and goes on from the
+    newest purge's count (a checkpoint taken when a purge left no event anchors the purge's head); the row and the log
     line carry the same values and signature. Safe to run twice: a second checkpoint of an unchanged chain is one
     more anchor, never a contradiction.
     """
     with transaction.atomic():
         advisory_locks.audit_chain_lock()
         head = AccessEvent.objects.order_by("-id").values_list("id", "hash").first()
-        last_event_id, head_hash = head if head else (0, GENESIS_HASH)
+        purged = (
+            AuditPurge.objects.order_by("-last_event_id").values_list("last_event_id", "head_hash").first()
+        )
+        last_event_id, head_hash = head or purged or (0, GENESIS_HASH)
         checkpoint = AuditCheckpoint(
             created_at=timezone.now(),
             last_event_id=last_event_id,
-            event_count=AccessEvent.objects.filter(id__lte=last_event_id).count(),
+            event_count=audit_event_count_up_to(last_event_id),
             head_hash=head_hash,
         )
         checkpoint.signature = checkpoint_signature(checkpoint, settings.AUDIT_ANCHOR_KEY)
