@@ -1,4 +1,5 @@
-"""Back office: users with their role profiles, the roles table, care teams, and feed-support assignments.
+"""Back office: users with their role profiles and identities, the roles table, care teams, and feed-support
+assignments.
 
 Feed support needs both the "Can support partner feeds" permission (in the user's permissions or a group's) and one
 assignment per partner here; see `consent.policy.feed_support_decide`.
@@ -6,6 +7,7 @@ assignment per partner here; see `consent.policy.feed_support_decide`.
 
 from typing import Any
 
+from auditlog.registry import auditlog
 from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
@@ -13,7 +15,14 @@ from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from consent.models import CareTeam, CareTeamMembership, FeedSupportAssignment, Role, StaffProfile
+from consent.models import (
+    CareTeam,
+    CareTeamMembership,
+    FeedSupportAssignment,
+    Role,
+    StaffIdentity,
+    StaffProfile,
+)
 from consent.roles import Activity
 from consent.services import care_team_create, staff_groups_sync
 from records.sections import SECTION_ORDER
@@ -38,8 +47,33 @@ class FeedSupportAssignmentInline(admin.TabularInline[FeedSupportAssignment, Use
     verbose_name_plural = "Partners whose feeds this user supports"
 
 
+def identity_mask(value: str) -> str:
+    """What the change history shows of a staff identity's fields: only that one was recorded, never any part."""
+    # A field not yet recorded reaches here as the text "None".
+    return "(recorded)" if value and value != "None" else ""
+
+
+# Registered here, beside the only page that edits it. Every field is masked: the history says who changed a
+# user's identity and when, not their address or NHS number.
+_IDENTITY_FIELDS = ["nhs_number", "family_name", "birth_date", "postcode", "address_line"]
+auditlog.register(StaffIdentity, mask_fields=_IDENTITY_FIELDS, mask_callable="consent.admin.identity_mask")
+
+
+class StaffIdentityInline(admin.StackedInline[StaffIdentity, User]):
+    model = StaffIdentity
+    fk_name = "user"
+    extra = 0
+    max_num = 1
+    fields = ("family_name", "birth_date", "postcode", "address_line", "nhs_number")
+    verbose_name = "Identity (as HR holds it)"
+    verbose_name_plural = (
+        "Identity (as HR holds it; used only to alert the privacy officer when the user opens their own record "
+        "or their household's)"
+    )
+
+
 class StaffUserAdmin(UserAdmin[User]):
-    inlines = (StaffProfileInline, FeedSupportAssignmentInline)
+    inlines = (StaffProfileInline, FeedSupportAssignmentInline, StaffIdentityInline)
     list_display = ("username", "first_name", "last_name", "roles", "is_active", "is_staff")
     list_filter = ("is_active", "is_staff", "staff_profiles__job_role", "staff_profiles__organisation__kind")
 

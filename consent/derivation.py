@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from auditlog.context import disable_auditlog
 from django.conf import settings
 from django.contrib.auth.models import Permission
 from django.db import transaction
@@ -37,6 +38,7 @@ from django.db.models import F
 from django.db.models.fields.json import KT, KeyTransform
 from django.utils import timezone
 
+from consent.derivation_history import Values, relationship_changes_log, relationship_values
 from consent.models import CareTeam, LegitimateRelationship
 from records.models import Feed, IngestRun, Organisation, PartnerPatientId, Patient, RecordEntry
 from records.models.patients import ACCESS_RECORD_PERMISSION
@@ -443,7 +445,8 @@ def relationships_refresh(patient_ids: Iterable[int]) -> int:
 
     Writes what the data supports, updates what changed (basis, end, provenance), and removes derived
     relationships the data no longer supports; any other relationship is left as it is. Returns the number of
-    rows written or removed.
+    rows written or removed. Each is also written to the change history (`consent.derivation_history`), with the
+    feed and run that derived it, in the same transaction.
     """
     ids = sorted(set(patient_ids))
     if not ids:
@@ -461,7 +464,9 @@ def relationships_refresh(patient_ids: Iterable[int]) -> int:
                     content_object_id__in=chunk
                 )
             }
-            to_create, to_update, to_delete = [], [], []
+            to_create: list[LegitimateRelationship] = []
+            to_update: list[tuple[LegitimateRelationship, Values]] = []
+            to_delete: list[tuple[LegitimateRelationship, Values]] = []
             for key, derived in wanted.items():
                 row = existing.get(key)
                 if row is None:
@@ -486,15 +491,22 @@ def relationships_refresh(patient_ids: Iterable[int]) -> int:
                     # Refreshed by another partner's run: the registration still came with the run it came with.
                     derived = replace(derived, source_run_id=row.source_run_id)
                 if any(getattr(row, field) != getattr(derived, field) for field in _FIELDS):
+                    before = relationship_values(row)
                     for field in _FIELDS:
                         setattr(row, field, getattr(derived, field))
                     row.derived_at = now
-                    to_update.append(row)
+                    to_update.append((row, before))
             for key, row in existing.items():
                 if key not in wanted and row.basis in DERIVED_BASES:
-                    to_delete.append(row.pk)
+                    to_delete.append((row, relationship_values(row)))
             LegitimateRelationship.objects.bulk_create(to_create)
-            LegitimateRelationship.objects.bulk_update(to_update, [*_FIELDS, "derived_at"])
-            LegitimateRelationship.objects.filter(pk__in=to_delete).delete()
+            LegitimateRelationship.objects.bulk_update(
+                [row for row, _ in to_update], [*_FIELDS, "derived_at"]
+            )
+            # django-auditlog would log each removal with a query of its own, and without the feed that derived it.
+            with disable_auditlog():
+                LegitimateRelationship.objects.filter(pk__in=[row.pk for row, _ in to_delete]).delete()
+            # Bulk writes pass django-auditlog by; their history is written here, in the same transaction.
+            relationship_changes_log(created=to_create, changed=to_update, removed=to_delete, now=now)
             changes += len(to_create) + len(to_update) + len(to_delete)
     return changes

@@ -9,6 +9,7 @@ from django.utils import timezone
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 from consent.roles import Activity, JobRole
+from records import nhs_number
 from records.models import Feed, IngestRun, Organisation, Patient, RecordEntry
 from records.sections import Section
 
@@ -78,6 +79,33 @@ class StaffProfile(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} ({self.get_job_role_display()}, {self.organisation.ods_code})"
+
+
+class StaffIdentity(models.Model):
+    """Who a member of staff is as a person, as HR holds it: used only by the scan of the access trail to find a
+    user opening their own record, or a record sharing their surname and address (`consent.surveillance`).
+
+    Never shown on a clinical page and never matched to a patient on the read path; the change history masks it.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff_identity"
+    )
+    nhs_number = models.CharField(
+        "NHS number", max_length=10, blank=True, validators=[nhs_number.validate_nhs_number]
+    )
+    family_name = models.CharField(max_length=200)
+    birth_date = models.DateField()
+    postcode = models.CharField(max_length=10)
+    address_line = models.CharField("first line of address", max_length=200)
+
+    class Meta:
+        verbose_name = "staff identity"
+        verbose_name_plural = "staff identities"
+
+    def __str__(self) -> str:
+        # No name or address: this string ends up in the change history.
+        return f"Identity of user {self.user_id}"
 
 
 class CareTeam(models.Model):

@@ -46,3 +46,24 @@ def case_overdue_alerts_raise_task() -> int:
     from consent.subject_access import case_overdue_alerts_raise
 
     return len(case_overdue_alerts_raise())
+
+
+@shared_task(
+    name="consent.suspicious_access_scan_task",
+    acks_late=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=5,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=4,
+)
+def suspicious_access_scan_task() -> int:
+    """Scan the access trail and the finished ingest runs for suspicious patterns; return how many alerts were
+    raised.
+
+    Takes no arguments and is safe to run twice, or twice at once: each rule judges each event once, under a lock
+    of its mark, and a finding raises one alert (`consent.surveillance`).
+    """
+    from consent.surveillance import suspicious_access_scan
+
+    return suspicious_access_scan()

@@ -37,6 +37,8 @@ from records.demo.partners import (
     CASELOAD_COLUMNS,
     CASELOAD_FEED,
     CUH,
+    HOUSEHOLD_FAMILY_NAME,
+    HOUSEHOLD_PATIENT_INDEX,
     LIVE_FEEDS,
     NORTH_TEAM,
     NORTH_WEST_ANGLIA,
@@ -132,12 +134,13 @@ _FIXED: dict[int, _Fixed] = {
     1: _Fixed(
         PRACTICE_B, "male", 64, ("asthma", "bipolar"), ("cpft-mh",), "Brian", "Barton", date(1962, 7, 1)
     ),
-    2: _Fixed(
+    HOUSEHOLD_PATIENT_INDEX: _Fixed(
         PRACTICE_A,
         "female",
         86,
         ("dementia", "osteoarthritis", "af"),
         ("cuh-epr", "ccs-community", "eeast-epcr", "county-social-care"),
+        family_name=HOUSEHOLD_FAMILY_NAME,
     ),
     3: _Fixed(PRACTICE_C, "male", 71, ("copd", "hypertension"), ("nwa-epr", "papworth-epr", "eeast-epcr")),
     4: _Fixed(

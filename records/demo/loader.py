@@ -17,7 +17,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
 from django.db.models import Q
 
-from consent.models import CareTeam, StaffProfile
+from consent.models import CareTeam, StaffIdentity, StaffProfile
 from consent.services import (
     care_team_create,
     care_team_member_add,
@@ -26,8 +26,17 @@ from consent.services import (
     staff_profile_add,
 )
 from records.demo.cases import demo_cases_upsert
-from records.demo.generator import write_demo_bundles
-from records.demo.partners import FEEDS, LIVE_FEEDS, PARTNERS, TEAMS, USERS
+from records.demo.generator import demo_patients, write_demo_bundles
+from records.demo.partners import (
+    FEEDS,
+    HOUSEHOLD_FAMILY_NAME,
+    HOUSEHOLD_PATIENT_INDEX,
+    HOUSEHOLD_USER,
+    LIVE_FEEDS,
+    PARTNERS,
+    TEAMS,
+    USERS,
+)
 from records.ingest.pipeline import ingest_path, suffixes_for
 from records.models import Feed, IngestRun, Organisation
 from records.services import feed_upsert, organisation_upsert
@@ -133,6 +142,27 @@ def demo_teams_upsert() -> list[CareTeam]:
     return teams
 
 
+def demo_identities_upsert(*, patients: int, seed: int, reference: date) -> StaffIdentity | None:
+    """Give the household demo user the identity HR would hold for her: her surname, and the address she shares
+    with the demo patient who is her grandmother. None in a demo too small to hold that patient.
+
+    Run after the users; a second load writes the same identity again, which changes nothing.
+    """
+    if patients <= HOUSEHOLD_PATIENT_INDEX:
+        return None
+    home = demo_patients(HOUSEHOLD_PATIENT_INDEX + 1, seed, reference)[HOUSEHOLD_PATIENT_INDEX]
+    identity, _ = StaffIdentity.objects.update_or_create(
+        user=get_user_model().objects.get(username=HOUSEHOLD_USER),
+        defaults={
+            "family_name": HOUSEHOLD_FAMILY_NAME,
+            "birth_date": date(1986, 5, 9),
+            "postcode": home.postcode,
+            "address_line": home.address_line,
+        },
+    )
+    return identity
+
+
 def demo_ingest(
     feeds: dict[str, Feed], folder: Path, *, on_feed: Callable[[FeedLoad], None] | None = None
 ) -> list[FeedLoad]:
@@ -160,7 +190,7 @@ def demo_load(
     folder: Path,
     on_feed: Callable[[FeedLoad], None] | None = None,
 ) -> list[FeedLoad]:
-    """Load the whole demo: partners and feeds, users and their teams, bundles (and the council's caseload
+    """Load the whole demo: partners and feeds, users with their teams and identities, bundles (and the council's caseload
     extract) written to `folder`, then ingested feed by feed; then the IG team's cases about the patients loaded.
 
     The password is checked before anything is written, so a refused password leaves the database as it was.
@@ -169,6 +199,7 @@ def demo_load(
     feeds = demo_partners_upsert()
     demo_users_upsert(password)
     demo_teams_upsert()
+    demo_identities_upsert(patients=patients, seed=seed, reference=reference)
     write_demo_bundles(folder, patients=patients, seed=seed, reference=reference)
     loads = demo_ingest(feeds, folder, on_feed=on_feed)
     demo_cases_upsert()

@@ -255,8 +255,21 @@ LIVE_FEEDS: tuple[FeedSpec, ...] = tuple(feed for feed in FEEDS if feed.state ==
 NORTH_TEAM = TeamSpec(COUNTY_COUNCIL, "CCC-ASC-NORTH", "Adult social care: north team", ("social.eli",))
 TEAMS: tuple[TeamSpec, ...] = (NORTH_TEAM,)
 
+# A demo user who lives with one of her own practice's patients (the third demo patient, her grandmother), so the scan
+# of the access trail finds her opening a record with her surname at her address (consent.surveillance).
+HOUSEHOLD_USER = "gp.ada"
+HOUSEHOLD_FAMILY_NAME = "Whitfield"
+HOUSEHOLD_PATIENT_INDEX = 2
+
 USERS: tuple[UserSpec, ...] = (
-    UserSpec("gp.ada", "Ada", "Whitfield", PRACTICE_A, JobRole.CLINICAL_PRACTITIONER, "GP, practice A"),
+    UserSpec(
+        HOUSEHOLD_USER,
+        "Ada",
+        HOUSEHOLD_FAMILY_NAME,
+        PRACTICE_A,
+        JobRole.CLINICAL_PRACTITIONER,
+        "GP, practice A",
+    ),
     UserSpec("gp.ben", "Ben", "Okafor", PRACTICE_B, JobRole.CLINICAL_PRACTITIONER, "GP, practice B"),
     UserSpec(
         "ed.cara",
