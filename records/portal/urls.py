@@ -13,6 +13,8 @@ urlpatterns = [
     # No NHS number in any of these: search is a POST, and a record is addressed by its opaque public id.
     path("patients/", views.patient_search, name="patient-search"),
     path("patients/<uuid:public_id>/", views.patient_detail, name="patient-detail"),
+    # A printout is an export of what the record page shows, audited as such.
+    path("patients/<uuid:public_id>/print/", views.patient_print, name="patient-print"),
     path("patients/<uuid:public_id>/access/", views.patient_access, name="patient-access"),
     path(
         "patients/<uuid:public_id>/access/relationship/",

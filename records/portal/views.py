@@ -51,6 +51,8 @@ from records.portal.selectors import record_page_build
 # access page opens. Newest last; a few at most, so an old offer does not linger.
 CLAIMABLE_SESSION_KEY = "portal_claimable_patients"
 CLAIMABLE_KEPT = 5
+# How a printed record is named in its export event.
+PRINT = "print"
 
 
 def _role_choice_redirect(request: HttpRequest) -> HttpResponse | None:
@@ -160,6 +162,23 @@ def patient_detail(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
     )
 
 
+@login_required
+@require_http_methods(["GET"])
+def patient_print(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
+    # The same pages of the same record as the screen, so the printout holds what the door recorded and no more.
+    if redirect := _role_choice_redirect(request):
+        return redirect
+    build = partial(record_page_build, requested_pages=request.GET)
+    try:
+        access = get_patient_for_user(
+            user=request.user, public_id=public_id, request=request, build=build, export=PRINT
+        )
+    except PatientNotFound:
+        raise Http404 from None
+    context = {"record": access.content, "decision": access.decision, "printed_at": access.event.occurred_at}
+    return render(request, "records/patient_print.html", context)
+
+
 def _access_page(
     request: HttpRequest,
     public_id: uuid.UUID,
@@ -224,7 +243,7 @@ def break_glass(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
     _, _, glass_hours = _claimable(request, public_id)
     if not glass_hours:
         raise Http404
-    form = BreakGlassForm(request.POST, user=request.user)
+    form = BreakGlassForm(request.POST, user=request.user, request=request)
     if not form.is_valid():
         return _access_page(request, public_id, glass=form)
     try:
