@@ -24,6 +24,39 @@ def secret_mask(value: str) -> str:
     return "(set)" if value else ""
 
 
+# The change history is kept for years and read by privacy officers beyond the team that works a case, so it
+# records that these fields changed, never what they say; each field's current value stays on its own record.
+# Who the requester says the patient is (names, date of birth, number, address, contact) identifies the patient,
+# and the reasons, notes and clinical input are free text that can describe their care.
+OBJECTION_MASKED = [
+    "given_name",
+    "family_name",
+    "birth_date",
+    "nhs_number",
+    "address",
+    "postcode",
+    "contact_detail",
+    "requester_name",
+    "reason_text",
+    "extension_reason",
+    "identity_note",
+    "clinical_input",
+    "decision_note",
+    "withdrawn_note",
+]
+# A request's history is read only by the IG team on the request's own page, which shows who asked and the number
+# and date of birth they gave on purpose; its notes are free text that can describe the patient's care.
+SUBJECT_ACCESS_MASKED = ["extension_reason", "note", "withdrawn_note"]
+# Why a clinician gave themselves access ("unconscious in ED with chest pain") is clinical; it is kept on the grant,
+# its access event and its alert, where a privacy officer reviews it.
+GRANT_MASKED = ["reason_text"]
+# A derived relationship's description comes from the clinical entry behind it (an admission's ward, a referral's
+# specialty); the entry and run it came from stay as ids.
+RELATIONSHIP_MASKED = ["source_description"]
+OPT_OUT_MASKED = ["note"]
+WITHHELD_MASK = "records.apps.withheld_mask"
+
+
 class ConsentConfig(AppConfig):
     name = "consent"
     verbose_name = "Access rules"
@@ -65,14 +98,22 @@ class ConsentConfig(AppConfig):
         auditlog.register(StaffProfile)
         auditlog.register(CareTeam)
         auditlog.register(CareTeamMembership)
-        auditlog.register(LegitimateRelationship)
-        auditlog.register(SelfClaimedRelationship)
-        auditlog.register(BreakGlassGrant)
+        auditlog.register(
+            LegitimateRelationship, mask_fields=RELATIONSHIP_MASKED, mask_callable=WITHHELD_MASK
+        )
+        auditlog.register(SelfClaimedRelationship, mask_fields=GRANT_MASKED, mask_callable=WITHHELD_MASK)
+        auditlog.register(BreakGlassGrant, mask_fields=GRANT_MASKED, mask_callable=WITHHELD_MASK)
+        # A sensitive code's display names a condition, not a patient: the code list is reference data, kept whole.
         auditlog.register(SensitiveCode)
-        # Patients' rights: every step of a case, with its actor.
-        auditlog.register(Objection)
+        # Patients' rights: every step of a case, with its actor; its status, scope and decision kept whole.
+        auditlog.register(Objection, mask_fields=OBJECTION_MASKED, mask_callable=WITHHELD_MASK)
         # The access report is kept once, on the request; the change history says only that it changed.
-        auditlog.register(SubjectAccessRequest, exclude_fields=["report"])
-        auditlog.register(NationalOptOut)
+        auditlog.register(
+            SubjectAccessRequest,
+            exclude_fields=["report"],
+            mask_fields=SUBJECT_ACCESS_MASKED,
+            mask_callable=WITHHELD_MASK,
+        )
+        auditlog.register(NationalOptOut, mask_fields=OPT_OUT_MASKED, mask_callable=WITHHELD_MASK)
         # Who may read which partner's feed data, and who granted it.
         auditlog.register(FeedSupportAssignment)
