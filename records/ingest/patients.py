@@ -9,7 +9,10 @@ What always holds:
   and a second run of the same input changes nothing;
 - a Patient row is written only when a field actually differs;
 - demographics older than those held (`Patient.source_last_updated` / `source_version`) are never applied, whichever
-  feed or run sent them: the copy is counted unchanged and its resources still reach the patient.
+  feed or run sent them: the copy is counted unchanged and its resources still reach the patient;
+- a patient who arrives restricted, or whose restricted flag changes, gets one django-auditlog entry in the same
+  transaction, naming the feed and the run, with no actor and that one field only: the bulk writes here are never
+  seen by auditlog's signals, and who may see a restricted patient's whereabouts is a governance fact.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from dataclasses import dataclass, fields
 from datetime import date
 from typing import Literal
 
+from auditlog.models import LogEntry
+from django.contrib.contenttypes.models import ContentType
 from django.utils import timezone
 
 from records.ingest.fhir import (
@@ -34,7 +39,7 @@ from records.ingest.fhir import (
 )
 from records.ingest.items import ResourceUnit
 from records.ingest.matching import Reason, Unmatched
-from records.models import Feed, Organisation, PartnerPatientId, Patient
+from records.models import Feed, IngestRun, Organisation, PartnerPatientId, Patient
 
 ODS_SYSTEM = "https://fhir.nhs.uk/Id/ods-organization-code"
 _SEXES = {choice.value for choice in Patient.Sex}
@@ -166,9 +171,10 @@ def _winner(group: list[PatientCandidate]) -> PatientCandidate:
 
 
 def patients_upsert(
-    feed: Feed, candidates: Sequence[PatientCandidate]
+    feed: Feed, candidates: Sequence[PatientCandidate], run: IngestRun | None = None
 ) -> dict[int, PatientResult | Unmatched]:
-    """Apply the Patient resources of one run; the result is keyed by each candidate's occurrence in the run."""
+    """Apply the Patient resources of one run (`run`, named in the change history of a restricted flag); the result
+    is keyed by each candidate's occurrence in the run."""
     by_number: dict[str, list[PatientCandidate]] = defaultdict(list)
     for candidate in candidates:
         by_number[candidate.nhs_number].append(candidate)
@@ -193,6 +199,8 @@ def patients_upsert(
     to_update: list[Patient] = []
     changed_fields: set[str] = set()
     outcomes: dict[str, Outcome] = {}
+    # NHS number -> the restricted flag held before (None: a new patient), for every flag this run sets or changes.
+    restricted_changes: dict[str, bool | None] = {}
     now = timezone.now()
     for number, group in sorted(by_number.items()):
         winner = _winner(group)
@@ -206,8 +214,12 @@ def patients_upsert(
         if patient is None:
             to_create.append(Patient(nhs_number=number, created_at=now, **wanted))
             outcomes[number] = "created"
+            if wanted["is_restricted"]:
+                restricted_changes[number] = None
             continue
         changes = [name for name, value in wanted.items() if getattr(patient, name) != value]
+        if "is_restricted" in changes:
+            restricted_changes[number] = patient.is_restricted
         if changes:
             for name in changes:
                 setattr(patient, name, wanted[name])
@@ -223,6 +235,9 @@ def patients_upsert(
         Patient.objects.bulk_update(
             to_update, sorted(changed_fields | {"updated_at"}), batch_size=_BATCH_SIZE
         )
+    _restricted_changes_log(
+        feed, run, {number: (held[number], was) for number, was in restricted_changes.items()}
+    )
     for number, group in by_number.items():
         winner = _winner(group)
         for candidate in group:
@@ -230,6 +245,34 @@ def patients_upsert(
             outcome = outcomes[number] if candidate is winner else "unchanged"
             results[candidate.occurrence] = PatientResult(outcome, held[number].pk)
     return results
+
+
+def _restricted_changes_log(
+    feed: Feed, run: IngestRun | None, changed: Mapping[str, tuple[Patient, bool | None]]
+) -> None:
+    """One change-history entry per patient whose restricted flag this run set or changed: that field alone, so no
+    demographic or clinical value is copied into the log; the patient is named by their opaque public id."""
+    if not changed:
+        return
+    content_type = ContentType.objects.get_for_model(Patient)
+    # The same keys as a derived relationship's history (consent/derivation_history.py), so one page reads both.
+    source = {"feed": feed.code, "feed_id": feed.pk, "run_id": run.pk if run is not None else None}
+    LogEntry.objects.bulk_create(
+        [
+            LogEntry(
+                content_type=content_type,
+                object_pk=str(patient.pk),
+                object_id=patient.pk,
+                object_repr=str(patient),
+                action=LogEntry.Action.CREATE if was is None else LogEntry.Action.UPDATE,
+                changes={"is_restricted": [str(was), str(patient.is_restricted)]},
+                actor=None,
+                additional_data=source,
+            )
+            for patient, was in (changed[number] for number in sorted(changed))
+        ],
+        batch_size=_BATCH_SIZE,
+    )
 
 
 def partner_ids_record(
