@@ -12,8 +12,9 @@ What always holds:
   its own reading; a refusal's row (naming the patient, when held, so they learn someone tried) is committed
   before `PatientNotFound` is raised;
 - the patient is addressed by their opaque public id, checked again on every request;
-- reading the change history of who may see what (users, groups, role profiles, roles, care teams) is a
-  `read-audit` event too.
+- reading the change history of who may see what (users, groups, role profiles, roles, care teams, feed support,
+  sensitive codes, relationships and grants, objections, restricted flags) is a `read-audit` event too; it names
+  a patient only by their opaque public id, never by name or NHS number.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import uuid
 from dataclasses import dataclass
 
 from auditlog.models import LogEntry
+from django.apps import apps
 from django.db import transaction
 from django.db.models import Q
 from django.http import HttpRequest
@@ -146,31 +148,129 @@ def access_report_for_user(
 
 # The change history of who may see what: django-auditlog's records of the governance models.
 
-# The models whose changes decide who may see what, and no others: none of them holds a patient's data.
-GOVERNANCE_MODELS = (
-    ("auth", "user"),
-    ("auth", "group"),
-    ("consent", "staffprofile"),
-    ("consent", "role"),
-    ("consent", "careteam"),
-    ("consent", "careteammembership"),
-    ("consent", "feedsupportassignment"),
-    ("consent", "sensitivecode"),
-)
+
+@dataclass(frozen=True)
+class ChangeKind:
+    """One kind of thing the change history can be narrowed to: its label and the models it covers."""
+
+    label: str
+    models: tuple[tuple[str, str], ...]
+
+
+# The models whose changes decide who may see what, by kind. A patient's own data is in none of them: an objection's
+# and a grant's free text and who the requester says the patient is are masked where auditlog records them
+# (consent/apps.py), and a patient's change is only ever their restricted flag (records/ingest/patients.py).
+CHANGE_KINDS: dict[str, ChangeKind] = {
+    "users": ChangeKind(
+        "Users, groups and role profiles",
+        (("auth", "user"), ("auth", "group"), ("consent", "staffprofile")),
+    ),
+    "roles": ChangeKind("Roles", (("consent", "role"),)),
+    "care-teams": ChangeKind(
+        "Care teams and their members", (("consent", "careteam"), ("consent", "careteammembership"))
+    ),
+    "feed-support": ChangeKind("Feed support", (("consent", "feedsupportassignment"),)),
+    "sensitive-codes": ChangeKind("Sensitive code lists", (("consent", "sensitivecode"),)),
+    "relationships": ChangeKind(
+        "Relationships and access grants",
+        (
+            ("consent", "legitimaterelationship"),
+            ("consent", "selfclaimedrelationship"),
+            ("consent", "breakglassgrant"),
+        ),
+    ),
+    "objections": ChangeKind("Objections", (("consent", "objection"),)),
+    "restricted": ChangeKind("Restricted flag", (("records", "patient"),)),
+}
+GOVERNANCE_MODELS = tuple(model for kind in CHANGE_KINDS.values() for model in kind.models)
 CHANGES_PER_PAGE = 50
+# The field through which each patient-linked model names its patient.
+_PATIENT_FIELDS = {
+    ("consent", "legitimaterelationship"): "content_object",
+    ("consent", "selfclaimedrelationship"): "content_object",
+    ("consent", "breakglassgrant"): "content_object",
+    ("consent", "objection"): "patient",
+}
+
+
+@dataclass(frozen=True)
+class ChangeLine:
+    """One change as the privacy officer reads it: who made it (a user, or the feed and run that derived it), the
+    fields changed, and the patient it is about by opaque public id only (None when it is about no patient held)."""
+
+    entry: LogEntry
+    by: str
+    changes: list[tuple[str, str, str]]
+    patient_public_id: uuid.UUID | None
+
+
+def _change_by(entry: LogEntry, app_model: tuple[str, str]) -> str:
+    if entry.actor is not None:
+        return str(entry.actor.get_username())
+    data = entry.additional_data if isinstance(entry.additional_data, dict) else {}
+    if data.get("feed"):
+        verb = "derived by" if app_model in CHANGE_KINDS["relationships"].models else "by"
+        return f"{verb} feed {data['feed']}, run {data.get('run_id') or 'not recorded'}"
+    return "sharedcare"
+
+
+def _patients_of(entries: list[LogEntry]) -> dict[int, uuid.UUID]:
+    """Entry id -> the public id of the patient it is about, one query per patient-linked model present."""
+    wanted: dict[tuple[str, str], dict[int, list[int]]] = {}
+    for entry in entries:
+        key = (entry.content_type.app_label, entry.content_type.model)
+        if (key in _PATIENT_FIELDS or key == ("records", "patient")) and entry.object_id is not None:
+            wanted.setdefault(key, {}).setdefault(int(entry.object_id), []).append(entry.pk)
+    found: dict[int, uuid.UUID] = {}
+    for key, by_object in wanted.items():
+        model = apps.get_model(*key)
+        path = "public_id" if key == ("records", "patient") else f"{_PATIENT_FIELDS[key]}__public_id"
+        for object_id, public_id in model._default_manager.filter(pk__in=by_object).values_list("pk", path):
+            for entry_id in by_object[object_id]:
+                if public_id is not None:
+                    found[entry_id] = public_id
+    return found
+
+
+def _change_lines(entries: list[LogEntry]) -> list[ChangeLine]:
+    patients = _patients_of(entries)
+    return [
+        ChangeLine(
+            entry=entry,
+            by=_change_by(entry, (entry.content_type.app_label, entry.content_type.model)),
+            changes=[
+                (str(field), str(values[0]), str(values[1]))
+                for field, values in entry.changes_display_dict.items()
+                if field != "fingerprint"
+            ],
+            patient_public_id=patients.get(entry.pk),
+        )
+        for entry in entries
+    ]
 
 
 def governance_changes_for_user(
-    *, user: User, request: HttpRequest | None, actor: str = "", limit: int = CHANGES_PER_PAGE
-) -> list[LogEntry]:
-    """The newest changes to users, groups, role profiles, roles, care teams, feed support and the sensitive code
-    lists, with who made each, for a privacy officer; only those made by `actor` (a username) when given.
+    *,
+    user: User,
+    request: HttpRequest | None,
+    actor: str = "",
+    kind: str = "",
+    limit: int = CHANGES_PER_PAGE,
+) -> list[ChangeLine]:
+    """The newest changes to who may see what (users, groups, role profiles, roles, care teams, feed support, the
+    sensitive code lists, relationships and access grants, objections, patients' restricted flags), with who made
+    each, for a privacy officer; only those made by `actor` (a username) and of `kind` (a key of `CHANGE_KINDS`)
+    when given.
 
     Always holds: reading the change history is itself a `read-audit` event (purpose audit), written before it is
-    read; anyone but a privacy officer gets a denied event committed, then `PatientNotFound`.
+    read; anyone but a privacy officer gets a denied event committed, then `PatientNotFound`. A patient is named
+    only by their opaque public id. Raises `ValueError` for a kind that is not in `CHANGE_KINDS`, before anything.
     """
+    if kind and kind not in CHANGE_KINDS:
+        raise ValueError(f"{kind!r} is not a kind of change.")
     allowed = may_read_audit(user)
-    entries: list[LogEntry] | None = None
+    lines: list[ChangeLine] | None = None
+    narrowed = "".join([f" of {kind}" if kind else "", f" by {actor}" if actor else ""])
     with transaction.atomic():
         _record(
             user,
@@ -179,19 +279,19 @@ def governance_changes_for_user(
                 action=Action.READ_AUDIT,
                 purpose=AccessEvent.Purpose.AUDIT,
                 outcome=Outcome.ALLOWED if allowed else Outcome.DENIED,
-                query=f"change history{f' by {actor}' if actor else ''}"[:200],
+                query=f"change history{narrowed}"[:200],
                 basis="change history" if allowed else "",
                 reason="" if allowed else NOT_A_PRIVACY_OFFICER,
             ),
         )
         if allowed:
             kinds = Q()
-            for app_label, model in GOVERNANCE_MODELS:
+            for app_label, model in CHANGE_KINDS[kind].models if kind else GOVERNANCE_MODELS:
                 kinds |= Q(content_type__app_label=app_label, content_type__model=model)
             found = LogEntry.objects.filter(kinds).select_related("actor", "content_type")
             if actor:
                 found = found.filter(actor__username=actor)
-            entries = list(found.order_by("-timestamp", "-pk")[:limit])
-    if entries is None:
+            lines = _change_lines(list(found.order_by("-timestamp", "-pk")[:limit]))
+    if lines is None:
         raise PatientNotFound
-    return entries
+    return lines

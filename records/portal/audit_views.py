@@ -18,6 +18,7 @@ from django.views.decorators.http import require_http_methods
 from consent.access_report import access_report_csv, access_report_pdf
 from records.access import PatientNotFound
 from records.access_audit import (
+    CHANGE_KINDS,
     PatientAccessReport,
     access_report_find_for_user,
     access_report_for_user,
@@ -95,8 +96,12 @@ def access_report_csv_download(request: HttpRequest, public_id: uuid.UUID) -> Ht
 def change_history(request: HttpRequest) -> HttpResponse:
     # A username, typed by the privacy officer to narrow the list; never a patient's identifier.
     actor = request.GET.get("actor", "").strip()[:150]
+    # An unknown kind shows every kind, as the form's first choice does.
+    kind = request.GET.get("kind", "")
+    kind = kind if kind in CHANGE_KINDS else ""
     try:
-        entries = governance_changes_for_user(user=request.user, request=request, actor=actor)
+        lines = governance_changes_for_user(user=request.user, request=request, actor=actor, kind=kind)
     except PatientNotFound:
         raise Http404 from None
-    return render(request, "records/change_history.html", {"entries": entries, "actor": actor})
+    context = {"lines": lines, "actor": actor, "kind": kind, "kinds": CHANGE_KINDS}
+    return render(request, "records/change_history.html", context)
