@@ -6,7 +6,8 @@ What always holds, once converted:
   named `audit_accessevent_yYYYYmMM` and a default partition, so an append never fails for want of a month;
 - ids keep coming from one sequence, going on after the last event copied, so the chain's order is unchanged;
 - every trigger the table had is on the parent; row triggers (append-only) are cloned by PostgreSQL to every
-  partition, now and later, and statement triggers (no TRUNCATE) are put on each partition by whatever creates it;
+  partition, now and later, and statement triggers (no TRUNCATE) are put on each partition by whatever creates it,
+  named `partition_<the parent's trigger>`;
 - every index the table had that backs no constraint is rebuilt on the parent; the hash stays unique together with
   `occurred_at` (PostgreSQL's rule for a partitioned table), and the chain's check finds any repeated hash;
 - foreign keys to the events (the alerts') are dropped, since they may only reference the whole key: the purge,
@@ -25,6 +26,7 @@ from psycopg import sql
 
 EVENTS = "audit_accessevent"
 MONTH_NAME = re.compile(rf"^{EVENTS}_y(\d{{4}})m(\d{{2}})$")
+PARTITION_TRIGGER_PREFIX = "partition_"
 _ON_TABLE = re.compile(rf" ON (?:\S+\.)?\"?{EVENTS}\"? ")
 
 
@@ -76,6 +78,15 @@ def _trigger_on(trigger: _Trigger, schema: str, table: str) -> str:
     return _ON_TABLE.sub(f" ON {_quoted(schema, table)} ", trigger.definition, count=1)
 
 
+def _partition_trigger(trigger: _Trigger, schema: str, partition: str) -> str:
+    """A statement trigger of the parent, put on a partition under a name pgtrigger does not own, so that its
+    pruning of triggers no model declares never removes it."""
+    renamed = trigger.definition.replace(
+        f"CREATE TRIGGER {trigger.name} ", f"CREATE TRIGGER {PARTITION_TRIGGER_PREFIX}{trigger.name} ", 1
+    )
+    return _trigger_on(_Trigger(trigger.name, renamed, trigger.is_row), schema, partition)
+
+
 def _month_name(month: date) -> str:
     return f"{EVENTS}_y{month.year:04d}m{month.month:02d}"
 
@@ -105,7 +116,7 @@ def _partition_create(schema: str, parent: str, month: date, statement_triggers:
         f"CREATE TABLE {_quoted(schema, name)} PARTITION OF {_quoted(schema, parent)} "
         f"FOR VALUES FROM ('{month.isoformat()} 00:00:00+00') TO ('{_next_month(month).isoformat()} 00:00:00+00')"
     ]
-    return statements + [_trigger_on(trigger, schema, name) for trigger in statement_triggers]
+    return statements + [_partition_trigger(trigger, schema, name) for trigger in statement_triggers]
 
 
 def partition_conversion_plan(*, schema: str, months_ahead: int, today: date | None = None) -> list[str]:
@@ -172,8 +183,8 @@ def partition_conversion_plan(*, schema: str, months_ahead: int, today: date | N
     plan += [str(definition) for (definition,) in indexes]
     plan += [trigger.definition for trigger in triggers]
     for month in _months(first, last):
-        plan += [_trigger_on(trigger, schema, _month_name(month)) for trigger in statement_triggers]
-    plan += [_trigger_on(trigger, schema, EVENTS + "_default") for trigger in statement_triggers]
+        plan += [_partition_trigger(trigger, schema, _month_name(month)) for trigger in statement_triggers]
+    plan += [_partition_trigger(trigger, schema, EVENTS + "_default") for trigger in statement_triggers]
     return plan
 
 
@@ -212,6 +223,8 @@ def partition_extension_plan(*, schema: str, months_ahead: int, today: date | No
 def partition_plan_apply(plan: list[str], *, schema: str) -> None:
     """Run a plan under an exclusive lock on the events table, in the caller's transaction."""
     with connection.cursor() as cursor:
+        # Checks the caller's deferred constraints now: a foreign key with pending checks cannot be dropped.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         cursor.execute(f"LOCK TABLE {_quoted(schema, EVENTS)} IN ACCESS EXCLUSIVE MODE")
         for statement in plan:
             cursor.execute(statement)
