@@ -2,7 +2,8 @@
 # Runs once, as the PostgreSQL superuser, when the database is first created (docker-entrypoint-initdb.d).
 # Two roles: sharedcare_owner owns the schema and runs migrations (the migrate service); sharedcare, the application
 # (web, worker, beat), may use every table the owner creates but never change or empty the audit trail, which
-# `manage.py audit_role_restrict --role sharedcare` enforces after every migrate.
+# `manage.py audit_role_restrict --role sharedcare` enforces after every migrate. Only the owner removes events past
+# their retention (`manage.py audit_purge`) or partitions the trail (`manage.py audit_partition`).
 set -eu
 : "${DB_OWNER_PASSWORD:?set DB_OWNER_PASSWORD}"
 : "${DB_APP_PASSWORD:?set DB_APP_PASSWORD}"
