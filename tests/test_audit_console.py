@@ -488,8 +488,8 @@ def test_the_download_defuses_cells_a_spreadsheet_would_run_as_formulas(client, 
             assert not value.startswith(("=", "+", "-", "@")), value
 
 
-# Session, user, role profile and role; a savepoint, the patient, the event (a savepoint, the chain's lock, its head
-# and the row), the records merged into the patient's; the count and the page; the self-claims, break-glass grants,
+# Session, user, role profile and role; a savepoint, the patient, the event (a savepoint, the chain's lock, its head,
+# the row, the savepoint released), the records merged into the patient's; the count and the page; the self-claims, break-glass grants,
 # organisations and relationships the page's bases name, and its patients; the savepoint released; the frame's
 # break-glass banner and the IG team's link.
 RESULTS_PAGE_QUERIES = 22
@@ -642,3 +642,35 @@ def test_no_one_but_a_privacy_officer_reaches_the_console_and_each_refusal_is_au
     assert "audit_console_searches" not in client.session
     assert dict(officer.session["audit_console_searches"]) == kept
     assert f'href="{CONSOLE}"' not in client.get(reverse("records:home")).content.decode()
+
+
+# Session, user, role profile and role; a savepoint, the event (a savepoint, the chain's lock, its head, the row,
+# the savepoint released); the count and the page; the self-claims, break-glass grants, organisations and
+# relationships the page's bases name, and its patients; the user; the savepoint released; the frame's break-glass
+# banner and the IG team's link.
+TIMELINE_PAGE_QUERIES = 21
+# Session, user, role profile and role; a savepoint, the event (five, as above); the accesses per day and the alerts
+# per week; the savepoint released; the frame's break-glass banner and the IG team's link.
+CONSOLE_HOME_QUERIES = 15
+
+
+@pytest.mark.parametrize("copies", [1, 12])
+def test_the_timeline_and_the_home_take_the_same_exact_queries_however_much_happened(
+    client, cast, django_assert_num_queries, copies
+):
+    ada = actor(cast.gp_ada)
+    opens(cast.gp_ada, cast.patient_a)
+    relationship = AccessEvent.objects.filter(username="gp.ada", action="view-record").get().basis
+    for _ in range(copies):
+        record(ada, patient=cast.patient_a, basis=relationship)
+        record(ada, patient=cast.patient_b, basis="break-glass:D81001 BG-AAAAAAAA", outcome="denied")
+    client.force_login(cast.privacy_fay)
+    url = reverse("records:audit-user-timeline", kwargs={"user_id": cast.gp_ada.pk})
+
+    with django_assert_num_queries(TIMELINE_PAGE_QUERIES):
+        timeline = client.get(url)
+    with django_assert_num_queries(CONSOLE_HOME_QUERIES):
+        home = client.get(CONSOLE)
+
+    assert timeline.status_code == home.status_code == 200
+    assert timeline.content.decode().count('<tr class="event-row') == 2 * copies + 2

@@ -20,7 +20,7 @@ from records.access_console import EventRow
 WIDTH = 640
 HEIGHT = 220
 _LEFT = 40
-_RIGHT = 8
+_RIGHT = 20
 _TOP = 12
 _BOTTOM = 28
 
