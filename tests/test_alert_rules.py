@@ -6,13 +6,24 @@ Events are written with the moment they are about (`occurred_at`), and the scan 
 depends on the clock or on how fast the machine is.
 """
 
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
 import uuid
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta
+from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 import pytest
+import redis
 from auditlog.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
+from django.db import connection
 from django.urls import reverse
 
 from audit.models import AccessEvent, Alert, AlertScan
@@ -26,7 +37,7 @@ from records.models import IngestRun, Patient
 from records.nhs_number import check_digit
 from records.services import feed_upsert
 from sharedcare.celery import app
-from tests.builders import encounter, ingest
+from tests.builders import encounter, in_own_thread, ingest
 
 LONDON = ZoneInfo("Europe/London")
 # A Tuesday in winter (London on UTC) and a Saturday in summer (London an hour ahead of UTC).
@@ -699,3 +710,98 @@ def test_a_staff_identity_is_edited_on_the_users_page_and_its_history_shows_no_v
     for field in ("nhs_number", "family_name", "birth_date", "postcode", "address_line"):
         assert entry.changes[field] == ["", "(recorded)"]
     assert "Ashby" not in str(entry.changes) and "9990000018" not in str(entry.changes)
+
+
+def test_a_feed_rate_alert_reads_as_raised_by_sharedcare_and_names_no_patient(
+    client, cast, settings, ed_feed
+):
+    settings.ALERT_FEED_RELATIONSHIPS_MINIMUM, settings.ALERT_FEED_RELATIONSHIPS_FACTOR = 1, 1
+    held = patients(3)
+    attendances(ed_feed, held[:1], "first")
+    surge = attendances(ed_feed, held[1:], "surge")
+    suspicious_access_scan(now=surge.finished_at + timedelta(minutes=1))
+    alert = Alert.objects.get()
+    client.force_login(cast.privacy_fay)
+
+    listing = client.get(reverse("records:alert-list")).content.decode()
+    detail = client.get(reverse("records:alert-detail", kwargs={"alert_id": alert.pk})).content.decode()
+
+    for page in (listing, detail):
+        assert "Raised by sharedcare (feed check)" in page
+        assert "A feed created relationships at an unusual rate" in page
+        assert f"Run {surge.pk} of Emergency department (cuh-ed) created 2 relationships" in page
+    assert "None named: the alert is about a feed's run, not an access" in detail
+    assert "did with this patient" not in detail
+
+
+# Two scans at once, and the task through a real Celery worker: these commit, as other processes must see the rows.
+
+
+def test_two_scans_at_once_raise_one_alert_and_judge_each_event_once(transactional_db, cast):
+    Patient.objects.filter(pk=cast.patient_a.pk).update(is_restricted=True)
+    last = view(cast.gp_ada, cast.patient_a, TUESDAY.replace(hour=10))
+    start = threading.Barrier(2)
+    raised: list[int] = []
+
+    def scan() -> None:
+        start.wait()
+        raised.append(suspicious_access_scan(now=NOW))
+
+    threads = [threading.Thread(target=in_own_thread, args=(scan,)) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(raised) == [0, 1]
+    assert kinds() == [Kind.RESTRICTED_PATIENT]
+    assert set(AlertScan.objects.exclude(rule=FEED_RULE).values_list("last_event_id", flat=True)) == {last.pk}
+
+
+WORKER_OPTIONS = ("--pool", "solo", "--without-mingle", "--without-gossip", "--loglevel", "INFO")
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db, tmp_path) -> Iterator[str]:
+    """A Celery worker in a process of its own, on the test database and a Redis database of its own; yields the
+    broker's URL."""
+    database = urlsplit(os.environ["DATABASE_URL"])
+    redis_url = re.sub(r"/\d+$", "/3", os.environ["REDIS_URL"])
+    redis.Redis.from_url(redis_url).flushdb()
+    log = tmp_path / "worker.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "sharedcare", "worker", *WORKER_OPTIONS],
+        env={
+            **os.environ,
+            "DATABASE_URL": urlunsplit(database._replace(path="/" + connection.settings_dict["NAME"])),
+            "REDIS_URL": redis_url,
+        },
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        yield redis_url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+        print(log.read_text(errors="replace")[-4000:])
+
+
+def test_the_scan_task_runs_on_a_real_worker(cast, celery_worker_process):
+    Patient.objects.filter(pk=cast.patient_a.pk).update(is_restricted=True)
+    view(cast.gp_ada, cast.patient_a, TUESDAY.replace(hour=10))
+
+    with app.connection_for_write(celery_worker_process) as broker:
+        suspicious_access_scan_task.apply_async(connection=broker)
+
+    # Waits for the worker, however slow the machine; the deadline only ends a test that would otherwise hang.
+    deadline = time.monotonic() + 120
+    while not Alert.objects.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert kinds() == [Kind.RESTRICTED_PATIENT]
+    assert AlertScan.objects.filter(rule=Kind.RESTRICTED_PATIENT, scanned_at__isnull=False).exists()
