@@ -293,6 +293,8 @@ def unusual_volume_findings(views: Sequence[AccessEvent], upper: int) -> list[Fi
     for event in views:
         if event.user_id is not None:
             latest[(event.user_id, _hour(event.occurred_at))] = event
+    if not latest:
+        return []
     hours = [hour for _, hour in latest]
     # Up to the batch's last event, so a finding depends on the events judged, not on when the scan ran.
     counts = _hourly_counts(
