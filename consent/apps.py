@@ -27,7 +27,9 @@ def secret_mask(value: str) -> str:
 # The change history is kept for years and read by privacy officers beyond the team that works a case, so it
 # records that these fields changed, never what they say; each field's current value stays on its own record.
 # Who the requester says the patient is (names, date of birth, number, address, contact) identifies the patient,
-# and the reasons, notes and clinical input are free text that can describe their care.
+# and the reasons and notes are free text that can describe their care. The clinical input is kept whole: a second
+# opinion replaces the first on the case, and the case's own history, read only by the IG team working it, is where
+# the first is kept; the privacy officers' change history shows only that it changed (records/access_audit.py).
 OBJECTION_MASKED = [
     "given_name",
     "family_name",
@@ -40,13 +42,12 @@ OBJECTION_MASKED = [
     "reason_text",
     "extension_reason",
     "identity_note",
-    "clinical_input",
     "decision_note",
     "withdrawn_note",
 ]
-# A request's history is read only by the IG team on the request's own page, which shows who asked and the number
-# and date of birth they gave on purpose; its notes are free text that can describe the patient's care.
-SUBJECT_ACCESS_MASKED = ["extension_reason", "note", "withdrawn_note"]
+# A request's history is read only by the IG team on the request's own page, which shows on purpose who asked, the
+# number and date of birth they gave, and why it needed longer; its notes are free text that can describe care.
+SUBJECT_ACCESS_MASKED = ["note", "withdrawn_note"]
 # Why a clinician gave themselves access ("unconscious in ED with chest pain") is clinical; it is kept on the grant,
 # its access event and its alert, where a privacy officer reviews it.
 GRANT_MASKED = ["reason_text"]

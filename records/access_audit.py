@@ -204,6 +204,10 @@ class ChangeLine:
     patient_public_id: uuid.UUID | None
 
 
+def _key(entry: LogEntry) -> tuple[str, str]:
+    return (entry.content_type.app_label, entry.content_type.model)
+
+
 def _change_by(entry: LogEntry, app_model: tuple[str, str]) -> str:
     if entry.actor is not None:
         return str(entry.actor.get_username())
@@ -232,14 +236,28 @@ def _patients_of(entries: list[LogEntry]) -> dict[int, uuid.UUID]:
     return found
 
 
+# Free text kept whole in a case's own history for the team working it, shown here only as changed.
+_SHOWN_AS_CHANGED = {("consent", "objection"): {"clinical input", "clinical_input"}}
+
+
+def _change_value(key: tuple[str, str], field: str, value: object) -> str:
+    if field in _SHOWN_AS_CHANGED.get(key, set()) and str(value) not in ("", "None"):
+        return "(changed, not shown here)"
+    return str(value)
+
+
 def _change_lines(entries: list[LogEntry]) -> list[ChangeLine]:
     patients = _patients_of(entries)
     return [
         ChangeLine(
             entry=entry,
-            by=_change_by(entry, (entry.content_type.app_label, entry.content_type.model)),
+            by=_change_by(entry, _key(entry)),
             changes=[
-                (str(field), str(values[0]), str(values[1]))
+                (
+                    str(field),
+                    _change_value(_key(entry), str(field), values[0]),
+                    _change_value(_key(entry), str(field), values[1]),
+                )
                 for field, values in entry.changes_display_dict.items()
                 if field != "fingerprint"
             ],

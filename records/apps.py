@@ -20,10 +20,11 @@ class RecordsConfig(AppConfig):
         auditlog.register(Feed)
         auditlog.register(PartnerCredential, exclude_fields=["key_hash"])
         # Replays and discards of quarantined records, with who did them; the payload itself is not copied, and the
-        # NHS number it names and the texts about it (a mismatch's detail, a discard's reason) show only as given.
+        # NHS number it names and the partner's text about it show only as given; a discard's reason, the back
+        # office's own words, is kept whole.
         auditlog.register(
             QuarantinedRecord,
             exclude_fields=["raw_payload"],
-            mask_fields=["nhs_number", "detail", "discarded_reason"],
+            mask_fields=["nhs_number", "detail"],
             mask_callable="records.apps.withheld_mask",
         )

@@ -17,6 +17,7 @@ from tests.builders import NEWCOMER, OTHER_NEWCOMER, ingest, registration
 
 CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 CLINICAL_TEXT = "Disclosed a termination of pregnancy last spring"
+CLINICAL_OPINION = "Known to the perinatal mental health team"
 
 
 def restricted(resource: dict) -> dict:
@@ -100,12 +101,12 @@ def _objection(cast) -> Objection:
             objection_id=objection.pk, by=cast.privacy_fay, patient_id=cast.patient_a.pk, note="Checked."
         )
         objection_clinical_input_record(
-            objection_id=objection.pk, by=cast.privacy_fay, clinician="Dr Who", text=CLINICAL_TEXT
+            objection_id=objection.pk, by=cast.privacy_fay, clinician="Dr Who", text=CLINICAL_OPINION
         )
     return objection
 
 
-def test_an_objections_reasons_clinical_input_and_who_it_names_are_masked_in_the_log(cast):
+def test_an_objections_reason_and_who_it_names_are_masked_in_the_log(cast):
     objection = _objection(cast)
 
     logged = " ".join(str(entry.changes) for entry in LogEntry.objects.get_for_object(objection))
@@ -164,7 +165,8 @@ def test_the_page_shows_relationships_objections_and_the_restricted_flag_naming_
     for patient in (cast.patient_a, cast.patient_b, newcomer):
         assert reverse("records:access-report-patient", kwargs={"public_id": patient.public_id}) in page
         assert patient.nhs_number not in page and patient.family_name not in page
-    assert CLINICAL_TEXT not in page
+    assert CLINICAL_TEXT not in page and CLINICAL_OPINION not in page
+    assert "(changed, not shown here)" in page
     read = AccessEvent.objects.get(username="privacy.fay")
     assert (read.action, read.outcome, read.patient_id) == (AccessEvent.Action.READ_AUDIT, "allowed", None)
 
