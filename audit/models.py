@@ -130,6 +130,12 @@ class Alert(models.Model):
         OUT_OF_HOURS = "out-of-hours", "Out-of-hours access without a care relationship"
         RESTRICTED_PATIENT = "restricted-patient", "Restricted patient's record opened"
         FEED_RELATIONSHIP_RATE = "feed-relationship-rate", "A feed created relationships at an unusual rate"
+        # Who may do what: a clinical role, organisation or care team given or changed, a password set for another
+        # user, or a refused attempt to grant oneself any of these.
+        ACCESS_ADMINISTRATION = "access-administration", "Access administration change"
+        SELF_GRANT_REFUSED = "self-grant-refused", "Attempt to grant oneself access refused"
+        # A partner's push that made the first relationship between that partner and a patient it never sent about.
+        FIRST_CONTACT = "first-contact", "A partner's first data about a patient opened the record"
 
     class Outcome(models.TextChoices):
         APPROPRIATE = "appropriate", "Appropriate"

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from audit.models import AccessEvent, AuditCheckpoint, AuditPurge
 from sharedcare import advisory_locks
+from sharedcare.middleware import client_address
 
 GENESIS_HASH = "0" * 64
 
@@ -86,7 +87,7 @@ def access_event_record(actor: Actor, facts: AccessFacts, context: RequestContex
     """
     with transaction.atomic():
         advisory_locks.audit_chain_lock()  # one append at a time: each row's hash covers the one before
-        last = AccessEvent.objects.order_by("-id").values_list("hash", flat=True).first() or _purged_head()
+        last = _chain_head()
         occurred_at: datetime = timezone.now()
         event = AccessEvent(
             occurred_at=occurred_at,
@@ -118,7 +119,7 @@ def request_context(request: HttpRequest | None) -> RequestContext:
         return RequestContext()
     return RequestContext(
         request_id=getattr(request, "request_id", ""),
-        client_address=request.META.get("REMOTE_ADDR") or None,
+        client_address=client_address(request),
     )
 
 
@@ -140,9 +141,19 @@ def back_office_event_record(
     )
 
 
-def _purged_head() -> str | None:
-    """The hash of the newest event a purge removed: what the next event links to when a purge left none."""
-    return AuditPurge.objects.order_by("-last_event_id").values_list("head_hash", flat=True).first()
+def _chain_head() -> str | None:
+    """The newest event's hash or, when a purge left none, the newest removed one's: what the next event links to.
+
+    One statement, as every access pays for it: the purge record is read only when the events table is empty.
+    """
+    events, purges = AccessEvent._meta.db_table, AuditPurge._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT COALESCE((SELECT hash FROM {events} ORDER BY id DESC LIMIT 1), "  # noqa: S608 - table names only
+            f"(SELECT head_hash FROM {purges} ORDER BY last_event_id DESC LIMIT 1))"
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 def _signature(key: str, parts: list[str]) -> str:

@@ -22,6 +22,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.utils import timezone
 
 from consent.models import LegitimateRelationship
+from records.apps import withheld_mask
 from records.models import Feed
 
 # What a refresh writes, as the change history names them (a foreign key by its field's name, as django-auditlog).
@@ -37,7 +38,9 @@ def relationship_values(row: LegitimateRelationship) -> Values:
         "source_feed": row.source_feed_id,
         "source_run": row.source_run_id,
         "source_entry": row.source_entry_id,
-        "source_description": row.source_description,
+        # Masked as django-auditlog masks it on a relationship saved one by one (consent.apps): the description
+        # names the partner's resource, which can carry clinical detail.
+        "source_description": withheld_mask(row.source_description),
     }
 
 

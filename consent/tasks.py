@@ -3,6 +3,8 @@
 Thin, as in `records.tasks`: each calls one service, retries only a database that went away, and is safe to run twice.
 """
 
+from smtplib import SMTPException
+
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
@@ -67,3 +69,23 @@ def suspicious_access_scan_task() -> int:
     from consent.surveillance import suspicious_access_scan
 
     return suspicious_access_scan()
+
+
+@shared_task(
+    name="consent.alert_digest_send_task",
+    acks_late=True,
+    autoretry_for=(OperationalError, InterfaceError, SMTPException, ConnectionError),
+    retry_backoff=60,
+    retry_backoff_max=900,
+    retry_jitter=True,
+    max_retries=4,
+)
+def alert_digest_send_task() -> int:
+    """E-mail each privacy officer today's digest of open alerts and cases; return how many were sent.
+
+    Takes no arguments and is safe to run twice: each officer gets one a day (`consent.digest.alert_digest_send`),
+    and a retry after a mail server's failure sends only what was not sent.
+    """
+    from consent.digest import alert_digest_send
+
+    return alert_digest_send()

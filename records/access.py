@@ -181,8 +181,12 @@ def get_patient_for_user(
     request: HttpRequest | None,
     build: Callable[[Patient, Decision], tuple[T, Shown]],
     action: str = Action.VIEW_RECORD,
+    export: str = "",
 ) -> PatientAccess[T]:
     """Open one patient for this user: decide, build what the page will show, audit, then return.
+
+    `export` names how what is shown leaves the screen ("print"): the access is decided as `action`, since it
+    shows the same thing, and audited as an `export` event whose query and reason name the export.
 
     `build` receives the patient and the decision and returns the page content plus a description of what it
     shows; it runs only when access is allowed, and its description lands in the audit row. Raises
@@ -197,6 +201,7 @@ def get_patient_for_user(
     except ValueError:
         key = None
     refusal: PatientNotFound = PatientNotFound()
+    recorded = AccessEvent.Action.EXPORT if export else action
     with transaction.atomic():
         found = (
             Patient.objects.select_related("registered_practice").filter(public_id=key).first()
@@ -207,7 +212,12 @@ def get_patient_for_user(
         if patient is None:
             access_event_record(
                 actor_of(user),
-                AccessFacts(action=action, outcome=AccessEvent.Outcome.NOT_FOUND, query=str(public_id)[:200]),
+                AccessFacts(
+                    action=recorded,
+                    outcome=AccessEvent.Outcome.NOT_FOUND,
+                    query=str(public_id)[:200],
+                    reason=export,
+                ),
                 context_of(request),
             )
         else:
@@ -216,10 +226,11 @@ def get_patient_for_user(
                 access_event_record(
                     actor_of(user),
                     AccessFacts(
-                        action=action,
+                        action=recorded,
                         outcome=AccessEvent.Outcome.DENIED,
                         patient_id=patient.pk,
-                        reason=decision.why_not,
+                        query=export,
+                        reason=f"{export}: {decision.why_not}" if export else decision.why_not,
                     ),
                     context_of(request),
                 )
@@ -230,9 +241,11 @@ def get_patient_for_user(
                 event = access_event_record(
                     actor_of(user),
                     AccessFacts(
-                        action=action,
+                        action=recorded,
                         outcome=AccessEvent.Outcome.ALLOWED,
                         patient_id=patient.pk,
+                        query=export,
+                        reason=export,
                         basis=decision.basis,
                         sections_shown=shown.sections,
                         partners_shown=shown.partners,

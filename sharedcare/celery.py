@@ -39,4 +39,14 @@ app.conf.beat_schedule = {
         "task": "consent.case_overdue_alerts_raise_task",
         "schedule": crontab(minute=5),
     },
+    # E-mails each privacy officer what is open: alerts by kind, overdue cases (consent.digest); 07:00 UTC.
+    "send-privacy-officers-digest": {
+        "task": "consent.alert_digest_send_task",
+        "schedule": crontab(hour=7, minute=0),
+    },
+    # Scans the access trail and the finished ingest runs for suspicious patterns (consent.surveillance).
+    "scan-for-suspicious-access": {
+        "task": "consent.suspicious_access_scan_task",
+        "schedule": crontab(minute="*/5"),
+    },
 }

@@ -55,6 +55,8 @@ PORTAL_URLS = {
     "records:home": "no patient data",
     "records:patient-search": "door",
     "records:patient-detail": "door",
+    # A printout of the record page: the same decision, audited as an export that says print.
+    "records:patient-print": "door",
     "records:role-select": "no patient data",
     # Giving oneself access: the door's own grant functions, and only for a patient this session searched for and
     # was offered (tests/test_portal_grants.py).
@@ -98,6 +100,14 @@ PORTAL_URLS = {
     "records:access-report-patient": "door: access_report_for_user, read-audit",
     "records:access-report-pdf": "door: access_report_for_user, export",
     "records:access-report-csv": "door: access_report_for_user, export",
+    # Privacy officers only (tests/test_audit_console.py): every read of the trail is audited through the door in
+    # records.access_console; the NHS number is POSTed and kept in the session, the results named by a token.
+    "records:audit-console": "door: audit_console_for_user, read-audit",
+    "records:audit-events": "door: event_search_for_user, read-audit, the NHS number by POST",
+    "records:audit-events-export": "door: event_search_export_for_user, export",
+    "records:audit-user-timeline": "door: user_timeline_for_user, read-audit (names a user, not a patient)",
+    # Privacy officers only (tests/test_sign_in_lockout.py): usernames and addresses, no patient; reading is audited.
+    "records:sign-in-failures": "door: sign_in_failures_for_user (names no patient)",
 }
 _ids = count(1)
 

@@ -675,8 +675,12 @@ def test_relationships_a_run_creates_changes_and_removes_are_in_the_change_histo
     assert removed.changes["basis"] == ["care-event", "None"]
     assert removed.additional_data["run_id"] == admitted.pk
     assert withdrawn.status == IngestRun.Status.SUCCEEDED
+    # The description names the partner's resource; it is masked here as on a relationship saved one by one.
+    assert relationship.source_description
+    assert created.changes["source_description"] == ["None", "(given, not copied here)"]
     for entry in (created, changed, removed):
         assert patient.nhs_number not in str(entry.changes) + entry.object_repr
+        assert relationship.source_description not in str(entry.changes)
 
 
 def test_a_refresh_writes_its_history_in_one_insert(cast, ed_feed, django_assert_max_num_queries):

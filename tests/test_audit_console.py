@@ -489,9 +489,9 @@ def test_the_download_defuses_cells_a_spreadsheet_would_run_as_formulas(client, 
 
 
 # Session, user, role profile and role; a savepoint, the patient, the event (a savepoint, the chain's lock, its head,
-# the row, the savepoint released), the records merged into the patient's; the count and the page; the self-claims, break-glass grants,
-# organisations and relationships the page's bases name, and its patients; the savepoint released; the frame's
-# break-glass banner and the IG team's link.
+# the row, the savepoint released), the records merged into the patient's; the count and the page; the self-claims,
+# break-glass grants, organisations and relationships the page's bases name, and its patients; the savepoint
+# released; the frame's break-glass banner and the IG team's link.
 RESULTS_PAGE_QUERIES = 22
 
 

@@ -10,6 +10,7 @@ from tests.builders import PORTAL_URLS, url_names
 
 EXAMPLE_KWARGS = {
     "records:patient-detail": {"public_id": uuid.UUID(int=1)},
+    "records:patient-print": {"public_id": uuid.UUID(int=1)},
     "records:patient-access": {"public_id": uuid.UUID(int=1)},
     "records:relationship-declare": {"public_id": uuid.UUID(int=1)},
     "records:break-glass": {"public_id": uuid.UUID(int=1)},
@@ -36,6 +37,7 @@ EXAMPLE_KWARGS = {
     "records:access-report-patient": {"public_id": uuid.UUID(int=1)},
     "records:access-report-pdf": {"public_id": uuid.UUID(int=1)},
     "records:access-report-csv": {"public_id": uuid.UUID(int=1)},
+    "records:audit-user-timeline": {"user_id": 1},
 }
 
 

@@ -103,7 +103,7 @@ class PatientPass:
 
     def apply_patients(self) -> None:
         candidates = self.candidates
-        results = patients_upsert(self.feed, candidates)
+        results = patients_upsert(self.feed, candidates, self.rejections.run)
         self.tally.named_patient_ids |= partner_ids_record(self.feed, candidates, results)
         # A patient merged into another earlier: what refers to it in this run belongs to the survivor.
         ends = survivors({r.patient_id for r in results.values() if isinstance(r, PatientResult)})
