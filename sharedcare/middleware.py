@@ -7,6 +7,14 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.cache import add_never_cache_headers
 
 
+def client_address(request: HttpRequest) -> str | None:
+    """The client's address as the access trail and the sign-in lockout both record it: the connection's peer.
+
+    A forwarded-for header is not read: any client can send one, and a lockout keyed on it is evaded by changing it.
+    """
+    return request.META.get("REMOTE_ADDR") or None
+
+
 class RequestIdMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response

@@ -1,5 +1,7 @@
 """Settings for sharedcare, read from the environment only (see .env.example for every variable)."""
 
+import re
+from datetime import time, timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -37,6 +39,7 @@ INSTALLED_APPS = [
     "guardian",
     "auditlog",
     "pgtrigger",
+    "axes",
     "crispy_forms",
     "crispy_bootstrap5",
     "audit.apps.AuditConfig",
@@ -58,6 +61,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "auditlog.middleware.AuditlogMiddleware",
+    # Last, as django-axes asks: it turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "sharedcare.urls"
@@ -90,6 +95,8 @@ if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [
+    # First, so a locked-out username and address is refused before a password is even checked.
+    "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
@@ -105,6 +112,19 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Sign-in lockout (django-axes): after SIGN_IN_FAILURE_LIMIT wrong passwords for one username from one address, that
+# pair is refused for SIGN_IN_LOCKOUT_MINUTES, on the portal's and the back office's sign-in pages alike. Keyed by
+# both, so an attacker cannot lock a colleague out from elsewhere, and one address cannot try many passwords for
+# one user. Every failure is kept (axes' failure log) and shown to the privacy officer.
+AXES_FAILURE_LIMIT = env_int("SIGN_IN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("SIGN_IN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+AXES_LOCKOUT_CALLABLE = "sharedcare.sign_in.locked_out"
+# The address the access trail records (REMOTE_ADDR), so a lockout and an audit row name the same client.
+AXES_CLIENT_IP_CALLABLE = "sharedcare.middleware.client_address"
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "records:home"
 LOGOUT_REDIRECT_URL = "login"
@@ -112,8 +132,24 @@ LOGOUT_REDIRECT_URL = "login"
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 60 * 60, minimum=60)
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", default=not DEBUG and env_bool("HTTPS", default=False))
+# Served over HTTPS: on by default whenever DEBUG is off. `make run` turns it off for its plain-HTTP loopback server.
+HTTPS = env_bool("HTTPS", default=not DEBUG)
+SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", default=HTTPS)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_SSL_REDIRECT = env_bool("SSL_REDIRECT", default=HTTPS)
+# Strict-Transport-Security: a year by default over HTTPS. Preloading is the domain owner's decision (it binds every
+# subdomain for good), so it is off unless asked for; the deploy check's warning about it is silenced for that reason.
+SECURE_HSTS_SECONDS = env_int("HSTS_SECONDS", 365 * 24 * 60 * 60 if HTTPS else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = env_bool("HSTS_PRELOAD", default=False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+# Behind a TLS-terminating proxy: the header it sets to "https" (e.g. X-Forwarded-Proto). Only set this when the
+# proxy overwrites the header on every request; a client could otherwise claim HTTPS.
+_proxy_ssl_header = env_str("PROXY_SSL_HEADER")
+if _proxy_ssl_header:
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]*", _proxy_ssl_header):
+        raise ImproperlyConfigured(f"PROXY_SSL_HEADER must be a header name, not {_proxy_ssl_header!r}")
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https")
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
@@ -237,3 +273,41 @@ CSRF_FAILURE_VIEW = "records.public.views.csrf_failure"
 # The key that signs the audit trail's checkpoints (audit.AuditCheckpoint): an HMAC the database never sees, so its
 # owner cannot forge an anchor after removing the newest events. Unset: checkpoints are written and checked unsigned.
 AUDIT_ANCHOR_KEY = env_str("AUDIT_ANCHOR_KEY") or ""
+# How long an access event is kept: `manage.py audit_purge` removes events older than this (docs/operations.md).
+# Eight years by default; less than a year is refused, as no legal basis keeps the trail that briefly.
+AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 2922, minimum=365)
+
+# Outgoing mail: the privacy officers' daily digest (consent.digest). SITE_URL is where the site is reached, for the
+# links in mail, which has no request to build them from.
+EMAIL_HOST = env_str("EMAIL_HOST") or "localhost"
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER") or ""
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD") or ""
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL") or "sharedcare@localhost"
+SITE_URL = (env_str("SITE_URL") or "http://localhost:8000").rstrip("/")
+if not SITE_URL.startswith(("https://", "http://")):
+    raise ImproperlyConfigured(f"SITE_URL must start with https:// or http://, not {SITE_URL!r}")
+
+# The scan of the access trail for suspicious patterns (consent/surveillance.py; docs/access-and-audit.md). Alerted:
+# more distinct patients in one clock hour than ALERT_VOLUME_MINIMUM and than ALERT_VOLUME_FACTOR times the user's
+# usual hourly count (their active hours of the previous 28 days); a view outside working hours (local time) on a
+# basis that is not a care relationship; a feed's run creating more relationships than
+# ALERT_FEED_RELATIONSHIPS_MINIMUM and than ALERT_FEED_RELATIONSHIPS_FACTOR times the median of its previous runs.
+ALERT_VOLUME_MINIMUM = env_int("ALERT_VOLUME_MINIMUM", 30, minimum=1)
+ALERT_VOLUME_FACTOR = env_int("ALERT_VOLUME_FACTOR", 3, minimum=1)
+ALERT_FEED_RELATIONSHIPS_MINIMUM = env_int("ALERT_FEED_RELATIONSHIPS_MINIMUM", 50, minimum=1)
+ALERT_FEED_RELATIONSHIPS_FACTOR = env_int("ALERT_FEED_RELATIONSHIPS_FACTOR", 5, minimum=1)
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_working_days = [day.lower() for day in env_list("ALERT_WORKING_DAYS", list(_WEEKDAYS[:5]))]
+if not _working_days or set(_working_days) - set(_WEEKDAYS):
+    raise ImproperlyConfigured(f"ALERT_WORKING_DAYS must name days among {', '.join(_WEEKDAYS)}")
+# Monday is 0, as datetime.weekday() counts.
+ALERT_WORKING_WEEKDAYS = sorted({_WEEKDAYS.index(day) for day in _working_days})
+_start, _, _end = (env_str("ALERT_WORKING_HOURS") or "08:00-18:30").partition("-")
+try:
+    ALERT_WORKING_HOURS = (time.fromisoformat(_start.strip()), time.fromisoformat(_end.strip()))
+except ValueError:
+    ALERT_WORKING_HOURS = (time.max, time.min)
+if not ALERT_WORKING_HOURS[0] < ALERT_WORKING_HOURS[1]:
+    raise ImproperlyConfigured("ALERT_WORKING_HOURS must be a start and a later end, e.g. 08:00-18:30")

@@ -129,6 +129,22 @@ BACK_OFFICE_STAFF_ONLY = {
     "admin:records_quarantinedrecord_add",
     "admin:records_quarantinedrecord_delete",
     "admin:records_quarantinedrecord_history",
+    # Sign-in attempts, lockouts and the failure log (django-axes): usernames and addresses, no patient.
+    "admin:axes_accessattempt_add",
+    "admin:axes_accessattempt_change",
+    "admin:axes_accessattempt_changelist",
+    "admin:axes_accessattempt_delete",
+    "admin:axes_accessattempt_history",
+    "admin:axes_accessfailurelog_add",
+    "admin:axes_accessfailurelog_change",
+    "admin:axes_accessfailurelog_changelist",
+    "admin:axes_accessfailurelog_delete",
+    "admin:axes_accessfailurelog_history",
+    "admin:axes_accesslog_add",
+    "admin:axes_accesslog_change",
+    "admin:axes_accesslog_changelist",
+    "admin:axes_accesslog_delete",
+    "admin:axes_accesslog_history",
 }
 
 

@@ -4,8 +4,10 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.contrib.auth import authenticate
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
+from django.http import HttpRequest
 
 from audit.models import Alert
 from consent.models import BreakGlassGrant, SelfClaimedRelationship, StaffProfile
@@ -112,14 +114,28 @@ class BreakGlassForm(forms.Form):
         error_messages={"required": "Enter your password to confirm it is you."},
     )
 
-    def __init__(self, *args: Any, user: AbstractBaseUser | AnonymousUser, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        user: AbstractBaseUser | AnonymousUser,
+        request: HttpRequest | None = None,
+        **kwargs: Any,
+    ) -> None:
         kwargs["prefix"] = "glass"
         super().__init__(*args, **kwargs)
         self.user = user
+        self.request = request
 
     def clean_password(self) -> str:
         password: str = self.cleaned_data.get("password") or ""
-        if not isinstance(self.user, AbstractBaseUser) or not self.user.check_password(password):
+        # Through the authentication backends, so a wrong password here counts towards the sign-in lockout
+        # (django-axes) as one on the sign-in page would: a borrowed session cannot guess its way to break-glass.
+        confirmed = (
+            authenticate(self.request, username=self.user.get_username(), password=password)
+            if isinstance(self.user, AbstractBaseUser)
+            else None
+        )
+        if confirmed is None or confirmed.pk != self.user.pk:
             raise forms.ValidationError("The password is not right.", code="wrong_password")
         # Not kept: the form's data after this point carries no password.
         return ""

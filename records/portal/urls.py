@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from records.portal import views
+from records.portal import sign_in_views, views
 from records.portal.audit_urls import urlpatterns as audit_urls
 from records.portal.objections_urls import urlpatterns as objection_urls
 from records.portal.subject_access_urls import urlpatterns as subject_access_urls
@@ -31,4 +31,5 @@ urlpatterns = [
     path("ig/", include(subject_access_urls)),
     # The privacy officer's reading of the audit trail.
     path("ig/audit/", include(audit_urls)),
+    path("ig/sign-ins/", sign_in_views.sign_in_failures, name="sign-in-failures"),
 ]

@@ -287,6 +287,8 @@ def profile_services(profile: str, *, must_own: bool = False, web: str = "") -> 
     _runtime_dir_ensure()
     env = dict(os.environ)
     env.setdefault("SECRET_KEY", secret_read_or_create(DATA_DIR / "secret_key", 48))
+    # The embedded profiles serve plain HTTP on the loopback address only: no redirect to HTTPS, no Secure cookies.
+    env.setdefault("HTTPS", "false")
     wants_database = not env.get("DATABASE_URL")
     wants_redis = not env.get("REDIS_URL")
     if not (wants_database or wants_redis):
