@@ -8,11 +8,18 @@ stops Redis and PostgreSQL; it never returns with one of them still running.
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import subprocess
 import sys
 import time
 
+from sharedcare.embedded.oidc import (
+    LocalProvider,
+    ProviderUnavailable,
+    node_executable,
+    oidc_provider_start,
+)
 from sharedcare.embedded.processes import Signals, child_wait, children_stop
 from sharedcare.embedded.services import (
     BASE_DIR,
@@ -88,15 +95,54 @@ def _serve(host: str, port: int, profile: str, env: dict[str, str], signals: Sig
     ]
     children: list[subprocess.Popen[bytes]] = []
     try:
+        provider = _oidc_provider_start(host, port, profile, env)
+        if provider is not None:
+            # Owned like the web server: stopped with it, and its ending stops the rest.
+            children.append(provider.process)
+            env.update(provider.env())
         for command in commands:
             children.append(subprocess.Popen(command, env=env, cwd=BASE_DIR))
         if not _ready(host, port, env, children, signals):
             print("Stopping before sharedcare was ready.", file=sys.stderr)
             return 1
-        _banner(host, port, env["DEMO_PASSWORD"])
+        _banner(host, port, env["DEMO_PASSWORD"], provider)
         return _watch(children, signals)
     finally:
         children_stop(children)
+
+
+def _oidc_provider_start(host: str, port: int, profile: str, env: dict[str, str]) -> LocalProvider | None:
+    """Start the local NHS Care Identity provider with the demo users (each with the demo password), unless the
+    environment names a provider of its own; None, with a note, when Node or the provider package is missing."""
+    if env.get("OIDC_ISSUER"):
+        return None
+    if node_executable() is None:
+        print("No local NHS Care Identity provider: it needs Node and `make install`.", file=sys.stderr)
+        return None
+    exported = subprocess.run(
+        [sys.executable, "-m", "sharedcare.oidc_accounts"],
+        env=env,
+        cwd=BASE_DIR,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if exported.returncode != 0:
+        print(f"No local NHS Care Identity provider: {exported.stderr.strip()}", file=sys.stderr)
+        return None
+    accounts = [{**account, "password": env["DEMO_PASSWORD"]} for account in json.loads(exported.stdout)]
+    callback = "/accounts/nhs-care-identity/callback/"
+    hosts = {host, "127.0.0.1", "localhost"} if host == "127.0.0.1" else {host}
+    try:
+        return oidc_provider_start(
+            profile_dir_of(profile),
+            client_secret=secret_read_or_create(DATA_DIR / "oidc_client_secret", 32),
+            redirect_uris=sorted(f"http://{name}:{port}{callback}" for name in hosts),
+            accounts=accounts,
+        )
+    except ProviderUnavailable as error:
+        print(f"No local NHS Care Identity provider: {error}.", file=sys.stderr)
+        return None
 
 
 def _ready(
@@ -131,11 +177,16 @@ def _ready(
     return True
 
 
-def _banner(host: str, port: int, password: str) -> None:
+def _banner(host: str, port: int, password: str, provider: LocalProvider | None) -> None:
     print(f"\nsharedcare is running at http://{host}:{port}/", flush=True)
     print(f"Demo logins (password for all: {password}):")
     for username, what in DEMO_LOGINS:
         print(f"  {username:<15} {what}")
+    if provider is not None:
+        print(
+            f"Sign in with NHS Care Identity: a local provider at {provider.issuer} takes the same usernames "
+            "and password (admin.gus has no role there)."
+        )
     print("Demo patients: 9990000018 (practice A), 9990000026 (practice B).")
     print(
         'Commands beside it: `make manage ARGS="..."`, `make shell`. Ctrl-C stops everything.\n', flush=True
