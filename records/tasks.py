@@ -11,17 +11,27 @@ from collections.abc import Iterable
 from functools import partial
 from typing import Any
 
+import kombu.exceptions
+import redis.exceptions
 from celery import shared_task
 from django.db import InterfaceError, OperationalError, transaction
+from django.utils import timezone
 
 from consent.grants import personal_grants_tidy
-from records.feeds.push.process import pushed_batch_process
+from records.feeds.push.process import pushed_batch_process, pushed_batches_waiting
 from records.feeds.scheduling import feed_run, feeds_due
 from records.feeds.sources import TransientSourceError
 from records.ingest.quarantine import quarantine_replay, unknown_patients_replay
 from records.models import Feed, IngestRun
 
 logger = logging.getLogger(__name__)
+
+# What sending a message raises when the broker cannot be reached (Celery wraps most in kombu's OperationalError).
+BROKER_UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    kombu.exceptions.OperationalError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
 
 # Errors worth another attempt: the same message may well succeed in a few seconds.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (OperationalError, InterfaceError, TransientSourceError)
@@ -79,6 +89,22 @@ def pushed_batch_process_task(batch_id: int) -> int | None:
         return None
     arrived_patients_replay_enqueue([run])
     return run.pk
+
+
+@shared_task(name="records.pushed_batches_requeue_task", acks_late=True)
+def pushed_batches_requeue_task() -> int:
+    """Queue again every pushed batch left pending past PUSH_REQUEUE_AFTER_MINUTES (the broker was down when it
+    came, or lost its message); return how many were queued.
+
+    Beat runs this every few minutes. Safe to run twice, or while a batch's first message is still on its way: a
+    batch is processed once however many messages ask for it (`pushed_batch_process`).
+    """
+    batch_ids = pushed_batches_waiting(timezone.now())
+    for batch_id in batch_ids:
+        pushed_batch_process_task.delay(batch_id)
+    if batch_ids:
+        logger.info("queued %d pushed batch(es) left pending: %s", len(batch_ids), batch_ids)
+    return len(batch_ids)
 
 
 @shared_task(name="records.quarantine_replay_task", **_RETRY_OPTIONS)

@@ -35,6 +35,12 @@ class PushedBatch(models.Model):
     class Meta:
         ordering = ["-received_at"]
         verbose_name_plural = "pushed batches"
+        # The sweep's question every few minutes: which batches still wait, oldest first.
+        indexes = [
+            models.Index(
+                fields=["received_at"], condition=models.Q(status="pending"), name="pushed_batch_pending"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"batch {self.public_id}"
@@ -52,6 +58,10 @@ class PushAttempt(models.Model):
         UNSUPPORTED_MEDIA_TYPE = "unsupported-media-type", "Wrong content type"
         TOO_LARGE = "too-large", "Body too large"
         INVALID = "invalid", "Empty or unreadable body"
+        RATE_LIMITED = "rate-limited", "Too many requests"
+        OVER_QUOTA = "over-quota", "Daily byte quota used up"
+        # Stored as a pending batch, but the queue could not take it; the sweep queues it later.
+        UNAVAILABLE = "unavailable", "Stored; queue unavailable"
 
     occurred_at = models.DateTimeField(default=timezone.now, db_index=True)
     feed_code = models.CharField(max_length=64)

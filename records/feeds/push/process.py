@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
+from django.conf import settings
 from django.db import transaction
 
+from records.feeds.push.first_contact import first_contacts_alert
 from records.feeds.push.receive import MEDIA_TYPES
 from records.ingest.pipeline import IngestFailed, ingest_texts
 from records.models import IngestRun, PushedBatch
@@ -34,7 +38,8 @@ def pushed_batch_process(batch_id: int) -> IngestRun | None:
       lock; the batch is left `processing` and unlocked, and the next call (Celery redelivers the unacknowledged
       task) picks it up again. No clock or time limit is involved: a lock held means a live worker;
     - the payload stays whatever happens. On IngestFailed the batch is failed with the run's error and linked to
-      that run, which is marked failed and kept nothing; the ingestion is idempotent, so a rerun is always safe.
+      that run, which is marked failed and kept nothing; the ingestion is idempotent, so a rerun is always safe;
+    - a succeeded run's first contacts (records.feeds.push.first_contact) are alerted in the run's transaction.
     """
     batch = PushedBatch.objects.select_related("ingest_run").filter(pk=batch_id).first()
     if batch is None:
@@ -75,6 +80,7 @@ def _ingest(batch: PushedBatch) -> IngestRun:
         batch.ingest_run = failed.run
         batch.error = failed.run.error
     else:
+        first_contacts_alert(batch, run)
         batch.status = PushedBatch.Status.DONE
         batch.ingest_run = run
         batch.error = ""
@@ -98,3 +104,19 @@ def pushed_batches_requeue(batch_ids: list[int]) -> list[int]:
             status=PushedBatch.Status.PENDING, ingest_run=None, error=""
         )
     return ids
+
+
+# How many waiting batches one sweep queues: the oldest first; the next sweep takes the rest.
+SWEEP_LIMIT = 1000
+
+
+def pushed_batches_waiting(now: datetime) -> list[int]:
+    """Batches still pending PUSH_REQUEUE_AFTER_MINUTES after they arrived, oldest first (at most SWEEP_LIMIT):
+    the broker may have been down when they came, or lost their message. Queueing one again is always safe, since
+    `pushed_batch_process` processes a batch once however often it is asked."""
+    cutoff = now - timedelta(minutes=settings.PUSH_REQUEUE_AFTER_MINUTES)
+    return list(
+        PushedBatch.objects.filter(status=PushedBatch.Status.PENDING, received_at__lte=cutoff)
+        .order_by("received_at", "pk")
+        .values_list("pk", flat=True)[:SWEEP_LIMIT]
+    )

@@ -15,6 +15,7 @@ from django.db.models import Count
 
 from audit.services import RequestContext
 from records.feeds.push.keys import KEY_PREFIX_LENGTH
+from records.feeds.push.limits import partner_bytes_take, partner_bytes_wait
 from records.ingest.items import clean
 from records.models import Feed, IngestRun, PartnerCredential, PushAttempt, PushedBatch
 
@@ -57,13 +58,17 @@ class PushFacts:
 class PushRefused(Exception):
     """A push turned away; already recorded as a PushAttempt when raised by this module."""
 
-    def __init__(self, outcome: str, status_code: int, detail: str, *, code: str = "") -> None:
+    def __init__(
+        self, outcome: str, status_code: int, detail: str, *, code: str = "", retry_after: int | None = None
+    ) -> None:
         super().__init__(detail)
         self.outcome = outcome
         self.status_code = status_code
         self.detail = detail
         # What the partner is told; the recorded outcome unless the outcome is too coarse to act on.
         self.code = code or outcome
+        # Seconds to wait before trying again, sent as Retry-After (a 429 or 503).
+        self.retry_after = retry_after
 
 
 def media_type(content_type: str) -> str:
@@ -98,10 +103,17 @@ def push_attempt_record(
 
 
 def _refuse(
-    facts: PushFacts, outcome: str, status_code: int, detail: str, *, size: int | None = None, code: str = ""
+    facts: PushFacts,
+    outcome: str,
+    status_code: int,
+    detail: str,
+    *,
+    size: int | None = None,
+    code: str = "",
+    retry_after: int | None = None,
 ) -> PushRefused:
     push_attempt_record(facts, outcome=outcome, status_code=status_code, size=size)
-    return PushRefused(outcome, status_code, detail, code=code)
+    return PushRefused(outcome, status_code, detail, code=code, retry_after=retry_after)
 
 
 def _feed_refusal(facts: PushFacts, credential: PartnerCredential, feed: Feed | None) -> PushRefused | None:
@@ -136,6 +148,14 @@ def _too_large(facts: PushFacts, size: int) -> PushRefused:
     return _refuse(facts, PushAttempt.Outcome.TOO_LARGE, 413, detail, size=size)
 
 
+def _over_quota(facts: PushFacts, size: int, wait: int) -> PushRefused:
+    detail = (
+        f"This partner has pushed its {settings.PARTNER_API_DAILY_BYTES} bytes for the day; "
+        f"this batch of {size} bytes would pass that. Try again in {wait} seconds."
+    )
+    return _refuse(facts, PushAttempt.Outcome.OVER_QUOTA, 429, detail, size=size, retry_after=wait)
+
+
 def _read_bounded(body: _Readable | None, limit: int) -> bytes:
     """At most limit + 1 bytes: enough to know a body is too large without holding all of it."""
     if body is None:
@@ -156,8 +176,10 @@ def pushed_batch_receive(facts: PushFacts, body: _Readable | None) -> PushedBatc
 
     Checks, in order: the feed exists (404), is the partner's (403), takes pushes and is not paused (409), the
     content type fits its format (415), the body fits PUSH_MAX_BYTES (413, by Content-Length first, then by what is
-    read) and is not empty (400). Raises PushRefused after recording the attempt; on success the batch and its
-    attempt are written in one transaction. The caller queues the processing once that has committed.
+    read), is not empty (400) and fits what is left of the partner's daily byte quota (429, by Content-Length first,
+    then by what is read; a refused body counts nothing against the quota). Raises PushRefused after recording the
+    attempt; on success the batch and its attempt are written in one transaction. The caller queues the processing
+    once that has committed.
     """
     credential = facts.credential
     if credential is None:
@@ -171,12 +193,17 @@ def pushed_batch_receive(facts: PushFacts, body: _Readable | None) -> PushedBatc
     limit: int = settings.PUSH_MAX_BYTES
     if facts.declared_size is not None and facts.declared_size > limit:
         raise _too_large(facts, facts.declared_size)
+    organisation_id = credential.organisation_id
+    if facts.declared_size and (wait := partner_bytes_wait(organisation_id, facts.declared_size)) is not None:
+        raise _over_quota(facts, facts.declared_size, wait)
     payload = _read_bounded(body, limit)
     if len(payload) > limit:
         raise _too_large(facts, len(payload))
     if not payload:
         detail = "The body is empty. Send the batch as the request body, with a Content-Length header."
         raise _refuse(facts, PushAttempt.Outcome.INVALID, 400, detail, size=0)
+    if (wait := partner_bytes_take(organisation_id, len(payload))) is not None:
+        raise _over_quota(facts, len(payload), wait)
     with transaction.atomic():
         batch = PushedBatch.objects.create(
             feed=feed,
@@ -190,6 +217,12 @@ def pushed_batch_receive(facts: PushFacts, body: _Readable | None) -> PushedBatc
             facts, outcome=PushAttempt.Outcome.ACCEPTED, status_code=202, size=len(payload), batch=batch
         )
     return batch
+
+
+def push_attempt_unqueued(batch: PushedBatch) -> None:
+    """Say on the batch's attempt that the partner was answered 503: the batch is stored, but the queue did not
+    take it (the sweep queues it later)."""
+    PushAttempt.objects.filter(batch=batch).update(outcome=PushAttempt.Outcome.UNAVAILABLE, status_code=503)
 
 
 # Reading a batch's status.
