@@ -3,17 +3,26 @@ assignments.
 
 Feed support needs both the "Can support partner feeds" permission (in the user's permissions or a group's) and one
 assignment per partner here; see `consent.policy.feed_support_decide`.
+
+Whatever changes a user's access (role profiles, care teams, feed support, identity, flags, groups, permissions,
+password) is changed only by the registration authority, never by the user affected (`consent.separation`); these
+pages show it read-only to anyone else and refuse, record and alert a POST that tries anyway
+(`consent.separation_admin`).
 """
 
 from typing import Any
 
 from auditlog.registry import auditlog
 from django import forms
-from django.contrib import admin
-from django.contrib.auth.admin import UserAdmin
-from django.contrib.auth.models import User
-from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group, User
+from django.db import transaction
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect
+from django.urls import reverse
 
 from consent.models import (
     CareTeam,
@@ -24,12 +33,20 @@ from consent.models import (
     StaffProfile,
 )
 from consent.roles import Activity
+from consent.separation import (
+    NOT_YOUR_OWN,
+    access_change_alert,
+    access_change_refusal,
+    access_change_refuse,
+)
+from consent.separation_admin import REFUSED_MESSAGE, AccessAdministeredAdmin, AccessInline
 from consent.services import care_team_create, staff_groups_sync
 from records.sections import SECTION_ORDER
 
 
-class StaffProfileInline(admin.TabularInline[StaffProfile, User]):
+class StaffProfileInline(AccessInline[StaffProfile, User], admin.TabularInline[StaffProfile, User]):
     model = StaffProfile
+    access_row = "role profile"
     extra = 0
     fk_name = "user"
     autocomplete_fields = ("organisation",)
@@ -37,8 +54,11 @@ class StaffProfileInline(admin.TabularInline[StaffProfile, User]):
     verbose_name_plural = "Role profiles (organisation and role; the user chooses one at login)"
 
 
-class FeedSupportAssignmentInline(admin.TabularInline[FeedSupportAssignment, User]):
+class FeedSupportAssignmentInline(
+    AccessInline[FeedSupportAssignment, User], admin.TabularInline[FeedSupportAssignment, User]
+):
     model = FeedSupportAssignment
+    access_row = "feed support assignment"
     fk_name = "user"
     extra = 0
     autocomplete_fields = ("organisation",)
@@ -59,8 +79,9 @@ _IDENTITY_FIELDS = ["nhs_number", "family_name", "birth_date", "postcode", "addr
 auditlog.register(StaffIdentity, mask_fields=_IDENTITY_FIELDS, mask_callable="consent.admin.identity_mask")
 
 
-class StaffIdentityInline(admin.StackedInline[StaffIdentity, User]):
+class StaffIdentityInline(AccessInline[StaffIdentity, User], admin.StackedInline[StaffIdentity, User]):
     model = StaffIdentity
+    access_row = "identity record"
     fk_name = "user"
     extra = 0
     max_num = 1
@@ -72,7 +93,19 @@ class StaffIdentityInline(admin.StackedInline[StaffIdentity, User]):
     )
 
 
-class StaffUserAdmin(UserAdmin[User]):
+# The user page's fields that are access, with what changing them does.
+USER_ACCESS_FIELDS = {
+    "is_active": "change whether the user may sign in",
+    "is_staff": "make the user back-office staff or not",
+    "is_superuser": "make the user a superuser or not",
+    "groups": "change the user's groups",
+    "user_permissions": "change the user's permissions",
+    "password": "set the user's password",
+}
+
+
+class StaffUserAdmin(AccessAdministeredAdmin[User], UserAdmin[User]):
+    access_fields = USER_ACCESS_FIELDS
     inlines = (StaffProfileInline, FeedSupportAssignmentInline, StaffIdentityInline)
     list_display = ("username", "first_name", "last_name", "roles", "is_active", "is_staff")
     list_filter = ("is_active", "is_staff", "staff_profiles__job_role", "staff_profiles__organisation__kind")
@@ -89,6 +122,106 @@ class StaffUserAdmin(UserAdmin[User]):
         super().save_related(request, form, formsets, change)
         # Membership of each organisation's group is what legitimate relationships are granted to.
         staff_groups_sync(user_id=form.instance.pk)
+
+    def affected_user_ids(self, obj: User | None) -> list[int]:
+        return [obj.pk] if obj is not None else []
+
+    def access_subject_label(self, obj: User | None, request: HttpRequest) -> str:
+        if obj is not None:
+            return obj.get_username()
+        return f"a new user {request.POST.get('username', '')[:150]}".strip()
+
+    def access_changes(
+        self, form: forms.ModelForm[User], formsets: Any, change: bool
+    ) -> dict[Model, list[str]]:
+        user = form.instance
+        changes = [] if change else ["user created, with a password or none"]
+        for field in USER_ACCESS_FIELDS:
+            if field not in form.changed_data or field == "password":
+                continue
+            value = form.cleaned_data[field]
+            shown = (
+                ", ".join(sorted(str(item) for item in value))
+                if field in ("groups", "user_permissions")
+                else value
+            )
+            changes.append(f"{field} now {shown or 'none'}")
+        changes += [description for _, description in self.access_row_changes(formsets)]
+        return {user: changes}
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # Adding a user sets their password.
+        return super().has_add_permission(request) and not self.access_refusal(request, None)
+
+    def has_delete_permission(self, request: HttpRequest, obj: User | None = None) -> bool:
+        return super().has_delete_permission(request, obj) and not self.access_refusal(request, obj)
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        # A bulk delete would take the user's own account with the others; a user is removed from their own page.
+        actions.pop("delete_selected", None)
+        return actions
+
+    def get_fieldsets(self, request: HttpRequest, obj: User | None = None) -> Any:
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or not self.access_refusal(request, obj):
+            return fieldsets
+        # The password line links to the page that sets it; whoever may not set it sees only whether it is set.
+        return [
+            (
+                name,
+                {
+                    **options,
+                    "fields": tuple("password_state" if f == "password" else f for f in options["fields"]),
+                },
+            )
+            for name, options in fieldsets
+        ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: User | None = None) -> Any:
+        fields = tuple(super().get_readonly_fields(request, obj))
+        return (
+            (*fields, "password_state") if obj is not None and self.access_refusal(request, obj) else fields
+        )
+
+    @admin.display(description="Password")
+    def password_state(self, user: User) -> str:
+        state = "Set" if user.has_usable_password() else "Not set (no sign-in by password)"
+        return (
+            f"{state}. Only the registration authority sets another user's password; your own is changed on "
+            "the Change password page, with your old password."
+        )
+
+    def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> HttpResponse:
+        subject = self.get_object(request, unquote(id))
+        if subject is None:
+            response: HttpResponse = super().user_change_password(request, id, form_url)
+            return response
+        why = access_change_refusal(request.user, [subject.pk])
+        if why:
+            if request.method == "POST":
+                access_change_refuse(
+                    actor=request.user,
+                    subject_type=User,
+                    subject=subject,
+                    subject_label=subject.get_username(),
+                    attempted="set the user's password",
+                    why=why,
+                )
+                messages.error(request, REFUSED_MESSAGE.format(why=why))
+            else:
+                messages.error(request, f"{why[0].upper()}{why[1:]}.")
+            if why == NOT_YOUR_OWN:
+                return redirect("password_change")
+            return HttpResponseRedirect(reverse("admin:auth_user_change", args=[subject.pk]))
+        with transaction.atomic():
+            before = subject.password
+            response = super().user_change_password(request, id, form_url)
+            subject.refresh_from_db(fields=["password"])
+            if subject.password != before:
+                done = "password set" if subject.has_usable_password() else "sign-in by password turned off"
+                access_change_alert(actor=request.user, subject=subject, changes=[done])
+        return response
 
 
 class RoleForm(forms.ModelForm[Role]):
@@ -152,8 +285,11 @@ class RoleAdmin(admin.ModelAdmin[Role]):
         return False
 
 
-class CareTeamMembershipInline(admin.TabularInline[CareTeamMembership, CareTeam]):
+class CareTeamMembershipInline(
+    AccessInline[CareTeamMembership, CareTeam], admin.TabularInline[CareTeamMembership, CareTeam]
+):
     model = CareTeamMembership
+    access_row = "member"
     extra = 0
     autocomplete_fields = ("user",)
     readonly_fields = ("added_at",)
@@ -161,7 +297,7 @@ class CareTeamMembershipInline(admin.TabularInline[CareTeamMembership, CareTeam]
 
 
 @admin.register(CareTeam)
-class CareTeamAdmin(admin.ModelAdmin[CareTeam]):
+class CareTeamAdmin(AccessAdministeredAdmin[CareTeam]):
     list_display = ("name", "code", "organisation")
     list_filter = ("organisation__kind",)
     search_fields = ("name", "code", "organisation__name", "organisation__ods_code")
@@ -181,8 +317,64 @@ class CareTeamAdmin(admin.ModelAdmin[CareTeam]):
         obj.pk, obj.group_id = created.pk, created.group_id
         obj._state.adding = False
 
+    def affected_user_ids(self, obj: CareTeam | None) -> list[int]:
+        # A member may not change their own team's members: the team's relationships reach them.
+        return list(obj.memberships.values_list("user_id", flat=True)) if obj is not None else []
+
+    def has_delete_permission(self, request: HttpRequest, obj: CareTeam | None = None) -> bool:
+        # Removing a team removes its members' access.
+        return super().has_delete_permission(request, obj) and not self.access_refusal(request, obj)
+
+    def posted_self_grant(self, request: HttpRequest, obj: CareTeam | None) -> str:
+        actor = str(request.user.pk)
+        for key, value in request.POST.items():
+            # The blank row the page keeps for "add another" is named __prefix__ and is never saved.
+            row = key.startswith("memberships-") and key.endswith("-user") and "__prefix__" not in key
+            if row and value == actor:
+                return "add themselves to the care team"
+        return ""
+
+    def access_changes(
+        self, form: forms.ModelForm[CareTeam], formsets: Any, change: bool
+    ) -> dict[Model, list[str]]:
+        by_user: dict[Model, list[str]] = {}
+        for membership, description in self.access_row_changes(formsets):
+            if isinstance(membership, CareTeamMembership):
+                by_user.setdefault(membership.user, []).append(description)
+        return by_user
+
+
+class AccessGroupAdmin(AccessAdministeredAdmin[Group], GroupAdmin):
+    """Groups carry permissions to their members (the registration authority's own among them): changed only by
+    the registration authority, and never a group one belongs to."""
+
+    access_fields = {"name": "rename the group", "permissions": "change the group's permissions"}
+
+    def affected_user_ids(self, obj: Group | None) -> list[int]:
+        return list(obj.user_set.values_list("pk", flat=True)) if obj is not None else []
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return super().has_add_permission(request) and not self.access_refusal(request, None)
+
+    def has_change_permission(self, request: HttpRequest, obj: Group | None = None) -> bool:
+        return super().has_change_permission(request, obj) and not self.access_refusal(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Group | None = None) -> bool:
+        return super().has_delete_permission(request, obj) and not self.access_refusal(request, obj)
+
+    def access_changes(
+        self, form: forms.ModelForm[Group], formsets: Any, change: bool
+    ) -> dict[Model, list[str]]:
+        group = form.instance
+        if "permissions" not in form.changed_data and change:
+            return {}
+        permissions = ", ".join(sorted(str(permission) for permission in form.cleaned_data["permissions"]))
+        return {group: [f"the group {group.name}'s permissions now {permissions or 'none'}"]}
+
 
 admin.site.unregister(User)
 admin.site.register(User, StaffUserAdmin)
+admin.site.unregister(Group)
+admin.site.register(Group, AccessGroupAdmin)
 
 from consent import sensitive_admin  # noqa: E402,F401

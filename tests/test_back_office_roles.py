@@ -6,6 +6,7 @@ from django.urls import reverse
 from consent.models import CareTeam, CareTeamMembership, LegitimateRelationship, Role
 from consent.policy import Action, decide
 from consent.roles import Activity, JobRole
+from consent.separation import registration_authority_add
 from consent.services import care_team_create, care_team_member_add
 from records.sections import DEMOGRAPHIC_SECTIONS, Section
 from tests.builders import make_user
@@ -95,8 +96,12 @@ def test_demographics_only_after_the_table_says_so(cast):
     assert decide(cast.social_eli, cast.patient_a, Action.VIEW_RECORD).sections == DEMOGRAPHIC_SECTIONS
 
 
-def test_a_care_team_added_in_the_back_office_gets_its_group_and_members(admin_client, cast):
-    response = admin_client.post(
+def test_a_care_team_added_in_the_back_office_gets_its_group_and_members(client, cast):
+    # Members are access: the registration authority adds them (tests/test_separation_of_duties.py).
+    registrar = make_user("ra.rita", None, None, is_staff=True)
+    registration_authority_add(user_id=registrar.pk)
+    client.force_login(registrar)
+    response = client.post(
         reverse("admin:consent_careteam_add"),
         {
             "organisation": cast.county.pk,
@@ -116,7 +121,7 @@ def test_a_care_team_added_in_the_back_office_gets_its_group_and_members(admin_c
     assert team.group.name == "team:CCC01:CCC-ASC-NORTH"
     membership = CareTeamMembership.objects.get(team=team)
     assert membership.user == cast.social_eli
-    assert LogEntry.objects.get_for_object(membership).latest("timestamp").actor == cast.admin_gus
+    assert LogEntry.objects.get_for_object(membership).latest("timestamp").actor == registrar
 
 
 def test_a_team_relationship_reaches_members_only(cast):
