@@ -167,3 +167,36 @@ def test_open_alerts_come_before_reviewed_ones(client, cast):
     text = client.get(reverse("records:alert-list")).content.decode()
 
     assert text.index(third.reference) < text.index(claim.reference) < text.index(glass.reference)
+
+
+@pytest.mark.parametrize(
+    ("kind", "who"),
+    [
+        (Alert.Kind.ACCESS_ADMINISTRATION, "admin.gus (back office, no clinical role)"),
+        (Alert.Kind.SELF_GRANT_REFUSED, "admin.gus (back office, no clinical role)"),
+        (Alert.Kind.FIRST_CONTACT, "Raised by sharedcare (feed check)"),
+    ],
+)
+def test_an_alert_about_who_may_see_what_or_a_feed_says_who_raised_it_and_lists_no_accesses(
+    client, cast, kind, who
+):
+    by_back_office = kind != Alert.Kind.FIRST_CONTACT
+    alert = Alert.objects.create(
+        kind=kind,
+        reference="AA-TEST0001",
+        user_id=cast.admin_gus.pk if by_back_office else None,
+        username="admin.gus" if by_back_office else "",
+        patient_id=None if by_back_office else cast.patient_b.pk,
+        reason="what was found",
+    )
+    client.force_login(cast.privacy_fay)
+
+    listed = client.get(reverse("records:alert-list")).content.decode()
+    opened = client.get(detail_url(alert)).content.decode()
+
+    assert who in listed and who in opened
+    assert "events-heading" not in opened
+    if by_back_office:
+        assert "None: the alert is about who may see what, not an access to a record" in opened
+    else:
+        assert "999 000 0026" in opened
