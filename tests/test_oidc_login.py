@@ -245,3 +245,22 @@ def test_break_glass_is_refused_to_an_oidc_user_without_a_local_password(client,
     assert not BreakGlassGrant.objects.exists()
     assert AccessEvent.objects.filter(action=AccessEvent.Action.BREAK_GLASS).count() == events_before
     assert "Sedgwick" not in response.content.decode()
+
+
+def test_the_local_provider_is_given_each_sds_user_with_their_roles_in_cis2s_shape(oidc_cast):
+    from sharedcare.oidc_accounts import oidc_accounts
+
+    accounts = {account["login"]: account for account in oidc_accounts()}
+
+    assert set(accounts) == {"gp.ada", "gp.ben", "reception.dan", "ed.cara"}
+    assert accounts["gp.ada"]["uid"] == "900000000001"
+    assert accounts["gp.ada"]["roles"] == [
+        {
+            "person_roleid": "910000000011",
+            "person_orgid": "900000000001-D81001",
+            "org_code": "D81001",
+            "role_code": "S0000:G0000:R8000",
+            "role_name": '"Clinical practitioner"',
+        }
+    ]
+    assert "password" not in accounts["gp.ada"]
