@@ -24,6 +24,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.urls import reverse
 
+from consent.mfa_admin import mfa_reset_action
 from consent.models import (
     CareTeam,
     CareTeamMembership,
@@ -109,6 +110,7 @@ class StaffUserAdmin(AccessAdministeredAdmin[User], UserAdmin[User]):
     inlines = (StaffProfileInline, FeedSupportAssignmentInline, StaffIdentityInline)
     list_display = ("username", "first_name", "last_name", "roles", "is_active", "is_staff")
     list_filter = ("is_active", "is_staff", "staff_profiles__job_role", "staff_profiles__organisation__kind")
+    actions = (mfa_reset_action,)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
         return super().get_queryset(request).prefetch_related("staff_profiles__organisation")

@@ -78,6 +78,9 @@ def _access_administration_permission() -> Permission:
     return permission
 
 
+_RA_CACHE_ATTRIBUTE = "_sharedcare_registration_authority"
+
+
 def may_administer_access(user: User) -> bool:
     """Whether `user` is one of the registration authority: active back-office staff in a group holding
     `consent.administer_access`. Nothing else counts, a superuser's standing included."""
@@ -87,14 +90,19 @@ def may_administer_access(user: User) -> bool:
         return False
     # Asked of the group tables, never `has_perm`: Django answers True to every `has_perm` of a superuser, and
     # the point of this permission is that the superuser who runs the back office does not hold it by being one.
-    # Only a group counts, so the RA's members are listed in one place.
-    return (
-        Permission.objects.filter(
-            codename=ACCESS_ADMINISTRATION_PERMISSION, content_type__app_label="consent"
+    # Only a group counts, so the RA's members are listed in one place. Kept on the user object, as Django keeps
+    # its own permission cache there: an admin page asks once per model it lists, and the object lives one request.
+    cached: bool | None = getattr(user, _RA_CACHE_ATTRIBUTE, None)
+    if cached is None:
+        cached = (
+            Permission.objects.filter(
+                codename=ACCESS_ADMINISTRATION_PERMISSION, content_type__app_label="consent"
+            )
+            .filter(group__user__pk=user.pk)
+            .exists()
         )
-        .filter(group__user__pk=user.pk)
-        .exists()
-    )
+        setattr(user, _RA_CACHE_ATTRIBUTE, cached)
+    return cached
 
 
 def access_change_refusal(actor: User, affected_user_ids: Iterable[int | None]) -> str:

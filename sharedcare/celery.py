@@ -29,6 +29,12 @@ app.conf.beat_schedule = {
         # A dispatch not started within its minute is superseded by the next one.
         "options": {"expires": 55},
     },
+    # Queues again the pushed batches left pending (the broker was down when they came); see docs/push-api.md.
+    "requeue-pending-pushed-batches": {
+        "task": "records.pushed_batches_requeue_task",
+        "schedule": crontab(minute="*/5"),
+        "options": {"expires": 240},
+    },
     # Writes down which self-claims and break-glass grants have expired; access already closed when they did.
     "tidy-personal-grants": {
         "task": "records.personal_grants_tidy_task",

@@ -40,15 +40,23 @@ INSTALLED_APPS = [
     "auditlog",
     "pgtrigger",
     "axes",
+    "csp",
+    # Before consent, whose back office takes django-otp's own device pages out again (consent/mfa_admin.py).
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "crispy_forms",
     "crispy_bootstrap5",
     "audit.apps.AuditConfig",
     "records.apps.RecordsConfig",
     "consent.apps.ConsentConfig",
+    # The project package itself, so the session limits record every sign-in (sharedcare/sessions.py).
+    "sharedcare.sessions_apps.SessionLimitsConfig",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # After WhiteNoise, so static files stay cacheable while every page is kept out of caches.
     "sharedcare.middleware.NoStoreMiddleware",
@@ -57,8 +65,15 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # django-otp's: which second-factor device, if any, this session was verified with; reloaded on every request.
+    "django_otp.middleware.OTPMiddleware",
     "consent.middleware.SelectedRoleMiddleware",
+    # After both: nothing but the second-factor pages opens until a user who must pass it has (consent/mfa.py).
+    "consent.mfa_middleware.MfaRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # After the user, their chosen role and the messages: it signs out an idle, too old or changed session and
+    # tells the login page why.
+    "sharedcare.sessions.SessionLimitsMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "auditlog.middleware.AuditlogMiddleware",
     # Last, as django-axes asks: it turns a locked-out sign-in into the lockout page.
@@ -79,6 +94,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "records.portal.context.portal_frame",
+                "sharedcare.sessions_context.session_timeout",
+                "sharedcare.oidc_views.oidc_sign_in",
             ],
         },
     },
@@ -98,6 +115,8 @@ AUTHENTICATION_BACKENDS = [
     # First, so a locked-out username and address is refused before a password is even checked.
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
+    # Sign-in through NHS Care Identity (sharedcare/oidc.py): answers only its own callback, never a password.
+    "sharedcare.oidc.Cis2AuthenticationBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
 ANONYMOUS_USER_NAME = None  # guardian: no anonymous user object, nobody anonymous reaches patient data
@@ -122,16 +141,69 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_ENABLE_ACCESS_FAILURE_LOG = True
 AXES_LOCKOUT_CALLABLE = "sharedcare.sign_in.locked_out"
+# A wrong second-factor code is a failed sign-in too (consent/mfa_views.py); the code is never kept in the log.
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "code"]
 # The address the access trail records (REMOTE_ADDR), so a lockout and an audit row name the same client.
 AXES_CLIENT_IP_CALLABLE = "sharedcare.middleware.client_address"
+
+# A second factor after the password (django-otp; consent/mfa.py, docs/security.md): required of back-office
+# accounts and of anyone holding a privacy officer's role, open to everyone else. MFA_ISSUER names the site in the
+# user's authenticator app. After each wrong code a device refuses every code for MFA_THROTTLE_SECONDS, doubling
+# with each further wrong one (django-otp's throttle; a new sign-in does not clear it).
+OTP_TOTP_ISSUER = env_str("MFA_ISSUER") or "sharedcare"
+OTP_TOTP_THROTTLE_FACTOR = env_int("MFA_THROTTLE_SECONDS", 1, minimum=1)
+OTP_STATIC_THROTTLE_FACTOR = OTP_TOTP_THROTTLE_FACTOR
+# Authentication backends whose sign-in already asked for a second factor, by dotted path: their sessions are not
+# asked again. NHS CIS2 authenticates with a smartcard or another second factor itself; a local password never does.
+MFA_EXEMPT_BACKENDS: list[str] = ["sharedcare.oidc.Cis2AuthenticationBackend"]
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "records:home"
 LOGOUT_REDIRECT_URL = "login"
 
+# Sign-in through NHS Care Identity (CIS2 Authentication, OpenID Connect; sharedcare/oidc.py, docs/security.md),
+# beside the password. On when OIDC_ISSUER, OIDC_CLIENT_ID and OIDC_CLIENT_SECRET are all set; each endpoint defaults
+# to CIS2's path under the issuer. mozilla-django-oidc reads the OIDC_OP_* and OIDC_RP_* names below.
+OIDC_ISSUER = (env_str("OIDC_ISSUER") or "").rstrip("/")
+OIDC_RP_CLIENT_ID = env_str("OIDC_CLIENT_ID") or ""
+OIDC_RP_CLIENT_SECRET = env_str("OIDC_CLIENT_SECRET") or ""
+OIDC_ENABLED = bool(OIDC_ISSUER and OIDC_RP_CLIENT_ID and OIDC_RP_CLIENT_SECRET)
+if any((OIDC_ISSUER, OIDC_RP_CLIENT_ID, OIDC_RP_CLIENT_SECRET)) and not OIDC_ENABLED:
+    raise ImproperlyConfigured(
+        "OIDC_ISSUER, OIDC_CLIENT_ID and OIDC_CLIENT_SECRET are set together or not at all."
+    )
+if OIDC_ISSUER and not OIDC_ISSUER.startswith(("https://", "http://127.0.0.1:")):
+    raise ImproperlyConfigured(
+        "OIDC_ISSUER must be an https:// address (http only for a local provider on 127.0.0.1)."
+    )
+OIDC_OP_AUTHORIZATION_ENDPOINT = env_str("OIDC_AUTHORIZATION_ENDPOINT") or f"{OIDC_ISSUER}/authorize"
+OIDC_OP_TOKEN_ENDPOINT = env_str("OIDC_TOKEN_ENDPOINT") or f"{OIDC_ISSUER}/access_token"
+OIDC_OP_USER_ENDPOINT = env_str("OIDC_USERINFO_ENDPOINT") or f"{OIDC_ISSUER}/userinfo"
+OIDC_OP_JWKS_ENDPOINT = env_str("OIDC_JWKS_ENDPOINT") or f"{OIDC_ISSUER}/connect/jwk_uri"
+OIDC_RP_SIGN_ALGO = env_str("OIDC_SIGNING_ALGORITHM") or "RS512"
+if OIDC_RP_SIGN_ALGO not in {"RS256", "RS512", "PS256", "PS512", "ES256", "ES512"}:
+    raise ImproperlyConfigured(
+        f"OIDC_SIGNING_ALGORITHM must be an asymmetric JWS algorithm, not {OIDC_RP_SIGN_ALGO!r}"
+    )
+OIDC_RP_SCOPES = "openid profile nationalrbacaccess selectedrole"
+# CIS2 asks for the role after authentication only when the user signs in afresh.
+OIDC_AUTH_REQUEST_EXTRA_PARAMS = {"prompt": "login"}
+OIDC_USE_PKCE = True
+OIDC_CREATE_USER = False
+OIDC_TIMEOUT = env_int("OIDC_TIMEOUT_SECONDS", 10, minimum=1)
+OIDC_AUTHENTICATION_CALLBACK_URL = "oidc:callback"
+
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 60 * 60, minimum=60)
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
+# A session ends after SESSION_IDLE_MINUTES without a request, and SESSION_MAX_HOURS after sign-in whatever the
+# activity (sharedcare/sessions.py); pages warn SESSION_WARNING_MINUTES before the end. SESSION_COOKIE_AGE above stays
+# the cookie's own cap.
+SESSION_IDLE_MINUTES = env_int("SESSION_IDLE_MINUTES", 15, minimum=2)
+SESSION_WARNING_MINUTES = env_int("SESSION_WARNING_MINUTES", 2, minimum=1)
+if SESSION_WARNING_MINUTES >= SESSION_IDLE_MINUTES:
+    raise ImproperlyConfigured("SESSION_WARNING_MINUTES must be shorter than SESSION_IDLE_MINUTES")
+SESSION_MAX_HOURS = env_int("SESSION_MAX_HOURS", 12, minimum=1)
 # Served over HTTPS: on by default whenever DEBUG is off. `make run` turns it off for its plain-HTTP loopback server.
 HTTPS = env_bool("HTTPS", default=not DEBUG)
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", default=HTTPS)
@@ -152,6 +224,21 @@ if _proxy_ssl_header:
     SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https")
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# Content Security Policy (django-csp): only this site's own scripts, styles and images run or load; no inline script
+# or style anywhere, no plug-ins, no framing, forms post only here. Images also from data: URIs, which Bootstrap's
+# stylesheet uses for its small icons.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    }
+}
 SECURE_REFERRER_POLICY = "same-origin"
 
 LANGUAGE_CODE = "en-gb"
@@ -220,6 +307,17 @@ INGEST_VALIDATION_PROCESSES = env_int("INGEST_VALIDATION_PROCESSES", 2, minimum=
 FEED_INBOX_ROOT = Path(env_str("FEED_INBOX_ROOT") or BASE_DIR / ".data" / "inbox")
 # Largest body a partner may push in one request, in bytes.
 PUSH_MAX_BYTES = env_int("PUSH_MAX_BYTES", 50 * 1024 * 1024, minimum=1024)
+# How many patients one user may search for in an hour (records/access_limits.py); past it searches are refused,
+# audited, and the privacy officer alerted once for that hour.
+PATIENT_SEARCHES_PER_HOUR = env_int("PATIENT_SEARCHES_PER_HOUR", 120, minimum=1)
+# Partner API limits, counted in the cache's Redis (docs/push-api.md): requests per key, and failed key attempts per
+# client address, in each window of PARTNER_API_RATE_WINDOW_SECONDS; bytes pushed per partner in a day.
+PARTNER_API_REQUESTS_PER_KEY = env_int("PARTNER_API_REQUESTS_PER_KEY", 60, minimum=1)
+PARTNER_API_FAILURES_PER_ADDRESS = env_int("PARTNER_API_FAILURES_PER_ADDRESS", 30, minimum=1)
+PARTNER_API_RATE_WINDOW_SECONDS = env_int("PARTNER_API_RATE_WINDOW_SECONDS", 60, minimum=1)
+PARTNER_API_DAILY_BYTES = env_int("PARTNER_API_DAILY_BYTES", 200 * 1024 * 1024, minimum=1024)
+# A batch still pending this long after it arrived is queued again by the beat's sweep (the broker may have been down).
+PUSH_REQUEUE_AFTER_MINUTES = env_int("PUSH_REQUEUE_AFTER_MINUTES", 5, minimum=1)
 RECORD_PAGE_SIZE = env_int("RECORD_PAGE_SIZE", 10, minimum=1)
 
 LOGGING = {

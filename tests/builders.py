@@ -18,11 +18,14 @@ from django.contrib.auth import get_user_model
 from django.db import connections
 from django.urls import URLPattern, URLResolver, reverse
 from django.utils import timezone
+from django_otp.oath import totp
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from playwright.sync_api import Page, expect
 from rest_framework.test import APIClient
 
 import records.ingest.pipeline as pipeline
 import records.ingest.validation_pool as validation_pool
+from consent.mfa import mfa_enrolled, mfa_required
 from consent.services import staff_profile_add, staff_profile_set
 from records.ingest.pipeline import ingest_texts
 from records.models import Feed, IngestRun, Organisation, Patient, QuarantinedRecord, RecordEntry
@@ -31,6 +34,8 @@ from records.sections import Section
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
 SNOMED = "http://snomed.info/sct"
 PASSWORD = "correct-horse-battery-staple"
+# What every account on the local NHS Care Identity provider signs in with there (tests/conftest.py `oidc_provider`).
+OIDC_PASSWORD = "provider-password-for-tests"
 # Valid NHS numbers that no patient of the cast holds.
 NEWCOMER = "9449305552"
 OTHER_NEWCOMER = "9690937316"
@@ -480,10 +485,59 @@ def in_own_thread(work: Callable[[], None]) -> None:
         raise raised[0]
 
 
+def authenticator_of(user) -> TOTPDevice:
+    """The user's confirmed authenticator app, as enrolment leaves it: their own if they have one, else a new one."""
+    device = TOTPDevice.objects.filter(user_id=user.pk, confirmed=True).first()
+    return device or TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=True)
+
+
+def authenticator_code(key: bytes) -> str:
+    """The code an authenticator app holding `key` shows now."""
+    return f"{totp(key):06d}"
+
+
+def _second_factor_key(username: str) -> bytes | None:
+    """For a user who passes a second factor at sign-in: their authenticator's key (one is enrolled for them if
+    they have none), with its last used step forgotten, as a test may sign one user in twice within one 30-second
+    step and a real device takes each step's code once. None for anyone else."""
+    keys: list[bytes] = []
+
+    def work() -> None:
+        user = get_user_model().objects.get(username=username)
+        if mfa_required(user) or mfa_enrolled(user):
+            device = authenticator_of(user)
+            TOTPDevice.objects.filter(pk=device.pk).update(last_t=-1)
+            keys.append(device.bin_key)
+
+    in_own_thread(work)
+    return keys[0] if keys else None
+
+
 def log_in(page: Page, base_url: str, username: str) -> None:
-    """Sign in through the login page as one of the cast (all share `PASSWORD`) and land on the portal's home."""
+    """Sign in through the login page as one of the cast (all share `PASSWORD`) and land on the portal's home;
+    a privacy officer or back-office user then enters their authenticator's current code on the real second-factor
+    page, as they would."""
+    key = _second_factor_key(username)
     page.goto(f"{base_url}/")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
+    if key is not None:
+        _second_factor_enter(page, key)
     expect(page.get_by_role("heading", level=1)).to_have_text("Shared care record")
+
+
+def _second_factor_enter(page: Page, key: bytes) -> None:
+    expect(page.get_by_role("heading", level=1)).to_have_text("Enter your security code")
+    page.get_by_label("Security code").fill(authenticator_code(key))
+    page.get_by_role("button", name="Continue").click()
+
+
+def second_factor_pass(page: Page, username: str) -> None:
+    """Right after the password step on any sign-in page, for a user who must pass a second factor: go on from
+    where they were held (enrolment, for a user with no authenticator yet) to the real verification page and enter
+    their authenticator's current code; they land where they were going."""
+    key = _second_factor_key(username)
+    assert key is not None, f"{username} is not asked for a second factor"
+    page.goto(page.url.replace(reverse("mfa-enrol"), reverse("mfa-verify")))
+    _second_factor_enter(page, key)

@@ -9,24 +9,30 @@ push API's tests share. Builders that are not fixtures live in `tests/builders.p
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from django.test import Client
 from django.utils import timezone
+from django_otp import DEVICE_ID_SESSION_KEY
 from playwright.sync_api import Browser, BrowserContext, sync_playwright
 from rest_framework.test import APIClient
 
 import records.partner_api.views
+from consent.mfa import mfa_enrolled, mfa_required
+from consent.mfa_middleware import ENROLLED_SESSION_KEY
 from consent.roles import JobRole
 from consent.services import relationships_refresh
 from records.feeds.push.keys import partner_credential_create
+from records.feeds.push.limits import partner_api_counters_clear
 from records.models import Feed, Organisation, Patient
 from records.sections import Section
 from records.services import feed_upsert, organisation_upsert
-from tests.builders import make_entry, make_user
+from tests.builders import OIDC_PASSWORD, authenticator_of, make_entry, make_user
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -37,9 +43,46 @@ def _no_network_but_loopback() -> None:
 
 
 @pytest.fixture(autouse=True)
+def _partner_api_counters_fresh() -> None:
+    # The partner API's rate and quota counters live in Redis, which no test transaction rolls back; every test
+    # calls from 127.0.0.1, so one test's failed keys would otherwise throttle the next.
+    partner_api_counters_clear()
+
+
+@pytest.fixture(autouse=True)
+def _rate_limit_counters_fresh(settings) -> None:
+    # django-ratelimit's counters (the public form's, the hourly patient searches') live in Redis too, keyed by
+    # address or user id; a fresh test database numbers users from 1 again, so each test counts under its own prefix.
+    settings.RATELIMIT_CACHE_PREFIX = f"rl:{uuid.uuid4().hex}:"
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings) -> None:
     # Argon2 is deliberately slow; the cast creates seven users per test. Production hashing is tested apart.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _force_login_passes_the_second_factor(monkeypatch) -> None:
+    """`client.force_login` stands for a whole sign-in, the second factor included. For a user who must pass one
+    (consent.mfa.mfa_required) it gives them a real confirmed authenticator (django-otp's TOTPDevice, as enrolment
+    leaves) and marks the session verified by it exactly as `django_otp.login` does, so django-otp's middleware
+    reloads that device on every request as it does after a real sign-in; removing the device still ends the
+    session's verification. For anyone else it records, as the first page of a real session would, whether they
+    have an authenticator. The check itself is untouched: tests/test_mfa.py and every browser sign-in
+    (tests.builders.log_in) go through the real pages."""
+    original = Client.force_login
+
+    def force_login(self, user, backend=None):
+        original(self, user, backend)
+        session = self.session
+        if mfa_required(user):
+            session[DEVICE_ID_SESSION_KEY] = authenticator_of(user).persistent_id
+        else:
+            session[ENROLLED_SESSION_KEY] = mfa_enrolled(user)
+        session.save()
+
+    monkeypatch.setattr(Client, "force_login", force_login)
 
 
 @dataclass
@@ -272,3 +315,84 @@ def browser_contexts(browser: Browser) -> Iterator[Callable[[dict], BrowserConte
     finally:
         for context in opened:
             context.close()
+
+
+# The local NHS Care Identity provider (docker/oidc/provider.mjs) with CIS2-shaped accounts: gp.ada holds her
+# practice A role and one sharedcare does not know; ben's role names the wrong organisation; dan has no role;
+# a stranger's uid is nobody's here; cara works at CUH. `oidc_cast` gives the cast's profiles the matching ids.
+def _cis2_role(role_id: str, org_code: str, job_role: str) -> dict[str, str]:
+    return {
+        "person_roleid": role_id,
+        "person_orgid": f"org-{role_id}",
+        "org_code": org_code,
+        "role_code": f"S0000:G0000:{job_role}",
+        "role_name": f'"{job_role}"',
+    }
+
+
+OIDC_ACCOUNTS = [
+    {
+        "login": "ada",
+        "uid": "900000000001",
+        "given_name": "Ada",
+        "family_name": "Whitfield",
+        "roles": [
+            _cis2_role("910000000011", "D81001", "R8000"),
+            _cis2_role("910000000012", "RGN", "R8000"),
+        ],
+    },
+    {"login": "ben", "uid": "900000000002", "roles": [_cis2_role("910000000021", "RGT", "R8000")]},
+    {"login": "dan", "uid": "900000000004", "roles": []},
+    {"login": "stranger", "uid": "900000000099", "roles": [_cis2_role("910000000991", "D81001", "R8000")]},
+    {"login": "cara", "uid": "900000000003", "roles": [_cis2_role("910000000031", "RGT", "R8000")]},
+    {"login": "fay", "uid": "900000000005", "roles": [_cis2_role("910000000051", "QUE", "R0001")]},
+]
+
+
+@pytest.fixture(scope="session")
+def oidc_provider(tmp_path_factory, live_server):
+    """A real local provider for the session, for the test client (testserver) and the live server alike."""
+    from sharedcare.embedded.oidc import ProviderUnavailable, oidc_provider_start, oidc_provider_stop
+
+    callback = "/accounts/nhs-care-identity/callback/"
+    accounts = [
+        {"given_name": "", "family_name": "", **account, "password": OIDC_PASSWORD}
+        for account in OIDC_ACCOUNTS
+    ]
+    try:
+        provider = oidc_provider_start(
+            tmp_path_factory.mktemp("oidc"),
+            client_secret="client-secret-for-tests-only",
+            redirect_uris=[f"http://testserver{callback}", f"{live_server.url}{callback}"],
+            accounts=accounts,
+        )
+    except ProviderUnavailable as error:
+        if os.environ.get("CI") == "true":
+            pytest.fail(str(error))
+        pytest.skip(str(error))
+    yield provider
+    oidc_provider_stop(provider.process)
+
+
+@pytest.fixture
+def oidc_cast(cast, settings, oidc_provider) -> Cast:
+    """The cast with the provider's ids on their role profiles, and sharedcare pointed at the provider."""
+    from consent.models import StaffProfile
+
+    for user, uid, role_id in (
+        (cast.gp_ada, "900000000001", "910000000011"),
+        (cast.gp_ben, "900000000002", "910000000021"),
+        (cast.reception_dan, "900000000004", "910000000041"),
+        (cast.ed_cara, "900000000003", "910000000031"),
+        (cast.privacy_fay, "900000000005", "910000000051"),
+    ):
+        StaffProfile.objects.filter(user=user).update(sds_user_id=uid, sds_role_profile_id=role_id)
+    settings.OIDC_ENABLED = True
+    settings.OIDC_ISSUER = oidc_provider.issuer
+    settings.OIDC_RP_CLIENT_ID = oidc_provider.client_id
+    settings.OIDC_RP_CLIENT_SECRET = oidc_provider.client_secret
+    settings.OIDC_OP_AUTHORIZATION_ENDPOINT = f"{oidc_provider.issuer}/authorize"
+    settings.OIDC_OP_TOKEN_ENDPOINT = f"{oidc_provider.issuer}/access_token"
+    settings.OIDC_OP_USER_ENDPOINT = f"{oidc_provider.issuer}/userinfo"
+    settings.OIDC_OP_JWKS_ENDPOINT = f"{oidc_provider.issuer}/connect/jwk_uri"
+    return cast

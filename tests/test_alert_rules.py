@@ -514,8 +514,9 @@ def test_the_queue_takes_the_same_queries_for_one_pattern_alert_as_for_many(
         client.get(reverse("records:alert-list"))
 
 
-# Session and its user, the acting role profile and role, the reviewer check, the alerts, the frame's grants.
-QUEUE_QUERIES = 7
+# Session and its user, the session's second-factor device, the acting role profile and role, the reviewer
+# check, the alerts, the frame's grants.
+QUEUE_QUERIES = 8
 
 
 def test_a_pattern_alerts_page_names_the_patient_and_its_review_is_recorded_once(client, cast, every_pattern):
@@ -738,7 +739,8 @@ def test_a_feed_rate_alert_reads_as_raised_by_sharedcare_and_names_no_patient(
     assert "did with this patient" not in detail
 
 
-# Two scans at once, and the task through a real Celery worker: these commit, as other processes must see the rows.
+# Two scans at once, and the task through a real Celery worker: these commit, as other processes must see the
+# rows.
 
 
 def test_two_scans_at_once_raise_one_alert_and_judge_each_event_once(transactional_db, cast):

@@ -12,7 +12,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from consent.services import feed_support_grant
 from records.models import IngestRun, QuarantinedRecord
-from tests.builders import PASSWORD
+from tests.builders import PASSWORD, second_factor_pass
 
 pytestmark = pytest.mark.browser
 
@@ -55,6 +55,7 @@ def test_the_payload_is_masked_until_the_reveal_button_and_both_are_in_the_trail
     page.get_by_label("Username").fill("admin.gus")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
+    second_factor_pass(page, "admin.gus")
 
     page.goto(live_server.url + reverse("admin:records_quarantinedrecord_change", args=[quarantined.pk]))
     expect(page.locator("#content-main")).to_contain_text("browser-marker")

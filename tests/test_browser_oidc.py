@@ -4,7 +4,7 @@ sign-in and role pages, and back to sharedcare acting under the chosen role, or 
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import OIDC_PASSWORD
+from tests.builders import OIDC_PASSWORD
 
 pytestmark = pytest.mark.browser
 

@@ -44,6 +44,8 @@ def signed_in_page(transactional_db, cast, live_server, browser_contexts) -> Pag
     page = browser_contexts({"width": 1366, "height": 900}).new_page()
     page.clock.install()
     log_in(page, live_server.url, "gp.ada")
+    # The warning's script is deferred: it must have planned its timers before the test moves the clock on.
+    page.wait_for_load_state("load")
     return page
 
 

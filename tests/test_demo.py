@@ -20,6 +20,7 @@ from fhir.resources.R4B.bundle import Bundle
 from consent.models import CareTeam, LegitimateRelationship, Objection, StaffProfile, SubjectAccessRequest
 from consent.policy import Action, decide, may_manage_patients_rights
 from consent.roles import JobRole
+from consent.separation import may_administer_access
 from records import nhs_number
 from records.demo.generator import (
     DEFAULT_PATIENTS,
@@ -276,7 +277,7 @@ def test_demo_load_creates_the_eight_users_with_their_roles(loaded):
     }
     several = {"mh.ivy": [("RT1", JobRole.CLINICAL_PRACTITIONER), ("RGT", JobRole.CLINICAL_PRACTITIONER)]}
 
-    assert set(users) == {*expected, *several, "admin.gus"}
+    assert set(users) == {*expected, *several, "admin.gus", "ra.rita"}
     ivy = users["mh.ivy"]
     assert [
         (profile.organisation.ods_code, profile.job_role) for profile in ivy.staff_profiles.order_by("pk")
@@ -293,6 +294,9 @@ def test_demo_load_creates_the_eight_users_with_their_roles(loaded):
     gus = users["admin.gus"]
     assert gus.is_staff and gus.is_superuser and gus.check_password(PASSWORD)
     assert not StaffProfile.objects.filter(user=gus).exists()
+    rita = users["ra.rita"]
+    assert rita.is_staff and not rita.is_superuser and not StaffProfile.objects.filter(user=rita).exists()
+    assert may_administer_access(rita) and not may_administer_access(gus)
     assert "gp.ada" in loaded and PASSWORD not in loaded
 
 
@@ -511,3 +515,10 @@ def test_the_upheld_objection_withholds_the_hospitals_data_from_the_patients_gp_
     decision = decide(ada, upheld.patient, Action.VIEW_RECORD)
 
     assert decision.allowed and decision.withheld_partners == frozenset({"RGT"})
+
+
+def test_make_run_prints_every_demo_login_the_demo_creates():
+    from records.demo.partners import USERS
+    from sharedcare.embedded.launch import DEMO_LOGINS
+
+    assert [username for username, _ in DEMO_LOGINS] == [user.username for user in USERS]

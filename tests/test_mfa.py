@@ -237,6 +237,8 @@ def test_a_user_without_the_requirement_is_not_asked(client, cast):
 
 def test_a_clinician_may_enrol_of_her_own_accord_and_is_then_asked_at_every_sign_in(client, cast):
     sign_in(client, "gp.ada")
+    link = f'href="{reverse("mfa-enrol")}"'
+    assert link in client.get(reverse("records:home")).content.decode()
     key, codes = enrol(client)
     assert len(codes) == 10
     client.post(reverse("logout"))
@@ -245,7 +247,9 @@ def test_a_clinician_may_enrol_of_her_own_accord_and_is_then_asked_at_every_sign
     held = client.get(reverse("records:home"))
     assert held["Location"].startswith(reverse("mfa-verify"))
     assert verify(client, code_now(key, steps_ahead=1)).status_code == 302
-    assert client.get(reverse("records:home")).status_code == 200
+    home = client.get(reverse("records:home"))
+    assert home.status_code == 200
+    assert link not in home.content.decode()
 
 
 def test_holding_a_privacy_officers_profile_among_others_requires_it_before_any_role_is_chosen(client, cast):

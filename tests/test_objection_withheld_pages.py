@@ -120,8 +120,8 @@ def test_break_glass_does_not_open_a_record_whose_objection_does_not_allow_it(cl
 
 def test_a_user_with_no_relationship_learns_nothing_of_the_objection(client, cast):
     whole_record_objection(cast.patient_a, override=False)
-    client.force_login(cast.reception_dan)
     cast.reception_dan.staff_profiles.update(organisation=cast.practice_b)  # no relationship, may not claim
+    client.force_login(cast.reception_dan)
 
     response = search(client, cast.patient_a)
 

@@ -13,12 +13,12 @@ import pytest
 import requests
 from django.contrib.auth import get_user_model
 from django.urls import reverse
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.models import AccessEvent
 from consent.models import BreakGlassGrant, StaffProfile
 from consent.policy import SELECTED_PROFILE_SESSION_KEY
-from tests.builders import PASSWORD
-from tests.conftest import OIDC_PASSWORD
+from tests.builders import OIDC_PASSWORD, PASSWORD
 
 REFUSED = "Your selected role is not set up in sharedcare"
 NOT_FINISHED = "Sign-in through NHS Care Identity did not finish"
@@ -75,6 +75,19 @@ def test_a_user_with_a_known_selected_role_lands_on_home_acting_under_that_role(
     assert home.status_code == 200
     assert home.context["user"] == oidc_cast.gp_ada
     assert "Clinical practitioner at Riverside Surgery" in home.content.decode()
+
+
+def test_a_privacy_officer_signed_in_through_nhs_care_identity_is_not_asked_for_a_local_second_factor(
+    client, oidc_cast
+):
+    # CIS2 asked for the smartcard or another second factor itself (MFA_EXEMPT_BACKENDS); a password sign-in would
+    # be held at the code page.
+    response = sign_in(client, "fay")
+
+    assert (response.status_code, response["Location"]) == (302, "/")
+    assert client.get("/").status_code == 200
+    assert client.get(reverse("records:alert-list")).status_code == 200
+    assert not TOTPDevice.objects.filter(user=oidc_cast.privacy_fay).exists()
 
 
 def test_a_user_holding_several_profiles_acts_under_the_one_chosen_at_the_provider_without_the_chooser(
@@ -252,7 +265,7 @@ def test_the_local_provider_is_given_each_sds_user_with_their_roles_in_cis2s_sha
 
     accounts = {account["login"]: account for account in oidc_accounts()}
 
-    assert set(accounts) == {"gp.ada", "gp.ben", "reception.dan", "ed.cara"}
+    assert set(accounts) == {"gp.ada", "gp.ben", "reception.dan", "ed.cara", "privacy.fay"}
     assert accounts["gp.ada"]["uid"] == "900000000001"
     assert accounts["gp.ada"]["roles"] == [
         {

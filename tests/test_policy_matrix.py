@@ -160,10 +160,12 @@ def test_denied_and_missing_look_the_same_to_the_caller(client, cast):
         for public_id in (cast.patient_a.public_id, MISSING_ID)
     }
     assert {page.status_code for page in pages.values()} == {404}
-    # Only what differs on every page may differ: the id asked for, the request id, the per-response CSRF mask.
+    # Only what differs on every page may differ: the id asked for, the request id, the per-response CSRF mask, the
+    # session's seconds left.
     bodies = {
         re.sub(
-            r'(csrfmiddlewaretoken" value="|class="request-id">)[^"<]+',
+            r'(csrfmiddlewaretoken" value="|class="request-id">|data-csrf-token="|data-idle-seconds="'
+            r'|data-lifetime-seconds=")[^"<]+',
             r"\1<varies>",
             page.content.decode().replace(public_id, "<id>"),
         )

@@ -33,9 +33,11 @@ CLINICAL_TEXT = (
 
 
 def comparable(body: bytes) -> str:
-    """The page with the parts that differ on every response (CSRF token, request id) blanked out."""
+    """The page with the parts that differ on every response (CSRF token, request id, the session's seconds left)
+    blanked out."""
     text = body.decode()
     text = re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', 'name="csrfmiddlewaretoken" value=""', text)
+    text = re.sub(r'data-(csrf-token|idle-seconds|lifetime-seconds)="[^"]+"', r'data-\1=""', text)
     return re.sub(r'<span class="request-id">[0-9a-f]+</span>', '<span class="request-id"></span>', text)
 
 

@@ -51,10 +51,13 @@ SEARCH_NO_SUCH_PATIENT_QUERIES = 13
 # 1. the session; 2. the user. The form refuses the number before the door; the page's frame then reads 3. the role
 # profiles, 4. the role and 5. the break-glass grants.
 SEARCH_MALFORMED_QUERIES = 5
-# 1. the session; 2. the user; 3. the feeds with their organisations; 4. each feed's last run; 5. each feed's runs,
-# failures, resources read and quarantined over seven days; 6. each feed's pending quarantine; 7. each feed's runs
-# per day, for the chart.
-MONITOR_QUERIES = 7
+# 1. the session; 2. the user; 3. the session's second-factor device (django-otp reloads it, so a reset ends the
+# verification at once); 4. the user's role profiles, which the session checks are those it was granted on
+# (sharedcare/sessions.py; a portal page reads them anyway, a back-office page only for this); 5. whether the user is
+# of the registration authority (asked once, for the whole page); 6. the feeds with their organisations; 7. each
+# feed's last run; 8. each feed's runs, failures, resources read and quarantined over seven days; 9. each feed's
+# pending quarantine; 10. each feed's runs per day, for the chart.
+MONITOR_QUERIES = 10
 
 SECTIONS = [Section.PROBLEMS, Section.ENCOUNTERS, Section.PLANS, Section.ASSESSMENTS, Section.DOCUMENTS]
 

@@ -22,8 +22,10 @@ def test_a_role_profile_removed_closes_the_record_on_the_next_request(client, ca
 
     StaffProfile.objects.filter(user=cast.gp_ada).delete()
 
+    # Removing the profile the session signed in with ends the session itself (sharedcare/sessions.py).
     response = client.get(record_url(cast.patient_a))
-    assert response.status_code == 404
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
     assert "Type 2 diabetes mellitus" not in response.content.decode()
 
 

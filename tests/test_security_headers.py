@@ -73,6 +73,8 @@ def test_every_url_answers_with_the_security_headers_and_kept_out_of_caches(clie
             response = client.get(url, secure=True)
             assert _has_security_headers(response), (url, user)
             assert "no-store" in response.get("Cache-Control", ""), (url, user)
+            # The content security policy itself is tested in tests/test_csp.py; here, that no answer goes without it.
+            assert "default-src 'self'" in response.get("Content-Security-Policy", ""), (url, user)
 
 
 def test_plain_http_is_sent_to_https_and_a_trusted_proxy_header_counts_as_https(client, db, over_https):

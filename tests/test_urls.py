@@ -14,8 +14,15 @@ PUBLIC = {"login", "public:objection-form", "public:objection-status"}
 PUBLIC_STEPS = {"public:objection-check", "public:objection-sent"}
 # Signed-in account pages that show no patient data.
 ACCOUNT = {"logout", "password_change", "password_change_done"}
+# The second factor's code and enrolment pages: the signed-in user's own device, never a patient (tests/test_mfa.py).
+SECOND_FACTOR = {"mfa-verify", "mfa-enrol"}
+# The session-timeout warning's time left and stay signed in: the signed-in user's own session, never a patient
+# (tests/test_sessions.py).
+SESSION = {"session-status", "session-keep-alive"}
 # The partner API: a partner key only (tests/test_push_api.py), and no patient data in any answer.
 PARTNER_API = {"api:batch-push", "api:batch-detail"}
+# Sign-in through NHS Care Identity: 404 unless configured, then no patient data (tests/test_oidc_login.py).
+SIGN_IN_PROVIDER = {"oidc:sign-in", "oidc:callback"}
 
 
 def _all_names() -> set[str]:
@@ -152,7 +159,8 @@ def test_every_url_is_public_account_back_office_or_portal():
     unexplained = {
         name
         for name in _all_names()
-        if name not in PUBLIC | PUBLIC_STEPS | ACCOUNT | PARTNER_API
+        if name
+        not in PUBLIC | PUBLIC_STEPS | ACCOUNT | SECOND_FACTOR | SESSION | PARTNER_API | SIGN_IN_PROVIDER
         and name not in PORTAL_URLS
         and name not in BACK_OFFICE_PATIENT_VIEWS
         and name not in BACK_OFFICE_STAFF_ONLY

@@ -18,6 +18,7 @@ from django.db import transaction
 from django.db.models import Q
 
 from consent.models import CareTeam, StaffIdentity, StaffProfile
+from consent.separation import registration_authority_add
 from consent.services import (
     care_team_create,
     care_team_member_add,
@@ -83,8 +84,9 @@ def demo_partners_upsert() -> dict[str, Feed]:
 def demo_users_upsert(password: str) -> list[AbstractUser]:
     """Create or update the demo users, all with `password`, each with exactly the role profiles the demo describes.
 
-    Always holds afterwards: every demo user is active and has this password; only admin.gus is staff or superuser,
-    and admin.gus has no staff profile, so it reaches no patient data (superusers get no clinical access); admin.gus
+    Always holds afterwards: every demo user is active and has this password; only admin.gus and ra.rita are staff,
+    only admin.gus is a superuser, and neither has a staff profile, so neither reaches patient data (superusers get
+    no clinical access); only ra.rita is the registration authority, who changes other users' access; admin.gus
     holds the feed-support permission for every demo partner, so it may reveal what their feeds sent, audited.
     Raises django's ValidationError if the password fails the project's password rules.
     """
@@ -93,12 +95,12 @@ def demo_users_upsert(password: str) -> list[AbstractUser]:
     organisations = {organisation.ods_code: organisation for organisation in Organisation.objects.all()}
     users: list[AbstractUser] = []
     with transaction.atomic():
-        for spec in USERS:
+        for user_number, spec in enumerate(USERS, start=1):
             user, _ = user_model.objects.get_or_create(username=spec.username)
             user.first_name = spec.first_name
             user.last_name = spec.last_name
             user.is_active = True
-            user.is_staff = spec.is_superuser
+            user.is_staff = spec.is_superuser or spec.registration_authority
             user.is_superuser = spec.is_superuser
             user.set_password(password)
             user.save()
@@ -109,9 +111,15 @@ def demo_users_upsert(password: str) -> list[AbstractUser]:
                 for ods_code, job_role in wanted:
                     kept |= Q(organisation=organisations[ods_code], job_role=job_role)
                 StaffProfile.objects.filter(user=user).exclude(kept).delete()
-                for ods_code, job_role in wanted:
-                    staff_profile_add(
+                for profile_number, (ods_code, job_role) in enumerate(wanted):
+                    profile = staff_profile_add(
                         user_id=user.pk, organisation=organisations[ods_code], job_role=job_role
+                    )
+                    # Invented SDS ids, the same on every load, so the local NHS Care Identity provider can sign
+                    # the demo users in under each of their roles (sharedcare/oidc_accounts.py).
+                    StaffProfile.objects.filter(pk=profile.pk).update(
+                        sds_user_id=f"5550000000{user_number:02d}",
+                        sds_role_profile_id=f"555100000{user_number:02d}{profile_number}",
                     )
             else:
                 StaffProfile.objects.filter(user=user).delete()
@@ -119,6 +127,8 @@ def demo_users_upsert(password: str) -> list[AbstractUser]:
                 feed_support_grant(user_id=user.pk, organisations=organisations.values())
             if spec.ig_team:
                 information_governance_team_add(user_id=user.pk)
+            if spec.registration_authority:
+                registration_authority_add(user_id=user.pk)
             users.append(user)
     return users
 

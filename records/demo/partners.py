@@ -60,6 +60,8 @@ class UserSpec:
     also: tuple[tuple[str, str], ...] = ()
     # A member of the information-governance team, who works patients' objections and access requests.
     ig_team: bool = False
+    # The registration authority: back-office staff who alone change other users' access (consent.separation).
+    registration_authority: bool = False
 
 
 PRACTICE_A = "D81001"
@@ -321,6 +323,15 @@ USERS: tuple[UserSpec, ...] = (
         None,
         "back-office administrator (Django admin at /admin/)",
         is_superuser=True,
+    ),
+    UserSpec(
+        "ra.rita",
+        "Rita",
+        "Okonkwo",
+        None,
+        None,
+        "registration authority: grants role profiles, care teams and passwords (Django admin at /admin/)",
+        registration_authority=True,
     ),
 )
 
