@@ -30,7 +30,7 @@ class Reviewer:
 
 
 def alert_raise(
-    *, kind: str, reference: str, actor: Actor, patient_id: int, reason: str, event: AccessEvent
+    *, kind: str, reference: str, actor: Actor, patient_id: int | None, reason: str, event: AccessEvent
 ) -> Alert:
     """Raise an alert about the grant `reference`, made by `actor`, recorded by the access event `event`."""
     return Alert.objects.create(
@@ -48,7 +48,7 @@ def alert_raise(
 
 
 def alert_raise_once(
-    *, kind: str, reference: str, actor: Actor, patient_id: int, reason: str, event: AccessEvent
+    *, kind: str, reference: str, actor: Actor, patient_id: int | None, reason: str, event: AccessEvent
 ) -> Alert:
     """Raise an alert of this kind about `reference` unless one is raised already, which then stands.
 

@@ -136,6 +136,8 @@ class Alert(models.Model):
         SELF_GRANT_REFUSED = "self-grant-refused", "Attempt to grant oneself access refused"
         # A partner's push that made the first relationship between that partner and a patient it never sent about.
         FIRST_CONTACT = "first-contact", "A partner's first data about a patient opened the record"
+        # A user searched for more patients in an hour than PATIENT_SEARCHES_PER_HOUR allows; the rest were refused.
+        SEARCH_LIMIT = "search-limit", "Patient searches past the hourly limit"
 
     class Outcome(models.TextChoices):
         APPROPRIATE = "appropriate", "Appropriate"

@@ -11,6 +11,7 @@ import uuid
 from functools import partial
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
@@ -38,6 +39,7 @@ from records.access import (
     signed_in_profile,
     staff_profiles_for_user,
 )
+from records.access_limits import SearchLimitReached, patient_search_limit_check
 from records.portal.forms import (
     AlertReviewForm,
     BreakGlassForm,
@@ -119,6 +121,15 @@ def patient_search(request: HttpRequest) -> HttpResponse:
     form = PatientSearchForm(request.POST)
     if form.is_valid():
         number = form.cleaned_data["nhs_number"]
+        try:
+            patient_search_limit_check(user=request.user, nhs_number_text=number, request=request)
+        except SearchLimitReached:
+            return render(
+                request,
+                "records/search_limit.html",
+                {"limit": settings.PATIENT_SEARCHES_PER_HOUR},
+                status=429,
+            )
         try:
             patient = patient_search_for_user(user=request.user, nhs_number_text=number, request=request)
         except RelationshipNeeded as offer:
