@@ -212,7 +212,8 @@ def partition_extension_plan(*, schema: str, months_ahead: int, today: date | No
     existing = _existing_months(schema)
     first = _next_month(existing[-1]) if existing else now.replace(day=1)
     events_oid = _oid(schema, EVENTS)
-    assert events_oid is not None
+    if events_oid is None:
+        raise RuntimeError("invariant: events_oid is not None")
     statement_triggers = [trigger for trigger in _triggers(events_oid) if not trigger.is_row]
     plan: list[str] = []
     for month in _months(first, _add_months(now, months_ahead)):

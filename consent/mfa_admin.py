@@ -40,7 +40,8 @@ def mfa_reset_action(
 ) -> None:
     """Remove the chosen users' authenticators and recovery codes; the user's own account is refused."""
     actor = request.user
-    assert isinstance(actor, AbstractBaseUser)
+    if not isinstance(actor, AbstractBaseUser):
+        raise RuntimeError("invariant: isinstance(actor, AbstractBaseUser)")
     for user in queryset.order_by("pk"):
         try:
             removed = mfa_devices_reset(actor=actor, user=user)

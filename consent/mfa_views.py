@@ -69,7 +69,8 @@ def mfa_verify_view(request: HttpRequest) -> HttpResponse:
     a while after each wrong one.
     """
     user = request.user
-    assert isinstance(user, AbstractBaseUser)
+    if not isinstance(user, AbstractBaseUser):
+        raise RuntimeError("invariant: isinstance(user, AbstractBaseUser)")
     credentials = {"username": user.get_username()}
     if AxesProxyHandler.is_locked(request, credentials):
         return _locked_out(request)
@@ -118,7 +119,8 @@ def mfa_enrol_view(request: HttpRequest) -> HttpResponse:
     """Enrol an authenticator app: its secret as a QR code and as text, confirmed by one code from it; then the
     recovery codes, shown on that page only. A user who already has an authenticator cannot replace it here."""
     user = request.user
-    assert isinstance(user, AbstractBaseUser)
+    if not isinstance(user, AbstractBaseUser):
+        raise RuntimeError("invariant: isinstance(user, AbstractBaseUser)")
     if mfa_enrolled(user):
         return redirect("mfa-verify")
     device = None

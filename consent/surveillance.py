@@ -133,7 +133,9 @@ def _is_view(event: AccessEvent) -> bool:
 
 def _raise(kind: str, finding: Finding) -> bool:
     event = finding.event
-    assert event.patient_id is not None  # only views of a patient are judged
+    # Only views of a patient are judged.
+    if event.patient_id is None:
+        raise RuntimeError("invariant: event.patient_id is not None")
     alert = alert_raise_once(
         kind=kind,
         reference=finding.reference,

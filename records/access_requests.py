@@ -332,7 +332,9 @@ def subject_access_fulfil_for_user(
                 step="only a request whose identity is verified is fulfilled.",
             )
             patient = case.patient
-            assert patient is not None  # a verified request is matched (subject_access_identity_verify)
+            # A verified request is matched (subject_access_identity_verify).
+            if patient is None:
+                raise RuntimeError("invariant: patient is not None")
             _event(
                 user,
                 request,

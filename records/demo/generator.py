@@ -212,7 +212,7 @@ def _partner_feeds(
 
 
 def _demo_patient(index: int, number: str, seed: int, reference: date) -> DemoPatient:
-    rng = random.Random(f"sharedcare-demo:{seed}:{number}")
+    rng = random.Random(f"sharedcare-demo:{seed}:{number}")  # noqa: S311 - demo data, not security
     fixed = _FIXED.get(index)
     if fixed is None:
         practice = rng.choices(PRACTICES, weights=(30, 25, 25, 20))[0].ods_code

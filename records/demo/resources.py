@@ -104,7 +104,7 @@ class ResourceBuilder:
         self.feed = feed
         self.patient = patient
         self.reference = reference
-        self.rng = random.Random(f"sharedcare-demo:{seed}:{patient.nhs_number}:{feed.code}")
+        self.rng = random.Random(f"sharedcare-demo:{seed}:{patient.nhs_number}:{feed.code}")  # noqa: S311 - demo data, not security
         self.midnight = local_midnight(reference)
         self.organisation = organisation_reference(feed.ods_code, organisation_name)
         self.entries: list[dict[str, Any]] = []

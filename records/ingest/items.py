@@ -36,19 +36,22 @@ class Source:
     def size(self) -> int:
         if self.data is not None:
             return len(self.data)
-        assert self.path is not None
+        if self.path is None:
+            raise RuntimeError("invariant: self.path is not None")
         return self.path.stat().st_size
 
     def read(self) -> bytes:
         if self.data is not None:
             return self.data
-        assert self.path is not None
+        if self.path is None:
+            raise RuntimeError("invariant: self.path is not None")
         return self.path.read_bytes()
 
     def read_prefix(self, limit: int) -> bytes:
         if self.data is not None:
             return self.data[:limit]
-        assert self.path is not None
+        if self.path is None:
+            raise RuntimeError("invariant: self.path is not None")
         with self.path.open("rb") as handle:
             return handle.read(limit)
 
@@ -56,7 +59,8 @@ class Source:
         if self.data is not None:
             checksum.update(self.data)
             return
-        assert self.path is not None
+        if self.path is None:
+            raise RuntimeError("invariant: self.path is not None")
         with self.path.open("rb") as handle:
             while chunk := handle.read(1024 * 1024):
                 checksum.update(chunk)

@@ -259,7 +259,8 @@ class ValidationPool:
 
     def _take(self, piece: _Piece) -> bool:
         """Take `piece` for the run; False when a worker has it. Losing the lock ends the sharing (the run takes)."""
-        assert self._work is not None
+        if self._work is None:
+            raise RuntimeError("invariant: self._work is not None")
         taken = _claim(self._work.claims, piece.number, _RUN)
         if taken is None:
             self._is_sharing = False
@@ -267,14 +268,16 @@ class ValidationPool:
 
     def _may_answer(self, number: int) -> bool:
         """Whether the worker that took piece `number` (any worker, if none has yet) is still alive."""
-        assert self._work is not None
+        if self._work is None:
+            raise RuntimeError("invariant: self._work is not None")
         taker = self._work.claims[number]
         workers = self._processes[taker - FIRST_WORKER :][:1] if taker >= FIRST_WORKER else self._processes
         return any(worker.is_alive() for worker in workers)
 
     def _collect(self, *, block: bool) -> bool:
         """Take one answer a worker sent; False when there was none (within a poll interval, when blocking)."""
-        assert self._work is not None
+        if self._work is None:
+            raise RuntimeError("invariant: self._work is not None")
         try:
             number, found = self._work.answers.get(block, _ANSWER_POLL_SECONDS)
         except queue.Empty:
@@ -284,7 +287,8 @@ class ValidationPool:
 
     def _take_next(self, meanwhile: PieceWork) -> bool:
         """Do the next piece no one has taken with `meanwhile`, in the run's process; False when there is none."""
-        assert self._work is not None
+        if self._work is None:
+            raise RuntimeError("invariant: self._work is not None")
         while self._is_sharing and self._next < len(self._pieces):
             piece = self._pieces[self._next]
             self._next += 1

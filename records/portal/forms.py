@@ -93,7 +93,8 @@ class RelationshipDeclareForm(forms.Form):
         super().__init__(*args, **kwargs)
         lengths = sorted({hours for hours in _CLAIM_HOURS if hours <= max_hours} | {max_hours})
         hours_field = self.fields["hours"]
-        assert isinstance(hours_field, forms.TypedChoiceField)
+        if not isinstance(hours_field, forms.TypedChoiceField):
+            raise RuntimeError("invariant: isinstance(hours_field, forms.TypedChoiceField)")
         hours_field.choices = [(hours, _hours_label(hours)) for hours in lengths]
         hours_field.initial = min(settings.SELF_CLAIM_HOURS, max_hours)
 
@@ -149,7 +150,8 @@ class RoleSelectForm(forms.Form):
     def __init__(self, *args: Any, profiles: list[StaffProfile], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         profile_field = self.fields["profile"]
-        assert isinstance(profile_field, forms.TypedChoiceField)
+        if not isinstance(profile_field, forms.TypedChoiceField):
+            raise RuntimeError("invariant: isinstance(profile_field, forms.TypedChoiceField)")
         profile_field.choices = [
             (
                 profile.pk,

@@ -116,7 +116,8 @@ class _ObjectionRequestForm(forms.Form):
         choices = partner_choices()
         for name in ("scope_from_partners", "scope_to_partners"):
             field = self.fields[name]
-            assert isinstance(field, forms.MultipleChoiceField)
+            if not isinstance(field, forms.MultipleChoiceField):
+                raise RuntimeError("invariant: isinstance(field, forms.MultipleChoiceField)")
             field.choices = choices
 
     def clean_received_on(self) -> date:
@@ -341,9 +342,12 @@ class DecisionForm(forms.Form):
         sections = self.fields["sections"]
         from_partners = self.fields["from_partners"]
         to_partners = self.fields["to_partners"]
-        assert isinstance(sections, forms.MultipleChoiceField)
-        assert isinstance(from_partners, forms.MultipleChoiceField)
-        assert isinstance(to_partners, forms.MultipleChoiceField)
+        if not isinstance(sections, forms.MultipleChoiceField):
+            raise RuntimeError("invariant: isinstance(sections, forms.MultipleChoiceField)")
+        if not isinstance(from_partners, forms.MultipleChoiceField):
+            raise RuntimeError("invariant: isinstance(from_partners, forms.MultipleChoiceField)")
+        if not isinstance(to_partners, forms.MultipleChoiceField):
+            raise RuntimeError("invariant: isinstance(to_partners, forms.MultipleChoiceField)")
         if objection.scope_whole_record:
             # Any part of the whole record is within what was asked.
             from_partners.choices = to_partners.choices = partner_choices()

@@ -179,7 +179,8 @@ class ObjectionForm(DateOfBirthMixin, forms.Form):
         partner_choices = [(partner.value, partner.label) for partner in self.partners]
         for name in ("scope_from_partners", "scope_to_partners"):
             field = self.fields[name]
-            assert isinstance(field, forms.MultipleChoiceField)
+            if not isinstance(field, forms.MultipleChoiceField):
+                raise RuntimeError("invariant: isinstance(field, forms.MultipleChoiceField)")
             field.choices = partner_choices
 
     # What the templates read.

@@ -19,7 +19,7 @@ def command_exec(profile: str, command: list[str]) -> int:
             with profile_services(profile) as services:
                 if signals.stopping:
                     return 1
-                return child_wait(subprocess.Popen(command, env=services.env), signals)
+                return child_wait(subprocess.Popen(command, env=services.env), signals)  # noqa: S603 - a fixed argument list, no shell
         except (ProfileBusy, ServicesNotAnswering) as error:
             print(f"Not started: {error}.", file=sys.stderr)
             return 1

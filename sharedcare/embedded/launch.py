@@ -39,6 +39,7 @@ DEMO_LOGINS = [
     ("privacy.fay", "privacy officer"),
     ("mh.ivy", "psychiatrist at CPFT and in liaison sessions at CUH: chooses a role at login"),
     ("admin.gus", "back-office administrator (Django admin at /admin/)"),
+    ("ra.rita", "registration authority: gives other users roles, teams and passwords (Django admin)"),
 ]
 
 # How long `run` waits for the web server and a worker before printing the URL anyway.
@@ -71,7 +72,7 @@ def _serve(host: str, port: int, profile: str, env: dict[str, str], signals: Sig
     for step in (["migrate", "--no-input"], ["demo_load"]):
         if signals.stopping:
             return 1
-        code = child_wait(subprocess.Popen([*manage, *step], env=env, cwd=BASE_DIR), signals)
+        code = child_wait(subprocess.Popen([*manage, *step], env=env, cwd=BASE_DIR), signals)  # noqa: S603 - a fixed argument list, no shell
         if code != 0:
             print(f"`manage.py {' '.join(step)}` failed; stopping.", file=sys.stderr)
             return code if code > 0 else 1
@@ -101,7 +102,7 @@ def _serve(host: str, port: int, profile: str, env: dict[str, str], signals: Sig
             children.append(provider.process)
             env.update(provider.env())
         for command in commands:
-            children.append(subprocess.Popen(command, env=env, cwd=BASE_DIR))
+            children.append(subprocess.Popen(command, env=env, cwd=BASE_DIR))  # noqa: S603 - a fixed argument list, no shell
         if not _ready(host, port, env, children, signals):
             print("Stopping before sharedcare was ready.", file=sys.stderr)
             return 1

@@ -105,7 +105,7 @@ def oidc_provider_start(
         "NODE_ENV": "development",
     }
     with open(workdir / "oidc-provider.log", "ab") as log:
-        process = subprocess.Popen(
+        process = subprocess.Popen(  # noqa: S603 - a fixed argument list, no shell
             [node, str(PROVIDER_SCRIPT)], cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT
         )
     deadline = time.monotonic() + START_SECONDS

