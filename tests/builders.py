@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from itertools import count
+from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.db import connections
@@ -541,3 +543,28 @@ def second_factor_pass(page: Page, username: str) -> None:
     assert key is not None, f"{username} is not asked for a second factor"
     page.goto(page.url.replace(reverse("mfa-enrol"), reverse("mfa-verify")))
     _second_factor_enter(page, key)
+
+
+# Accessibility checks and screenshots in the browser tests.
+
+# axe-core comes from the npm registry with the other front-end assets (package.json, `make install`).
+AXE = Path(__file__).resolve().parent.parent / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def axe_serious_problems(page: Page, axe: Path) -> list[tuple[str, str, list[str]]]:
+    """axe-core's serious and critical violations on the page as it is now: rule, impact, and where."""
+    # Through the debugging protocol: the site's content security policy (rightly) refuses an injected script tag.
+    page.evaluate(axe.read_text())
+    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+    return [
+        (violation["id"], violation["impact"], [str(node["target"]) for node in violation["nodes"]])
+        for violation in result["violations"]
+        if violation["impact"] in ("serious", "critical")
+    ]
+
+
+def shoot(page: Page, tmp_path: Path, name: str) -> None:
+    """A full-page screenshot, kept as a test artefact (under BROWSER_SCREENSHOT_DIR when set)."""
+    directory = Path(os.environ.get("BROWSER_SCREENSHOT_DIR") or tmp_path)
+    directory.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(directory / f"{name}.png"), full_page=True)

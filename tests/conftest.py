@@ -32,7 +32,7 @@ from records.feeds.push.limits import partner_api_counters_clear
 from records.models import Feed, Organisation, Patient
 from records.sections import Section
 from records.services import feed_upsert, organisation_upsert
-from tests.builders import OIDC_PASSWORD, authenticator_of, make_entry, make_user
+from tests.builders import AXE, OIDC_PASSWORD, authenticator_of, make_entry, make_user
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -296,6 +296,17 @@ def browser(monkeypatch) -> Iterator[Browser]:
             yield chromium
         finally:
             chromium.close()
+
+
+@pytest.fixture
+def axe_script() -> Path:
+    """axe-core's script, installed by `make install`; under CI its absence fails the test rather than skipping."""
+    if not AXE.exists():
+        message = f"{AXE} is missing: run `make install` (npm install) first"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return AXE
 
 
 @pytest.fixture

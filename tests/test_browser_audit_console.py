@@ -6,24 +6,20 @@ Alice's NHS number, finds gp.ada's access, and opens gp.ada's timeline. The NHS 
 visits, and axe-core finds no serious or critical problem on any of the three pages.
 """
 
-import os
 import re
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from django.test import Client
 from django.urls import reverse
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import BrowserContext, expect
 
-from tests.builders import in_own_thread, log_in
+from tests.builders import axe_serious_problems, in_own_thread, log_in, shoot
 
 pytestmark = pytest.mark.browser
 
 LAPTOP = {"width": 1366, "height": 900}
 PHONE = {"width": 390, "height": 844}
-# axe-core comes from the npm registry with the other front-end assets (package.json, `make install`).
-AXE = Path(__file__).resolve().parent.parent / "node_modules" / "axe-core" / "axe.min.js"
 NHS_NUMBER_IN_URL = re.compile(r"999\D{0,3}000\D{0,3}0018")
 
 
@@ -36,34 +32,6 @@ def live_cast(transactional_db, cast):
 @pytest.fixture
 def contexts(live_cast, live_server, browser_contexts) -> Callable[[dict], BrowserContext]:
     return browser_contexts
-
-
-@pytest.fixture
-def axe_script() -> Path:
-    if not AXE.exists():
-        message = f"{AXE} is missing: run `make install` (npm install) first"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return AXE
-
-
-def shoot(page: Page, tmp_path: Path, name: str) -> None:
-    directory = Path(os.environ.get("BROWSER_SCREENSHOT_DIR") or tmp_path)
-    directory.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(directory / f"{name}.png"), full_page=True)
-
-
-def serious_problems(page: Page, axe: Path) -> list[tuple[str, str, list[str]]]:
-    """axe-core's serious and critical violations on the page as it is now: rule, impact, and where."""
-    # Through the debugging protocol: the site's content security policy (rightly) refuses an injected script tag.
-    page.evaluate(axe.read_text())
-    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
-    return [
-        (violation["id"], violation["impact"], [str(node["target"]) for node in violation["nodes"]])
-        for violation in result["violations"]
-        if violation["impact"] in ("serious", "critical")
-    ]
 
 
 @pytest.mark.parametrize("viewport", [LAPTOP, PHONE], ids=["laptop", "phone"])
@@ -91,7 +59,7 @@ def test_the_privacy_officer_finds_gp_adas_access_by_nhs_number_and_opens_her_ti
     fay.get_by_text("Accesses per day as a table").click()
     expect(fay.get_by_role("table", name=re.compile("Accesses per day"))).to_be_visible()
     shoot(fay, tmp_path, f"audit-console-{width}")
-    assert serious_problems(fay, axe_script) == []
+    assert axe_serious_problems(fay, axe_script) == []
 
     fay.get_by_label("NHS number").fill("999 000 0018")
     fay.get_by_role("button", name="Search").click()
@@ -103,13 +71,13 @@ def test_the_privacy_officer_finds_gp_adas_access_by_nhs_number_and_opens_her_ti
     expect(ada_rows.filter(has_text="View record")).to_contain_text("Riverside Surgery (D81001)")
     expect(ada_rows.filter(has_text="View record")).to_contain_text("Registered GP practice")
     shoot(fay, tmp_path, f"audit-search-{width}")
-    assert serious_problems(fay, axe_script) == []
+    assert axe_serious_problems(fay, axe_script) == []
 
     ada_rows.filter(has_text="View record").get_by_role("link", name="gp.ada").click()
     expect(fay.get_by_role("heading", level=1)).to_have_text("Activity of gp.ada")
     expect(fay.locator("tr.event-row").filter(has_text="View record")).to_contain_text("Alice ASHBY")
     shoot(fay, tmp_path, f"audit-timeline-{width}")
-    assert serious_problems(fay, axe_script) == []
+    assert axe_serious_problems(fay, axe_script) == []
 
     assert any("/ig/audit/users/" in url for url in visited)
     for url in visited:

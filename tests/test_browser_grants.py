@@ -7,18 +7,16 @@ expired (moved into the past: the rules judge expiry at every decision, so no cl
 closed again.
 """
 
-import os
 import re
 from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.utils import timezone
 from playwright.sync_api import BrowserContext, Page, expect
 
 from consent.models import BreakGlassGrant, SelfClaimedRelationship
-from tests.builders import PASSWORD, in_own_thread, log_in
+from tests.builders import PASSWORD, in_own_thread, log_in, shoot
 
 pytestmark = pytest.mark.browser
 
@@ -41,12 +39,6 @@ def find(page: Page, typed: str) -> None:
     page.get_by_role("link", name="Find a patient").click()
     page.get_by_label("NHS number").fill(typed)
     page.get_by_role("button", name="Search").click()
-
-
-def shoot(page: Page, tmp_path: Path, name: str) -> None:
-    directory = Path(os.environ.get("BROWSER_SCREENSHOT_DIR") or tmp_path)
-    directory.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(directory / f"{name}.png"), full_page=True)
 
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])

@@ -3,7 +3,6 @@ an authenticator, reads the key off the page, confirms a code, is shown her reco
 portal; signing in again she is asked for a code, a wrong one is refused, and one of her recovery codes opens it.
 Every page is axe-clean (no serious or critical problem) and nothing scrolls sideways."""
 
-import os
 import time
 from base64 import b32decode
 from collections.abc import Callable
@@ -15,15 +14,13 @@ from django.urls import reverse
 from django_otp.oath import TOTP
 from playwright.sync_api import BrowserContext, Page, expect
 
-from tests.builders import PASSWORD
+from tests.builders import PASSWORD, axe_serious_problems
 
 pytestmark = pytest.mark.browser
 
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 NARROWEST = {"width": 320, "height": 640}
-# axe-core comes from the npm registry with the other front-end assets (package.json, `make install`).
-AXE = Path(__file__).resolve().parent.parent / "node_modules" / "axe-core" / "axe.min.js"
 
 
 @pytest.fixture
@@ -33,27 +30,8 @@ def live_cast(transactional_db, cast):
     return cast
 
 
-@pytest.fixture
-def axe_script() -> Path:
-    if not AXE.exists():
-        message = f"{AXE} is missing: run `make install` (npm install) first"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return AXE
-
-
 def assert_accessible(page: Page, axe: Path, viewport: dict) -> None:
-    # Run through the debugging protocol, which the site's Content-Security-Policy (rightly) does not let a
-    # script tag do.
-    page.evaluate(axe.read_text())
-    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
-    serious = [
-        (violation["id"], [str(node["target"]) for node in violation["nodes"]])
-        for violation in result["violations"]
-        if violation["impact"] in ("serious", "critical")
-    ]
-    assert serious == []
+    assert axe_serious_problems(page, axe) == []
     widths = [viewport, NARROWEST] if viewport == PHONE else [viewport]
     for width in widths:
         page.set_viewport_size(width)

@@ -7,7 +7,6 @@ downloads the letter (read back with pypdf) and records that he was told; the ch
 gp.ada, outside the team, finds neither the link nor the pages.
 """
 
-import os
 import re
 from collections.abc import Callable
 from io import BytesIO
@@ -20,7 +19,7 @@ from playwright.sync_api import BrowserContext, Page, expect
 from pypdf import PdfReader
 
 from consent.models import Objection
-from tests.builders import in_own_thread, log_in
+from tests.builders import in_own_thread, log_in, shoot
 
 pytestmark = pytest.mark.browser
 
@@ -40,12 +39,6 @@ def live_cast(transactional_db, cast):
 @pytest.fixture
 def contexts(live_cast, live_server, browser_contexts) -> Callable[[dict], BrowserContext]:
     return browser_contexts
-
-
-def shoot(page: Page, tmp_path: Path, name: str) -> None:
-    directory = Path(os.environ.get("BROWSER_SCREENSHOT_DIR") or tmp_path)
-    directory.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(directory / f"{name}.png"), full_page=True)
 
 
 def fits_the_screen(page: Page) -> bool:

@@ -6,7 +6,6 @@ fills the form, checks his answers, sends it, is given a reference and finds his
 checks every page at both widths and finds no serious or critical problem, and no page scrolls sideways at 320 px.
 """
 
-import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,15 +15,13 @@ from django.core.cache import cache
 from playwright.sync_api import Browser, Page, expect
 
 from consent.models import Objection
-from tests.builders import in_own_thread
+from tests.builders import axe_serious_problems, in_own_thread, shoot
 
 pytestmark = pytest.mark.browser
 
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 NARROWEST = {"width": 320, "height": 640}
-# axe-core comes from the npm registry with the other front-end assets (package.json, `make install`).
-AXE = Path(__file__).resolve().parent.parent / "node_modules" / "axe-core" / "axe.min.js"
 
 
 @pytest.fixture
@@ -33,16 +30,6 @@ def live_cast(transactional_db, cast):
     nothing."""
     cache.clear()
     return cast
-
-
-@pytest.fixture
-def axe_script() -> Path:
-    if not AXE.exists():
-        message = f"{AXE} is missing: run `make install` (npm install) first"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return AXE
 
 
 @pytest.fixture
@@ -63,24 +50,6 @@ def phone_or_desktop(request, live_cast, live_server, browser: Browser) -> Itera
             page.context.close()
 
 
-def shoot(page: Page, tmp_path: Path, name: str) -> None:
-    directory = Path(os.environ.get("BROWSER_SCREENSHOT_DIR") or tmp_path)
-    directory.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(directory / f"{name}.png"), full_page=True)
-
-
-def serious_problems(page: Page, axe: Path) -> list[tuple[str, str, list[str]]]:
-    """axe-core's serious and critical violations on the page as it is now: rule, impact, and where."""
-    # Through the debugging protocol: the site's content security policy (rightly) refuses an injected script tag.
-    page.evaluate(axe.read_text())
-    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
-    return [
-        (violation["id"], violation["impact"], [str(node["target"]) for node in violation["nodes"]])
-        for violation in result["violations"]
-        if violation["impact"] in ("serious", "critical")
-    ]
-
-
 def scrolls_sideways(page: Page) -> bool:
     return bool(
         page.evaluate("() => document.documentElement.scrollWidth > document.documentElement.clientWidth")
@@ -88,7 +57,7 @@ def scrolls_sideways(page: Page) -> bool:
 
 
 def assert_accessible(page: Page, axe: Path, viewport: dict) -> None:
-    assert serious_problems(page, axe) == []
+    assert axe_serious_problems(page, axe) == []
     assert not scrolls_sideways(page)
     if viewport == PHONE:
         page.set_viewport_size(NARROWEST)
