@@ -36,7 +36,8 @@ REPORT_HEADER = ("When (UTC)", "User", "Job role", "Organisation", "Action", "Pu
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _cell(value: str) -> str:
+def spreadsheet_safe(value: str) -> str:
+    """The cell as written, or with a leading apostrophe when a spreadsheet would run it as a formula."""
     return f"'{value}" if value.startswith(_FORMULA_STARTS) else value
 
 
@@ -55,7 +56,8 @@ def patient_record_ids(patient: Patient) -> list[int]:
     return ids
 
 
-def _role_words(code: str) -> str:
+def role_in_words(code: str) -> str:
+    """A job role for staff reading the trail, with its code ("Clinical practitioner (R8000)"), or the code alone."""
     if not code:
         return ""
     try:
@@ -146,13 +148,13 @@ class AccessLine:
 
 
 @dataclass(frozen=True)
-class _Sources:
+class BasisSources:
     organisations: dict[str, tuple[str, str]]
     relationships: dict[int, LegitimateRelationship]
     grants: dict[str, SelfClaimedRelationship | BreakGlassGrant]
 
 
-def _sources_for(events: list[AccessEvent]) -> _Sources:
+def basis_sources_for(events: list[AccessEvent]) -> BasisSources:
     """What the events' bases name, each kind read in one query, whatever the number of events."""
     relationship_ids = set()
     references = set()
@@ -171,7 +173,7 @@ def _sources_for(events: list[AccessEvent]) -> _Sources:
     grants.update(
         {glass.reference: glass for glass in BreakGlassGrant.objects.filter(reference__in=references)}
     )
-    return _Sources(
+    return BasisSources(
         organisations={
             ods: (name, kind)
             for ods, name, kind in Organisation.objects.values_list("ods_code", "name", "kind")
@@ -181,7 +183,7 @@ def _sources_for(events: list[AccessEvent]) -> _Sources:
     )
 
 
-def _basis_words(event: AccessEvent, sources: _Sources) -> tuple[str, str]:
+def basis_in_words(event: AccessEvent, sources: BasisSources) -> tuple[str, str]:
     """The basis in words for staff, and the kind of basis (a relationship basis, or self-claim or break-glass)."""
     if found := _RELATIONSHIP_BASIS.match(event.basis):
         relationship = sources.relationships.get(int(found["id"]))
@@ -201,7 +203,7 @@ def _basis_words(event: AccessEvent, sources: _Sources) -> tuple[str, str]:
     return event.basis, ""
 
 
-def _told_to_patient(event: AccessEvent, sources: _Sources, basis_kind: str) -> str:
+def _told_to_patient(event: AccessEvent, sources: BasisSources, basis_kind: str) -> str:
     name, kind = sources.organisations.get(event.organisation_ods, ("", ""))
     who = _ROLE_FOR_PATIENT.get(event.job_role, "A member of staff")
     if event.job_role == JobRole.CLINICAL_PRACTITIONER and kind == Organisation.Kind.GP_PRACTICE:
@@ -237,7 +239,7 @@ def patient_access_lines(patient: Patient, *, newest_first: bool = False) -> lis
     """
     order = ("-occurred_at", "-id") if newest_first else ("occurred_at", "id")
     events = list(AccessEvent.objects.filter(patient_id__in=patient_record_ids(patient)).order_by(*order))
-    sources = _sources_for(events)
+    sources = basis_sources_for(events)
     actions = dict(AccessEvent.Action.choices)
     purposes = dict(AccessEvent.Purpose.choices)
     outcomes = dict(AccessEvent.Outcome.choices)
@@ -245,11 +247,11 @@ def patient_access_lines(patient: Patient, *, newest_first: bool = False) -> lis
     for event in events:
         ods = event.organisation_ods
         name = sources.organisations.get(ods, ("", ""))[0]
-        basis_words, basis_kind = _basis_words(event, sources)
+        basis_words, basis_kind = basis_in_words(event, sources)
         lines.append(
             AccessLine(
                 event=event,
-                role=_role_words(event.job_role),
+                role=role_in_words(event.job_role),
                 organisation_name=name or ods,
                 organisation=f"{name} ({ods})" if name else ods,
                 action=actions.get(event.action, event.action),
@@ -278,7 +280,7 @@ def _csv_text(lines: Iterable[AccessLine], *, in_words: bool) -> str:
             line.outcome,
             event.basis,
         ) + ((line.basis_words, event.reason) if in_words else ())
-        writer.writerow([_cell(value) for value in row])
+        writer.writerow([spreadsheet_safe(value) for value in row])
     return out.getvalue()
 
 

@@ -22,7 +22,7 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.models import Alert
-from consent.policy import _role_of, staff_profiles_of
+from consent.policy import role_of_profile, staff_profiles_of
 from consent.roles import Activity
 
 User = AbstractBaseUser | AnonymousUser
@@ -52,7 +52,8 @@ def mfa_required(user: User) -> bool:
         return True
     # The policy's own readers, cached for the request: a page that shows the user's role reads nothing twice.
     return any(
-        (role := _role_of(user, profile)) is not None and bool(_ALERT_ACTIVITIES & set(role.activities))
+        (role := role_of_profile(user, profile)) is not None
+        and bool(_ALERT_ACTIVITIES & set(role.activities))
         for profile in staff_profiles_of(user)
     )
 

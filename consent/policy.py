@@ -170,7 +170,7 @@ def staff_profiles_of(user: User) -> list[StaffProfile]:
     )
 
 
-def _role_of(user: User, profile: StaffProfile) -> Role | None:
+def role_of_profile(user: User, profile: StaffProfile) -> Role | None:
     """The roles table's row for the profile's job role; read once per web request."""
     return _request_cached(  # type: ignore[no-any-return]
         user, f"role:{profile.job_role}", lambda: Role.objects.filter(code=profile.job_role).first()
@@ -201,7 +201,7 @@ def _clinical_standing(user: User, action: str, purpose: str) -> _Standing | str
         return "user has no staff role selected"
     if not profile.organisation.is_active:
         return "user's organisation is not an active partner"
-    role = _role_of(user, profile)
+    role = role_of_profile(user, profile)
     if role is None:
         return "role is not known to sharedcare"
     sections = frozenset(Section(section) for section in role.sections)
@@ -614,7 +614,7 @@ def may_review_alerts(user: User) -> bool:
     profile = staff_profile_of(user)
     if profile is None or not profile.organisation.is_active:
         return False
-    role = _role_of(user, profile)
+    role = role_of_profile(user, profile)
     if role is None:
         return False
     return bool({Activity.EMERGENCY_ACCESS_ALERTS, Activity.SELF_CLAIMED_ALERTS} & set(role.activities))

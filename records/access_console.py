@@ -40,7 +40,7 @@ from audit.console import (
 )
 from audit.models import AccessEvent
 from audit.services import AccessFacts, access_event_record
-from consent.access_report import _basis_words, _role_words, _sources_for, patient_record_ids
+from consent.access_report import basis_in_words, basis_sources_for, patient_record_ids, role_in_words
 from consent.policy import may_read_audit
 from records import nhs_number
 from records.access import PatientNotFound, User, actor_of, context_of
@@ -178,7 +178,7 @@ def event_rows(events: Iterable[AccessEvent]) -> list[EventRow]:
     """The events in words: each kind of thing they name (organisations, relationships, grants, patients) is read
     in one query, whatever the number of events."""
     listed = list(events)
-    sources = _sources_for(listed)
+    sources = basis_sources_for(listed)
     patients = Patient.objects.in_bulk({event.patient_id for event in listed if event.patient_id is not None})
     actions, purposes = dict(Action.choices), dict(AccessEvent.Purpose.choices)
     outcomes = dict(Outcome.choices)
@@ -188,12 +188,12 @@ def event_rows(events: Iterable[AccessEvent]) -> list[EventRow]:
         rows.append(
             EventRow(
                 event=event,
-                role=_role_words(event.job_role),
+                role=role_in_words(event.job_role),
                 organisation=f"{name} ({event.organisation_ods})" if name else event.organisation_ods,
                 action=actions.get(event.action, event.action),
                 purpose=purposes.get(event.purpose, event.purpose),
                 outcome=outcomes.get(event.outcome, event.outcome),
-                basis=_basis_words(event, sources)[0],
+                basis=basis_in_words(event, sources)[0],
                 patient=patients.get(event.patient_id) if event.patient_id is not None else None,
             )
         )

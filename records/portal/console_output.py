@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC
 
 from audit.console import AccessesOnDay, AlertsInWeek
-from consent.access_report import _cell
+from consent.access_report import spreadsheet_safe
 from records.access_console import EventRow
 
 # The drawing's own units (the viewBox); the stylesheet scales it to the width of the page.
@@ -186,5 +186,5 @@ def event_rows_csv(rows: Iterable[EventRow]) -> str:
             row.basis,
             event.reason,
         )
-        writer.writerow([_cell(value) for value in cells])
+        writer.writerow([spreadsheet_safe(value) for value in cells])
     return out.getvalue()
