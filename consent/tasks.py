@@ -4,21 +4,27 @@ Thin, as in `records.tasks`: each calls one service, retries only a database tha
 """
 
 from smtplib import SMTPException
+from typing import Any
 
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from consent.sensitive import sensitive_flags_refresh
 
+# A database that went away is worth another attempt a few seconds later; nothing else is.
+_RETRY_ON_DATABASE: dict[str, Any] = {
+    "acks_late": True,
+    "autoretry_for": (OperationalError, InterfaceError),
+    "retry_backoff": 5,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "max_retries": 4,
+}
+
 
 @shared_task(
     name="consent.sensitive_flags_refresh_task",
-    acks_late=True,
-    autoretry_for=(OperationalError, InterfaceError),
-    retry_backoff=5,
-    retry_backoff_max=300,
-    retry_jitter=True,
-    max_retries=4,
+    **_RETRY_ON_DATABASE,
 )
 def sensitive_flags_refresh_task() -> int:
     """Re-flag stored entries after the sensitive codes or the SNOMED CT hierarchy changed; return how many changed.
@@ -31,12 +37,7 @@ def sensitive_flags_refresh_task() -> int:
 
 @shared_task(
     name="consent.case_overdue_alerts_raise_task",
-    acks_late=True,
-    autoretry_for=(OperationalError, InterfaceError),
-    retry_backoff=5,
-    retry_backoff_max=300,
-    retry_jitter=True,
-    max_retries=4,
+    **_RETRY_ON_DATABASE,
 )
 def case_overdue_alerts_raise_task() -> int:
     """Raise one alert for each objection and subject access request open past its due date; return how many were
@@ -52,12 +53,7 @@ def case_overdue_alerts_raise_task() -> int:
 
 @shared_task(
     name="consent.suspicious_access_scan_task",
-    acks_late=True,
-    autoretry_for=(OperationalError, InterfaceError),
-    retry_backoff=5,
-    retry_backoff_max=300,
-    retry_jitter=True,
-    max_retries=4,
+    **_RETRY_ON_DATABASE,
 )
 def suspicious_access_scan_task() -> int:
     """Scan the access trail and the finished ingest runs for suspicious patterns; return how many alerts were
