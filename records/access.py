@@ -182,14 +182,18 @@ def get_patient_for_user(
     build: Callable[[Patient, Decision], tuple[T, Shown]],
     action: str = Action.VIEW_RECORD,
     export: str = "",
+    view: str = "",
 ) -> PatientAccess[T]:
     """Open one patient for this user: decide, build what the page will show, audit, then return.
 
     `export` names how what is shown leaves the screen ("print"): the access is decided as `action`, since it
-    shows the same thing, and audited as an `export` event whose query and reason name the export.
+    shows the same thing, and audited as an `export` event whose query and reason name the export. `view` names
+    another page of the same record on screen ("timeline"): decided and audited as `action`, its query and reason
+    naming the view.
 
     `build` receives the patient and the decision and returns the page content plus a description of what it
-    shows; it runs only when access is allowed, and its description lands in the audit row. Raises
+    shows; it runs only when access is allowed, and its description lands in the audit row (its `item`, when it
+    opens one item of the record, as the row's query and reason). Raises
     `PatientNotFound` when the patient does not exist or access is denied (a `RecordWithheld` when the patient's
     choice alone withholds the record); a denial is audited first. When the access sets an objection aside (a
     break-glass for safeguarding, where the objection's decision allows it), a second, `objection-override`
@@ -202,6 +206,7 @@ def get_patient_for_user(
         key = None
     refusal: PatientNotFound = PatientNotFound()
     recorded = AccessEvent.Action.EXPORT if export else action
+    named = export or view
     with transaction.atomic():
         found = (
             Patient.objects.select_related("registered_practice").filter(public_id=key).first()
@@ -216,7 +221,7 @@ def get_patient_for_user(
                     action=recorded,
                     outcome=AccessEvent.Outcome.NOT_FOUND,
                     query=str(public_id)[:200],
-                    reason=export,
+                    reason=named,
                 ),
                 context_of(request),
             )
@@ -229,8 +234,8 @@ def get_patient_for_user(
                         action=recorded,
                         outcome=AccessEvent.Outcome.DENIED,
                         patient_id=patient.pk,
-                        query=export,
-                        reason=f"{export}: {decision.why_not}" if export else decision.why_not,
+                        query=named,
+                        reason=f"{named}: {decision.why_not}" if named else decision.why_not,
                     ),
                     context_of(request),
                 )
@@ -244,8 +249,8 @@ def get_patient_for_user(
                         action=recorded,
                         outcome=AccessEvent.Outcome.ALLOWED,
                         patient_id=patient.pk,
-                        query=export,
-                        reason=export,
+                        query=(shown.item or named)[:200],
+                        reason=shown.item or named,
                         basis=decision.basis,
                         sections_shown=shown.sections,
                         partners_shown=shown.partners,
