@@ -24,6 +24,13 @@ FLAG_CATEGORY = "http://terminology.hl7.org/CodeSystem/flag-category"
 CONSENT_SCOPE = "http://terminology.hl7.org/CodeSystem/consentscope"
 CONSENT_CATEGORY = "http://terminology.hl7.org/CodeSystem/consentcategorycodes"
 MEDICATION_STATEMENT_CATEGORY = "http://terminology.hl7.org/CodeSystem/medication-statement-category"
+MEDICATION_REQUEST_CATEGORY = "http://terminology.hl7.org/CodeSystem/medicationrequest-category"
+COURSE_OF_THERAPY = "http://terminology.hl7.org/CodeSystem/medicationrequest-course-of-therapy"
+INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
+# UK Core's repeat information of a repeat prescription: how many issues were made, when the authorisation ends.
+REPEAT_INFORMATION = (
+    "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-MedicationRepeatInformation"
+)
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,10 @@ class Concept:
 class Medicine:
     concept: Concept
     dosage: str
+    # What one issue supplies: a quantity in the medicine's unit of presentation, and how many days it lasts.
+    quantity: int = 28
+    unit: str = "tablet"
+    supply_days: int = 28
 
 
 @dataclass(frozen=True)
@@ -58,17 +69,36 @@ class Problem:
 
 
 METFORMIN = Medicine(
-    Concept("325278007", "Metformin 500mg tablets", DMD), "One tablet twice a day with meals"
+    Concept("325278007", "Metformin 500mg tablets", DMD), "One tablet twice a day with meals", 56
 )
 AMLODIPINE = Medicine(Concept("319283006", "Amlodipine 5mg tablets", DMD), "One tablet once a day")
-RAMIPRIL = Medicine(Concept("318906001", "Ramipril 10mg capsules", DMD), "One capsule once a day")
+RAMIPRIL = Medicine(
+    Concept("318906001", "Ramipril 10mg capsules", DMD), "One capsule once a day", unit="capsule"
+)
 SALBUTAMOL = Medicine(
     Concept("320176004", "Salbutamol 100micrograms/dose inhaler", DMD),
     "Two puffs when required for breathlessness, up to four times a day",
+    1,
+    "inhaler",
+    56,
 )
 PARACETAMOL = Medicine(
     Concept("322236009", "Paracetamol 500mg tablets", DMD),
     "One or two tablets up to four times a day when required",
+    100,
+    supply_days=14,
+)
+# A short course: the GP's acute prescriptions. Sent as text: no dm+d code here we are certain of.
+ACUTE_COURSES: tuple[tuple[str, str, int, str], ...] = (
+    # (medicine, dosage, quantity, unit)
+    ("Amoxicillin 500mg capsules", "One capsule three times a day for five days", 15, "capsule"),
+    (
+        "Nitrofurantoin 100mg modified-release capsules",
+        "One capsule twice a day for three days",
+        6,
+        "capsule",
+    ),
+    ("Prednisolone 5mg tablets", "Six tablets once a day in the morning for five days", 30, "tablet"),
 )
 
 # Groups steer which partners a patient plausibly sees: cardiac → Royal Papworth, mental → CPFT, msk → community
@@ -133,6 +163,7 @@ SODIUM = Concept("2951-2", "Serum sodium", LOINC)
 POTASSIUM = Concept("2823-3", "Serum potassium", LOINC)
 CRP = Concept("1988-5", "C-reactive protein", LOINC)
 FULL_BLOOD_COUNT = Concept("58410-2", "Full blood count", LOINC)
+UREA = Concept("22664-7", "Serum urea", LOINC)
 
 HEART_RATE = Concept("8867-4", "Heart rate", LOINC)
 RESPIRATORY_RATE = Concept("9279-1", "Respiratory rate", LOINC)

@@ -6,7 +6,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from records.demo import codes
-from records.demo.codes import Concept
+from records.demo.codes import Concept, Problem
 from records.demo.gp_care import alerts_and_legal, care_team, referral, social_context_and_assessments
 from records.demo.partners import CPFT, PARTNER_NAMES
 from records.demo.people import CLINICIAN_NAMES
@@ -19,6 +19,9 @@ _CONFIRMED = {
 _ALLERGY_ACTIVE = {"coding": [{"system": codes.ALLERGY_CLINICAL, "code": "active", "display": "Active"}]}
 _ALLERGY_CONFIRMED = {
     "coding": [{"system": codes.ALLERGY_VERIFICATION, "code": "confirmed", "display": "Confirmed"}]
+}
+_COMMUNITY = {
+    "coding": [{"system": codes.MEDICATION_REQUEST_CATEGORY, "code": "community", "display": "Community"}]
 }
 _PROBLEM_LIST = [
     {
@@ -103,7 +106,88 @@ def _patient(builder: ResourceBuilder) -> None:
     )
 
 
-def _problems_and_medicines(builder: ResourceBuilder) -> None:
+def _course(code: str, display: str) -> dict[str, Any]:
+    return {"coding": [{"system": codes.COURSE_OF_THERAPY, "code": code, "display": display}]}
+
+
+def _supply(quantity: int, unit: str, days: int) -> dict[str, Any]:
+    return {
+        "quantity": {"value": quantity, "unit": unit},
+        "expectedSupplyDuration": {"value": days, "unit": "days", "system": codes.UCUM, "code": "d"},
+    }
+
+
+def _repeat_prescription(builder: ResourceBuilder, key: str, problem: Problem, named_gp: str) -> None:
+    """A repeat medicine as the GP system sends it: the latest issue of a year's authorisation, with how many
+    issues have been made (UK Core's repeat information) and when the authorisation ends."""
+    medicine = problem.medicine
+    if medicine is None:
+        return
+    last_issued = builder.at(builder.rng.randint(3, 26))
+    # Within one year's authorisation: issues at one supply's interval.
+    issues = builder.rng.randint(1, min(12, 1 + 330 // medicine.supply_days))
+    authorised = builder.before_reference(last_issued - timedelta(days=medicine.supply_days * (issues - 1)))
+    expires = authorised + timedelta(days=365)
+    builder.add(
+        "MedicationRequest",
+        f"medication/{key}",
+        {
+            "extension": [
+                {
+                    "url": codes.REPEAT_INFORMATION,
+                    "extension": [
+                        {"url": "numberOfPrescriptionsIssued", "valueUnsignedInt": issues},
+                        {"url": "authorisationExpiryDate", "valueDateTime": instant(expires)},
+                    ],
+                }
+            ],
+            "status": "active",
+            "intent": "order",
+            "category": [_COMMUNITY],
+            "medicationCodeableConcept": medicine.concept.codeable(),
+            "subject": builder.subject,
+            "authoredOn": instant(last_issued),
+            "requester": {"display": named_gp},
+            "reasonCode": [problem.concept.codeable()],
+            "courseOfTherapyType": _course("continuous", "Continuous long term therapy"),
+            "dosageInstruction": [{"text": medicine.dosage}],
+            "dispenseRequest": {
+                "validityPeriod": {"start": instant(authorised), "end": instant(expires)},
+                # The authorisation allows twelve issues: the first and eleven repeats.
+                "numberOfRepeatsAllowed": 11,
+                **_supply(medicine.quantity, medicine.unit, medicine.supply_days),
+            },
+        },
+        updated=last_issued,
+    )
+
+
+def _acute_prescription(builder: ResourceBuilder, named_gp: str) -> None:
+    """A short course the GP prescribed once (every showcase patient has one)."""
+    if not builder.chance(0.1):
+        return
+    name, dosage, quantity, unit = builder.rng.choice(codes.ACUTE_COURSES)
+    issued = builder.at(builder.rng.randint(14, 200))
+    builder.add(
+        "MedicationRequest",
+        "medication/acute",
+        {
+            "status": "completed",
+            "intent": "order",
+            "category": [_COMMUNITY],
+            "medicationCodeableConcept": {"text": name},
+            "subject": builder.subject,
+            "authoredOn": instant(issued),
+            "requester": {"display": named_gp},
+            "courseOfTherapyType": _course("acute", "Short course (acute) therapy"),
+            "dosageInstruction": [{"text": dosage}],
+            "dispenseRequest": {"numberOfRepeatsAllowed": 0, "quantity": {"value": quantity, "unit": unit}},
+        },
+        updated=issued,
+    )
+
+
+def _problems_and_medicines(builder: ResourceBuilder, named_gp: str) -> None:
     for key in builder.patient.problems:
         problem = codes.PROBLEMS_BY_KEY[key]
         onset = builder.years_ago(1, 25)
@@ -121,32 +205,8 @@ def _problems_and_medicines(builder: ResourceBuilder) -> None:
             },
             updated=onset,
         )
-        if problem.medicine is None:
-            continue
-        last_issued = builder.at(builder.rng.randint(3, 56))
-        builder.add(
-            "MedicationStatement",
-            f"medication/{key}",
-            {
-                "status": "active",
-                "category": {
-                    "coding": [
-                        {
-                            "system": codes.MEDICATION_STATEMENT_CATEGORY,
-                            "code": "community",
-                            "display": "Community",
-                        }
-                    ]
-                },
-                "medicationCodeableConcept": problem.medicine.concept.codeable(),
-                "subject": builder.subject,
-                "effectivePeriod": {"start": onset.date().isoformat()},
-                "dateAsserted": instant(last_issued),
-                "reasonCode": [problem.concept.codeable()],
-                "dosage": [{"text": problem.medicine.dosage}],
-            },
-            updated=last_issued,
-        )
+        if problem.medicine is not None:
+            _repeat_prescription(builder, key, problem, named_gp)
 
 
 def _sensitive_history(builder: ResourceBuilder) -> None:
@@ -324,7 +384,7 @@ def gp_resources(builder: ResourceBuilder) -> None:
     """The GP record: the Patient first (it creates the patient), then problems, medicines and the rest."""
     named_gp = builder.rng.choice(CLINICIAN_NAMES)
     _patient(builder)
-    _problems_and_medicines(builder)
+    _problems_and_medicines(builder, named_gp)
     _sensitive_history(builder)
     _long_term_sensitive_condition(builder)
     _allergies(builder)
@@ -335,3 +395,4 @@ def gp_resources(builder: ResourceBuilder) -> None:
     referral(builder, named_gp)
     _referral_to_mental_health(builder, named_gp)
     care_team(builder, named_gp)
+    _acute_prescription(builder, named_gp)

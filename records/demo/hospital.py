@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,6 +23,7 @@ _VITAL_SIGNS = [
     {"coding": [{"system": codes.OBSERVATION_CATEGORY, "code": "vital-signs", "display": "Vital Signs"}]}
 ]
 _HAEMATOLOGY = [{"coding": [{"system": codes.DIAGNOSTIC_SECTION, "code": "HM", "display": "Hematology"}]}]
+_CHEMISTRY = [{"coding": [{"system": codes.DIAGNOSTIC_SECTION, "code": "CH", "display": "Chemistry"}]}]
 _MICROBIOLOGY = [{"coding": [{"system": codes.DIAGNOSTIC_SECTION, "code": "MB", "display": "Microbiology"}]}]
 
 
@@ -64,28 +66,94 @@ def _document(
     )
 
 
-def _blood_results(builder: ResourceBuilder, key: str, encounter: str, taken: datetime) -> None:
-    """A full blood count: the report and the three results it points at."""
-    reported = builder.before_reference(taken + timedelta(hours=2))
-    values: tuple[tuple[str, Concept, float, str], ...] = (
-        ("haemoglobin", codes.HAEMOGLOBIN, builder.rng.randint(98, 158), "g/L"),
-        ("white-cells", codes.WHITE_CELLS, round(builder.rng.uniform(4.0, 16.5), 1), "10*9/L"),
-        ("platelets", codes.PLATELETS, builder.rng.randint(140, 420), "10*9/L"),
+@dataclass(frozen=True)
+class _Test:
+    """One laboratory test of a panel: what it measures, in which unit, its adult reference range, and the range
+    the demo draws values from (wider, so that some results fall outside the reference range)."""
+
+    key: str
+    concept: Concept
+    unit: str
+    low: float
+    high: float
+    draw_low: float
+    draw_high: float
+    decimals: int = 0
+
+
+def _ranges(female: bool) -> tuple[tuple[_Test, ...], tuple[_Test, ...]]:
+    """The full blood count and the urea and electrolytes, with the reference ranges UK laboratories print."""
+    haemoglobin = (115, 160) if female else (130, 180)
+    creatinine = (45, 84) if female else (59, 104)
+    full_blood_count = (
+        _Test("haemoglobin", codes.HAEMOGLOBIN, "g/L", *haemoglobin, 98, 170),
+        _Test("white-cells", codes.WHITE_CELLS, "10*9/L", 4.0, 11.0, 4.0, 16.5, 1),
+        _Test("platelets", codes.PLATELETS, "10*9/L", 150, 400, 140, 420),
     )
+    electrolytes = (
+        _Test("sodium", codes.SODIUM, "mmol/L", 133, 146, 128, 145),
+        _Test("potassium", codes.POTASSIUM, "mmol/L", 3.5, 5.3, 3.4, 5.6, 1),
+        _Test("urea", codes.UREA, "mmol/L", 2.5, 7.8, 3.0, 11.5, 1),
+        _Test("creatinine", codes.CREATININE, "umol/L", *creatinine, 50, 160),
+    )
+    return full_blood_count, electrolytes
+
+
+def _quantity_of(value: float, unit: str) -> dict[str, Any]:
+    shown = {"umol/L": "\u00b5mol/L"}.get(unit, unit)
+    return {"value": value, "unit": shown, "system": codes.UCUM, "code": unit}
+
+
+def _interpretation(value: float, test: _Test) -> list[dict[str, Any]]:
+    code, display = (
+        ("L", "Low") if value < test.low else ("H", "High") if value > test.high else ("N", "Normal")
+    )
+    return [{"coding": [{"system": codes.INTERPRETATION, "code": code, "display": display}]}]
+
+
+def _panel(
+    builder: ResourceBuilder,
+    key: str,
+    encounter: str,
+    taken: datetime,
+    *,
+    name: Concept | dict[str, Any],
+    category: list[dict[str, Any]],
+    tests: tuple[_Test, ...],
+    abnormal: str = "",
+) -> None:
+    """A laboratory report and the results it points at, each with its reference range and the lab's flag.
+
+    `abnormal` names a test whose value is moved above its range when every drawn value was within range, so a
+    showcase patient's panel always shows a flagged result."""
+    reported = builder.before_reference(taken + timedelta(hours=2))
+    values = {
+        test.key: round(builder.rng.uniform(test.draw_low, test.draw_high), test.decimals) for test in tests
+    }
+    if abnormal and all(test.low <= values[test.key] <= test.high for test in tests):
+        test = next(test for test in tests if test.key == abnormal)
+        values[abnormal] = round(test.high * 1.2, test.decimals)
     results = []
-    for name, concept, value, unit in values:
+    for test in tests:
+        value: float = values[test.key]
+        if test.decimals == 0:
+            value = int(value)
         full_url = builder.add(
             "Observation",
-            f"{key}/{name}",
+            f"{key}/{test.key}",
             {
                 "status": "final",
                 "category": _LABORATORY,
-                "code": concept.codeable(),
+                "code": test.concept.codeable(),
                 "subject": builder.subject,
                 "encounter": {"reference": encounter},
                 "effectiveDateTime": instant(taken),
                 "issued": instant(reported),
-                "valueQuantity": {"value": value, "unit": unit, "system": codes.UCUM, "code": unit},
+                "valueQuantity": _quantity_of(value, test.unit),
+                "interpretation": _interpretation(value, test),
+                "referenceRange": [
+                    {"low": _quantity_of(test.low, test.unit), "high": _quantity_of(test.high, test.unit)}
+                ],
             },
             updated=reported,
         )
@@ -95,8 +163,8 @@ def _blood_results(builder: ResourceBuilder, key: str, encounter: str, taken: da
         key,
         {
             "status": "final",
-            "category": _HAEMATOLOGY,
-            "code": codes.FULL_BLOOD_COUNT.codeable(),
+            "category": category,
+            "code": name.codeable() if isinstance(name, Concept) else name,
             "subject": builder.subject,
             "encounter": {"reference": encounter},
             "effectiveDateTime": instant(taken),
@@ -106,6 +174,32 @@ def _blood_results(builder: ResourceBuilder, key: str, encounter: str, taken: da
             "conclusion": "Reviewed by the admitting team.",
         },
         updated=reported,
+    )
+
+
+def _blood_results(builder: ResourceBuilder, key: str, encounter: str, taken: datetime) -> None:
+    """A full blood count and urea and electrolytes from one sample: two reports and the results they point at."""
+    full_blood_count, electrolytes = _ranges(builder.patient.gender == "female")
+    showcase = builder.patient.showcase
+    _panel(
+        builder,
+        key,
+        encounter,
+        taken,
+        name=codes.FULL_BLOOD_COUNT,
+        category=_HAEMATOLOGY,
+        tests=full_blood_count,
+        abnormal="white-cells" if showcase else "",
+    )
+    _panel(
+        builder,
+        f"{key}/electrolytes",
+        encounter,
+        taken,
+        name=text_concept("Urea and electrolytes"),
+        category=_CHEMISTRY,
+        tests=electrolytes,
+        abnormal="urea" if showcase else "",
     )
 
 

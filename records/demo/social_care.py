@@ -36,6 +36,15 @@ def social_care_resources(builder: ResourceBuilder) -> None:
         {
             # An invented canonical (".example" is reserved for examples); its last segment names the form.
             "questionnaire": "https://forms.cambridgeshire.example/Questionnaire/CareAct2014NeedsAssessment",
+            # The form's name for a reader, as FHIR's display extension on the canonical carries it.
+            "_questionnaire": {
+                "extension": [
+                    {
+                        "url": "http://hl7.org/fhir/StructureDefinition/display",
+                        "valueString": "Care Act 2014 assessment of needs",
+                    }
+                ]
+            },
             "status": "completed",
             "subject": builder.subject,
             "authored": instant(assessed),

@@ -25,6 +25,7 @@ from records.ingest.fhir import (
     text,
 )
 from records.sections import CLINICAL_SECTIONS, HEADINGS_SYSTEM, Section
+from records.terminology import code_in_words, looks_like_identifier, plain_term, readable_name, unit_text
 
 SUMMARY_MAX = 500
 ENTERED_IN_ERROR = "entered-in-error"
@@ -114,6 +115,19 @@ _RECORDED_FIELDS = (
     "date",
 )
 _WHITESPACE = re.compile(r"\s+")
+# FHIR's extension for the display text of a canonical or reference (`_questionnaire`).
+_DISPLAY_EXTENSION = "http://hl7.org/fhir/StructureDefinition/display"
+# Words in a form's URL that name no form.
+_FORM_NAME_NOISE = frozenset({"questionnaire", "example", "ukcore"})
+# Blood pressure components: LOINC, then SNOMED CT.
+_PRESSURE_CODES = {
+    "8480-6": "systolic",
+    "8462-4": "diastolic",
+    "72313002": "systolic",
+    "271649006": "systolic",
+    "1091811000000102": "diastolic",
+    "271650006": "diastolic",
+}
 
 
 @dataclass(frozen=True)
@@ -155,7 +169,7 @@ def map_resource(resource: JsonObject) -> MappedJson:
     # fhir.content_hash, without building the canonical JSON twice.
     digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
     coding, concept_text = main_coding(resource)
-    title = concept_text or text(coding.get("display"))
+    title = concept_words(coding, concept_text)
     effective_at, effective_end = _effective(resource)
     return MappedJson(
         section=section_for(resource),
@@ -218,6 +232,21 @@ def _concept(value: object) -> tuple[JsonObject, str]:
     snomed = [coding for coding in coded if coding.get("system") == SNOMED_CT]
     chosen = (snomed or coded or found or [{}])[0]
     return chosen, text(first.get("text"))
+
+
+def concept_words(coding: JsonObject, concept_text: str) -> str:
+    """What a concept is called, in words: its text or display, or what its code means; never a bare code.
+
+    "" when the concept has neither words nor a code."""
+    display = plain_term(text(coding.get("display")))
+    concept_text = plain_term(concept_text)
+    for candidate in (concept_text, display):
+        if candidate and not looks_like_identifier(candidate):
+            return candidate
+    code = text(coding.get("code"))
+    if code:
+        return code_in_words(text(coding.get("system")), code)
+    return concept_text or display
 
 
 def main_coding(resource: JsonObject) -> tuple[JsonObject, str]:
@@ -314,14 +343,23 @@ def _number(value: object) -> str:
     return str(value)
 
 
+def quantity_text(quantity: JsonObject) -> str:
+    """A Quantity in words, "7.2 mmol/L", with its comparator; "" when it has no value."""
+    if "value" not in quantity:
+        return ""
+    unit = unit_text(text(quantity.get("unit")) or text(quantity.get("code")))
+    number = f"{text(quantity.get('comparator'))}{_number(quantity['value'])}"
+    joined = unit in {"%", "°C"} or unit.startswith("/")
+    return f"{number}{unit}" if joined else f"{number} {unit}".strip()
+
+
 def _value_text(holder: JsonObject) -> str:
     quantity = as_object(holder.get("valueQuantity"))
     if "value" in quantity:
-        unit = text(quantity.get("unit")) or text(quantity.get("code"))
-        return f"{_number(quantity['value'])} {unit}".strip()
+        return quantity_text(quantity)
     if "valueCodeableConcept" in holder:
         coding, concept_text = _concept(holder["valueCodeableConcept"])
-        return concept_text or text(coding.get("display"))
+        return concept_words(coding, concept_text)
     for key in ("valueString", "valueDateTime", "valueInteger", "valueTime"):
         if key in holder:
             return _number(holder[key])
@@ -330,36 +368,69 @@ def _value_text(holder: JsonObject) -> str:
     return ""
 
 
-def _observation_value(resource: JsonObject) -> str:
+def _blood_pressure(components: list[JsonObject]) -> str:
+    """ "128/82 mmHg" from systolic and diastolic components in one unit; "" otherwise."""
+    readings: dict[str, JsonObject] = {}
+    for component in components:
+        for coding in codings(component.get("code")):
+            kind = _PRESSURE_CODES.get(text(coding.get("code")))
+            if kind is not None:
+                readings[kind] = as_object(component.get("valueQuantity"))
+    systolic, diastolic = readings.get("systolic", {}), readings.get("diastolic", {})
+    if "value" not in systolic or "value" not in diastolic:
+        return ""
+    unit = text(systolic.get("unit")) or text(systolic.get("code"))
+    if unit != (text(diastolic.get("unit")) or text(diastolic.get("code"))):
+        return ""
+    return f"{_number(systolic['value'])}/{_number(diastolic['value'])} {unit_text(unit)}".strip()
+
+
+def observation_value(resource: JsonObject) -> str:
+    """An Observation's value in words, its components' when it has none of its own (a blood pressure is one
+    value, "128/82 mmHg")."""
     value = _value_text(resource)
     if value:
         return value
+    components = [as_object(component) for component in as_list(resource.get("component"))]
+    pressure = _blood_pressure(components)
+    if pressure:
+        return pressure
     parts = []
-    for component in as_list(resource.get("component")):
-        component = as_object(component)
+    for component in components:
         coding, concept_text = _concept(component.get("code"))
-        name = concept_text or text(coding.get("display"))
+        name = concept_words(coding, concept_text)
         reading = _value_text(component)
         if reading:
             parts.append(f"{name} {reading}".strip())
     return "; ".join(parts)
 
 
-def _dosage(resource: JsonObject) -> str:
+def dosage_text(resource: JsonObject) -> str:
+    """How the medicine is taken: the first dosage's text, or its structured dose ("1 tablet")."""
     for key in ("dosageInstruction", "dosage"):
         for dosage in as_list(resource.get(key)):
             dosage = as_object(dosage)
             if text(dosage.get("text")):
                 return text(dosage.get("text"))
-            dose = as_object(dosage.get("dose"))
-            if "value" in dose:
-                return f"{_number(dose['value'])} {text(dose.get('unit'))}".strip()
+            for rate in as_list(dosage.get("doseAndRate")):
+                dose = quantity_text(as_object(as_object(rate).get("doseQuantity")))
+                if dose:
+                    return dose
     return ""
 
 
-def _questionnaire_name(resource: JsonObject) -> str:
+def questionnaire_name(resource: JsonObject) -> str:
+    """The form a QuestionnaireResponse answers, in words: the display the partner gave its canonical URL, or words
+    made of the URL's last segment ("CareAct2014NeedsAssessment" -> "Care Act 2014 Needs Assessment")."""
+    for extension in as_list(as_object(resource.get("_questionnaire")).get("extension")):
+        extension = as_object(extension)
+        if extension.get("url") == _DISPLAY_EXTENSION and text(extension.get("valueString")):
+            return text(extension.get("valueString"))
     canonical = text(resource.get("questionnaire")).split("|")[0].rstrip("/")
-    return canonical.rsplit("/", 1)[-1] if canonical else ""
+    if not canonical:
+        return ""
+    parts = re.split(r"[-_.]+", canonical.rsplit("/", 1)[-1])
+    return readable_name(" ".join(part for part in parts if part.lower() not in _FORM_NAME_NOISE))
 
 
 def _words(resource_type: str) -> str:
@@ -367,30 +438,50 @@ def _words(resource_type: str) -> str:
     return spaced[:1] + spaced[1:].lower()
 
 
+def own_title(resource: JsonObject) -> str:
+    """The name a resource gives itself (a care plan's title, a form's name), where its type has one; else ""."""
+    resource_type = text(resource.get("resourceType"))
+    if resource_type == "CarePlan":
+        return text(resource.get("title")) or text(resource.get("description"))
+    if resource_type == "Composition":
+        return text(resource.get("title"))
+    if resource_type == "DocumentReference":
+        return text(resource.get("description"))
+    if resource_type == "CareTeam":
+        return text(resource.get("name"))
+    if resource_type == "QuestionnaireResponse":
+        return questionnaire_name(resource)
+    return ""
+
+
+def title_of(resource: JsonObject) -> str:
+    """What the resource is, in words, as its summary begins: its own name, its concept's, or its type's."""
+    coding, concept_text = main_coding(resource)
+    return (
+        own_title(resource)
+        or concept_words(coding, concept_text)
+        or _words(text(resource.get("resourceType")))
+    )
+
+
 def summary_of(resource: JsonObject, title: str) -> str:
     """A short line for the record page: what it is, and the detail a clinician looks for first."""
     resource_type = text(resource.get("resourceType"))
     detail = ""
     if resource_type.startswith("Medication"):
-        detail = _dosage(resource)
+        detail = dosage_text(resource)
     elif resource_type == "Observation":
-        detail = _observation_value(resource)
+        detail = observation_value(resource)
     elif resource_type == "AllergyIntolerance":
         reaction = as_object((as_list(resource.get("reaction")) or [{}])[0])
         coding, concept_text = _concept(reaction.get("manifestation"))
-        detail = concept_text or text(coding.get("display"))
+        detail = concept_words(coding, concept_text)
     elif resource_type == "Immunization" and resource.get("status") == "not-done":
         detail = "not given"
-    own_title = {
-        "CarePlan": text(resource.get("title")) or text(resource.get("description")),
-        "Composition": text(resource.get("title")),
-        "DocumentReference": text(resource.get("description")),
-        "CareTeam": text(resource.get("name")),
-        "QuestionnaireResponse": _questionnaire_name(resource),
-    }.get(resource_type, "")
-    title = own_title or title or _words(resource_type)
-    if resource_type == "QuestionnaireResponse" and own_title:
-        title = f"Questionnaire response: {own_title}"
+    own = own_title(resource)
+    title = own or title or _words(resource_type)
+    if resource_type == "QuestionnaireResponse" and own:
+        title = f"Questionnaire response: {own}"
     line = f"{title[:1].upper()}{title[1:]}"
     if detail:
         line = f"{line}: {detail}" if resource_type == "Observation" else f"{line} — {detail}"
