@@ -47,7 +47,7 @@ User = AbstractBaseUser | AnonymousUser
 G = TypeVar("G", bound=PersonalGrant)
 
 # The actions each kind of access knows; any other action is refused.
-CLINICAL_ACTIONS = frozenset({Action.SEARCH, Action.VIEW_RECORD})
+CLINICAL_ACTIONS = frozenset({Action.SEARCH, Action.VIEW_RECORD, Action.VIEW_DOCUMENT})
 FEED_SUPPORT_ACTIONS = frozenset({Action.SEARCH, Action.VIEW_DOCUMENT, Action.REVEAL})
 
 # When several relationships hold at once, the page names the strongest.

@@ -14,3 +14,6 @@ class Shown:
     sections: list[str] = field(default_factory=list)
     partners: list[str] = field(default_factory=list)
     withheld: str = ""
+    # The one item of the record the page opens (a document), as its source names it ("DocumentReference/<id>"):
+    # the audit row's query and reason. Empty for a page of the whole record.
+    item: str = ""

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from records.demo import codes
+from records.demo import codes, documents
 from records.demo.codes import Concept
 from records.demo.partners import COMMUNITY_SERVICES, PARTNER_NAMES
 from records.demo.people import CLINICIAN_NAMES
@@ -37,32 +36,19 @@ def _document(
     written: datetime,
     encounter: str,
     period: dict[str, str],
+    forms: tuple[str, ...] = (documents.TEXT,),
+    actions: tuple[str, ...] = (),
 ) -> None:
-    builder.add(
-        "DocumentReference",
+    """A letter about an encounter, its content inline in each of `forms` (plain text unless said)."""
+    documents.document_reference(
+        builder,
         key,
-        {
-            "status": "current",
-            "docStatus": "final",
-            "type": type_,
-            "subject": builder.subject,
-            "date": instant(written),
-            "author": [builder.organisation],
-            "description": title,
-            "content": [
-                {
-                    "attachment": {
-                        "contentType": "text/plain",
-                        "language": "en-GB",
-                        "title": title,
-                        "creation": instant(written),
-                        "data": base64.b64encode(text.encode()).decode("ascii"),
-                    }
-                }
-            ],
-            "context": {"encounter": [{"reference": encounter}], "period": period},
-        },
-        updated=written,
+        type_=type_,
+        title=title,
+        written=written,
+        encounter=encounter,
+        period=period,
+        content=documents.attachments(forms, title, [text], list(actions), written),
     )
 
 
@@ -298,6 +284,9 @@ def _admission(builder: ResourceBuilder) -> None:
         written=discharged,
         encounter=encounter,
         period=period,
+        # The trust's letter template: HTML for systems that show it, and the same letter as a PDF.
+        forms=(documents.HTML, documents.PDF),
+        actions=("Review in the practice in two weeks.", "Continue the medicines listed on discharge."),
     )
     if builder.chance(0.4):
         builder.add(
@@ -423,6 +412,8 @@ def papworth_resources(builder: ResourceBuilder) -> None:
         written=written,
         encounter=encounter,
         period=period,
+        # The heart and lung hospital sends its clinic letters as PDF only.
+        forms=(documents.PDF,),
     )
 
 
