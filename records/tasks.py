@@ -62,19 +62,24 @@ def feeds_due_dispatch_task() -> list[int]:
 
 
 @shared_task(name="records.feed_run_task", **_RETRY_OPTIONS)
-def feed_run_task(feed_id: int) -> dict[str, Any]:
+def feed_run_task(feed_id: int, now: bool = False) -> dict[str, Any]:
     """Run one scheduled run of the feed: fetch from its source, ingest, record the IngestRun.
 
     At most one run per feed at a time (a session advisory lock; a second one returns "already running" at once). A
     run abandoned by a dead worker is marked failed at the start of the next one, whose ingest is idempotent, so a
     redelivered message ingests every record exactly once. Each ingest run that commits queues, at once, the replay
-    of what waited for the patients it brought. Returns a summary without patient data.
+    of what waited for the patients it brought. `now`: asked for in the back office ("Run now"), so it runs whether
+    or not the feed is due, but still only while the feed is live. Returns a summary without patient data.
     """
     feed = Feed.objects.filter(pk=feed_id).first()
     if feed is None:
         logger.warning("feed %s no longer exists; nothing to run", feed_id)
         return {"feed_id": feed_id, "outcome": "missing"}
-    result = feed_run(feed, trigger="schedule", on_run_committed=_arrivals_chain)
+    if now and feed.state != Feed.State.LIVE:
+        # Paused (or put back to onboarding) after the request was queued: the partner's data waits.
+        return {"feed_id": feed_id, "outcome": "not live"}
+    trigger = IngestRun.Trigger.COMMAND if now else IngestRun.Trigger.SCHEDULE
+    result = feed_run(feed, trigger=trigger, on_run_committed=_arrivals_chain)
     return result.as_dict()
 
 
