@@ -3,6 +3,12 @@
 Patients and record entries are deliberately not in the admin: being staff or superuser opens no clinical data.
 """
 
-from records.backoffice import change_log, credentials, partners, quarantine
+from django.contrib import admin
 
-__all__ = ["change_log", "credentials", "partners", "quarantine"]
+from records.backoffice import change_log, credentials, feeds, partners, quarantine
+
+__all__ = ["change_log", "credentials", "feeds", "partners", "quarantine"]
+
+admin.site.site_header = "sharedcare back office"
+admin.site.site_title = "sharedcare back office"
+admin.site.index_title = "Partners, feeds, users and the audit"
