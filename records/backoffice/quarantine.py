@@ -1,4 +1,5 @@
-"""Back office for quarantined records: find, inspect, replay after a fix, or discard with a reason.
+"""Back office for quarantined records: find, inspect, replay after a fix, or discard with a reason, in bulk from
+the list or one at a time from the record's page (where the payload can also be corrected, checked and replayed).
 
 What a partner sent is patient data, so this admin goes through the door: the list holds only the records of
 partners the user supports (`records.access.feed_support_partners`), the search by NHS number is audited
@@ -11,19 +12,20 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
+from audit.models import AccessEvent
 from records import nhs_number
 from records.access import feed_support_partners, feed_support_search
-from records.backoffice.support import FeedSupportAdmin
+from records.backoffice.quarantine_fix import QuarantineFixForm, quarantine_payload_fix
+from records.backoffice.support import FeedSupportAdmin, signed_in_user
 from records.ingest.quarantine import (
     DISCARD_REASON_REQUIRED,
     QuarantineReplayResult,
@@ -83,6 +85,7 @@ class QuarantinedRecordAdmin(FeedSupportAdmin[QuarantinedRecord]):
     list_select_related = ("feed", "discarded_by")
     actions = ("replay_selected", "discard_selected")
     change_list_template = "admin/records/quarantinedrecord/change_list.html"
+    change_form_template = "admin/records/quarantinedrecord/change_form.html"
     # The payload is on the detail page only, masked until revealed.
     fields = (
         "feed",
@@ -100,6 +103,7 @@ class QuarantinedRecordAdmin(FeedSupportAdmin[QuarantinedRecord]):
         "discarded_reason",
         "discarded_by",
         "closed_at",
+        "outcome",
         "raw_payload",
     )
     # The validation detail can quote the payload it found wanting.
@@ -152,6 +156,120 @@ class QuarantinedRecordAdmin(FeedSupportAdmin[QuarantinedRecord]):
         }
         return super().changelist_view(request, context)
 
+    def get_urls(self) -> list[URLPattern]:
+        wrap = self.admin_site.admin_view
+        own = [
+            path("<path:object_id>/replay/", wrap(self.replay_view), name="records_quarantinedrecord_replay"),
+            path("<path:object_id>/fix/", wrap(self.fix_view), name="records_quarantinedrecord_fix"),
+            path(
+                "<path:object_id>/discard/", wrap(self.discard_view), name="records_quarantinedrecord_discard"
+            ),
+        ]
+        return [*own, *super().get_urls()]
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        context = {**(extra_context or {}), "discard_form": QuarantineDiscardForm(auto_id="id_discard_%s")}
+        return super().change_view(request, object_id, form_url, context)
+
+    def _record_to_act_on(
+        self, request: HttpRequest, object_id: str, action: str
+    ) -> QuarantinedRecord | None:
+        """The record, if the door opens it to this user for `action` (audited either way); else None."""
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        record = self._unfiltered(object_id)
+        if record is None or not self._open(request, record, action):
+            return None
+        return record
+
+    def _back_to(self, record: QuarantinedRecord) -> HttpResponseRedirect:
+        return HttpResponseRedirect(reverse("admin:records_quarantinedrecord_change", args=[record.pk]))
+
+    def replay_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Replay one record as it is (after its patient arrived, or its feed's mapping was put right)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        record = self._record_to_act_on(request, object_id, AccessEvent.Action.VIEW_DOCUMENT)
+        if record is None:
+            return self._as_missing(request, object_id)
+        self._replay_and_tell(request, record)
+        return self._back_to(record)
+
+    def fix_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """What the partner sent, in a textarea to correct: check it, or save it and replay it through the pipeline.
+
+        Showing the payload is a reveal, so every step of this page asks the door for one and is audited.
+        """
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        record = self._record_to_act_on(request, object_id, AccessEvent.Action.REVEAL)
+        if record is None:
+            return self._as_missing(request, object_id)
+        if record.status != QuarantinedRecord.Status.PENDING:
+            self.message_user(request, "Only a pending record can be fixed and replayed.", messages.WARNING)
+            return self._back_to(record)
+        form = QuarantineFixForm(request.POST if "payload" in request.POST else None, record=record)
+        checked = None
+        if form.is_valid():
+            checked = form.checked
+            if "_replay" in request.POST and not form.problems:
+                if form.payload_changed:
+                    quarantine_payload_fix(record, form.cleaned_data["payload"])
+                    self.message_user(request, "Saved the corrected payload.", messages.INFO)
+                self._replay_and_tell(request, record)
+                return self._back_to(record)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": record,
+            "title": f"Fix and replay quarantined record {record.pk}",
+            "form": form,
+            "checked": checked,
+            "back_url": reverse("admin:records_quarantinedrecord_change", args=[record.pk]),
+        }
+        return TemplateResponse(request, "admin/records/quarantinedrecord/fix.html", context)
+
+    def discard_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        record = self._record_to_act_on(request, object_id, AccessEvent.Action.VIEW_DOCUMENT)
+        if record is None:
+            return self._as_missing(request, object_id)
+        form = QuarantineDiscardForm(request.POST)
+        if not form.is_valid():
+            self.message_user(request, DISCARD_REASON_REQUIRED, messages.ERROR)
+            return self._back_to(record)
+        if quarantine_discard([record.pk], user=signed_in_user(request), reason=form.cleaned_data["reason"]):
+            self.message_user(request, f"Discarded quarantined record {record.pk}.", messages.SUCCESS)
+        else:
+            self.message_user(
+                request, "Only a pending record can be discarded; this one is not.", messages.WARNING
+            )
+        return self._back_to(record)
+
+    def _replay_and_tell(self, request: HttpRequest, record: QuarantinedRecord) -> None:
+        result = quarantine_replay([record.pk], user_id=request.user.pk)
+        arrived_patients_replay_enqueue(result.runs)
+        for text, level in _replay_messages(result):
+            self.message_user(request, text, level)
+        for again in QuarantinedRecord.objects.filter(
+            ingest_run__in=result.succeeded_runs, status=QuarantinedRecord.Status.PENDING
+        ).order_by("pk"):
+            url = reverse("admin:records_quarantinedrecord_change", args=[again.pk])
+            text = format_html(
+                'Still not ingested: <a href="{}">quarantined record {}</a>, {}.',
+                url,
+                again.pk,
+                again.get_reason_display(),
+            )
+            self.message_user(request, text, messages.WARNING)
+
     @admin.action(description="Replay selected quarantined records")
     def replay_selected(self, request: HttpRequest, queryset: QuerySet[QuarantinedRecord]) -> None:
         ids = list(queryset.order_by("pk").values_list("pk", flat=True))
@@ -179,7 +297,7 @@ class QuarantinedRecordAdmin(FeedSupportAdmin[QuarantinedRecord]):
             if form.is_valid():
                 selected = list(queryset.values_list("pk", flat=True))
                 discarded = quarantine_discard(
-                    selected, user=_signed_in(request), reason=form.cleaned_data["reason"]
+                    selected, user=signed_in_user(request), reason=form.cleaned_data["reason"]
                 )
                 self.message_user(request, f"Discarded {_records(len(discarded))}.", messages.SUCCESS)
                 if len(discarded) < len(selected):
@@ -208,13 +326,6 @@ class QuarantinedRecordAdmin(FeedSupportAdmin[QuarantinedRecord]):
             "media": self.media + form.media,
         }
         return TemplateResponse(request, "admin/records/quarantinedrecord/discard_confirmation.html", context)
-
-
-def _signed_in(request: HttpRequest) -> AbstractBaseUser:
-    # The admin site lets only signed-in staff this far; an anonymous user here is a bug, so refuse.
-    if not isinstance(request.user, AbstractBaseUser):
-        raise PermissionDenied
-    return request.user
 
 
 def _records(count: int) -> str:

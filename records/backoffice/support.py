@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Model
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
@@ -26,6 +27,16 @@ from records.models import Organisation
 M = TypeVar("M", bound=Model)
 
 REVEAL_BUTTON = "Reveal (this is audited)"
+# The change form's context that leaves out every Save button (Django's submit_row then shows Close).
+READ_ONLY_PAGE = {"show_save": False, "show_save_and_continue": False, "show_save_and_add_another": False}
+
+
+def signed_in_user(request: HttpRequest) -> AbstractBaseUser:
+    """The request's user, for a service that records who acted; the admin site lets only signed-in staff this far,
+    so an anonymous user here is a bug and is refused."""
+    if not isinstance(request.user, AbstractBaseUser):
+        raise PermissionDenied
+    return request.user
 
 
 class MaskedField:
@@ -137,7 +148,9 @@ class FeedSupportAdmin(admin.ModelAdmin[M], Generic[M]):
         obj = self._unfiltered(object_id)
         if obj is not None and not self._open(request, obj, AccessEvent.Action.VIEW_DOCUMENT):
             return self._as_missing(request, object_id)
-        return super().change_view(request, object_id, form_url, extra_context)
+        # Every field is read-only, so the page offers no Save: only what the admin class adds, and Close.
+        context = {**READ_ONLY_PAGE, **(extra_context or {})}
+        return super().change_view(request, object_id, form_url, context)
 
     def reveal_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         if request.method != "POST":
