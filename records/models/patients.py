@@ -60,7 +60,11 @@ class Patient(models.Model):
                 condition=models.Q(nhs_number__regex=r"^[0-9]{10}$"), name="patient_nhs_number_ten_digits"
             )
         ]
-        indexes = [models.Index(fields=["family_name", "birth_date"])]
+        indexes = [
+            models.Index(fields=["family_name", "birth_date"]),
+            # The name search asks for the birth date first (records/access_search.py): exact and most selective.
+            models.Index(fields=["birth_date"], name="patient_birth_date"),
+        ]
 
     def __str__(self) -> str:
         # No name or NHS number: this string ends up in logs and admin history.

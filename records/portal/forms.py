@@ -1,5 +1,7 @@
 """Portal forms. They check the shape of the input only; whether a user may see a patient is for the door."""
 
+import re
+from datetime import date
 from typing import Any
 
 from django import forms
@@ -8,10 +10,12 @@ from django.contrib.auth import authenticate
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest
+from django.utils import timezone
 
 from audit.models import Alert
 from consent.models import BreakGlassGrant, SelfClaimedRelationship, StaffProfile
 from records import nhs_number
+from records.models import Patient
 
 NOT_FOUND_MESSAGE = "No patient found with that NHS number, or you do not have a care relationship with them."
 
@@ -42,12 +46,86 @@ class PatientSearchForm(forms.Form):
         return nhs_number.normalise(value)
 
     def reject_as_not_found(self) -> None:
-        """Show the form again, emptied, with one message that is the same for a missing and a hidden patient.
-
-        The number is not echoed back, so the whole page is identical in both cases, not just the message.
-        """
-        self.data = {**self.data, "nhs_number": ""}
+        """Show the form again, with the number as typed, so a slip can be corrected, and one message that is the
+        same for a missing and a hidden patient: the page is identical in both cases, not just the message."""
         self.add_error("nhs_number", NOT_FOUND_MESSAGE)
+
+
+# The value the name search's form posts in its `search` field, so one page and one URL serve both searches.
+NAME_SEARCH = "name"
+NOT_FOUND_BY_NAME_MESSAGE = (
+    "No patient found with those details among the patients you have a care relationship with. Check the "
+    "spelling and the date of birth, or search by NHS number."
+)
+EARLIEST_BIRTH_YEAR = 1880
+# Every name box: the browser must not remember patients' names typed on a shared clinical workstation.
+_UNREMEMBERED = {"autocomplete": "off", "spellcheck": "false"}
+
+
+class PatientNameSearchForm(forms.Form):
+    """A family name and a date of birth, both required; a given name, postcode and sex narrow the answer."""
+
+    search = forms.CharField(widget=forms.HiddenInput, initial=NAME_SEARCH, required=False)
+    family_name = forms.CharField(
+        label="Family name",
+        max_length=100,
+        help_text="A close spelling is enough.",
+        widget=forms.TextInput(attrs=_UNREMEMBERED),
+        error_messages={"required": "Enter the family name."},
+    )
+    birth_date = forms.DateField(
+        label="Date of birth",
+        # A browser's date box sends the ISO form; the others are what people type where there is none.
+        input_formats=["%Y-%m-%d", "%d/%m/%Y", "%d-%m-%Y", "%d %m %Y"],
+        widget=forms.DateInput(attrs={"type": "date", "autocomplete": "off"}, format="%Y-%m-%d"),
+        error_messages={
+            "required": "Enter the date of birth.",
+            "invalid": "Enter a real date of birth, for example 14/03/1950.",
+        },
+    )
+    given_name = forms.CharField(
+        label="Given name (optional)",
+        max_length=100,
+        required=False,
+        widget=forms.TextInput(attrs=_UNREMEMBERED),
+    )
+    postcode = forms.CharField(
+        label="Postcode (optional)",
+        max_length=10,
+        required=False,
+        help_text="The whole postcode or its first half, for example CB2 0QQ or CB2.",
+        widget=forms.TextInput(attrs={**_UNREMEMBERED, "autocapitalize": "characters"}),
+    )
+    sex = forms.ChoiceField(
+        label="Sex (optional)", required=False, choices=[("", "Any"), *Patient.Sex.choices]
+    )
+
+    def clean_family_name(self) -> str:
+        value: str = self.cleaned_data["family_name"].strip()
+        if sum(character.isalpha() for character in value) < 2:
+            raise forms.ValidationError("Enter at least 2 letters of the family name.", code="too_short")
+        return value
+
+    def clean_given_name(self) -> str:
+        return str(self.cleaned_data.get("given_name") or "").strip()
+
+    def clean_birth_date(self) -> date:
+        born: date = self.cleaned_data["birth_date"]
+        if born > timezone.localdate():
+            raise forms.ValidationError("Date of birth must be today or in the past.", code="future")
+        if born.year < EARLIEST_BIRTH_YEAR:
+            raise forms.ValidationError(
+                f"Date of birth must be after {EARLIEST_BIRTH_YEAR}.", code="too_early"
+            )
+        return born
+
+    def clean_postcode(self) -> str:
+        value = "".join(str(self.cleaned_data.get("postcode") or "").split()).upper()
+        if value and not re.fullmatch(r"[A-Z]{1,2}[0-9][A-Z0-9]?([0-9][A-Z]{2})?", value):
+            raise forms.ValidationError(
+                "Enter a postcode, or its first half, for example CB2 0QQ or CB2.", code="invalid_postcode"
+            )
+        return value
 
 
 # Giving oneself access to a patient found without a relationship, and the privacy officer's review of it.

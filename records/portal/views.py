@@ -1,5 +1,5 @@
-"""The clinician portal: home, search by NHS number, the record page, giving oneself access to a patient found
-without a relationship, choosing a role, and the privacy officer's review of alerts.
+"""The clinician portal: home, search by NHS number or by name and date of birth, the record page, giving oneself
+access to a patient found without a relationship, choosing a role, and the privacy officer's review of alerts.
 
 Every view that touches a patient goes through the door in `records.access`; none builds a patient query.
 A patient who does not exist and a patient this user may not see get the same answer. The access page (self-claim
@@ -40,9 +40,17 @@ from records.access import (
     staff_profiles_for_user,
 )
 from records.access_limits import SearchLimitReached, patient_search_limit_check
+from records.access_search import (
+    NAME_SEARCH_LISTED,
+    NameSearchCriteria,
+    NameSearchResult,
+    patient_name_search_for_user,
+)
 from records.portal.forms import (
+    NAME_SEARCH,
     AlertReviewForm,
     BreakGlassForm,
+    PatientNameSearchForm,
     PatientSearchForm,
     RelationshipDeclareForm,
     RoleSelectForm,
@@ -112,24 +120,66 @@ def _claimable_forget(request: HttpRequest, public_id: uuid.UUID) -> None:
     request.session[CLAIMABLE_SESSION_KEY] = [entry for entry in entries if entry[0] != str(public_id)]
 
 
+def _search_page(
+    request: HttpRequest,
+    *,
+    form: PatientSearchForm | None = None,
+    name_form: PatientNameSearchForm | None = None,
+    found: NameSearchResult | None = None,
+) -> HttpResponse:
+    """The search page, offering both searches; the form just posted keeps what was typed."""
+    context = {
+        "form": form or PatientSearchForm(),
+        "name_form": name_form or PatientNameSearchForm(),
+        "found": found,
+        "listed_max": NAME_SEARCH_LISTED,
+    }
+    return render(request, "records/search.html", context)
+
+
+def _search_limit_page(request: HttpRequest) -> HttpResponse:
+    return render(
+        request, "records/search_limit.html", {"limit": settings.PATIENT_SEARCHES_PER_HOUR}, status=429
+    )
+
+
+def _name_search(request: HttpRequest) -> HttpResponse:
+    # A list of the patients the user may see, never an offer of access: a patient without a relationship is found
+    # by NHS number only, one at a time.
+    form = PatientNameSearchForm(request.POST)
+    if not form.is_valid():
+        return _search_page(request, name_form=form)
+    data = form.cleaned_data
+    criteria = NameSearchCriteria(
+        family_name=data["family_name"],
+        birth_date=data["birth_date"],
+        given_name=data["given_name"],
+        postcode=data["postcode"],
+        sex=data["sex"],
+    )
+    try:
+        patient_search_limit_check(user=request.user, nhs_number_text=criteria.described(), request=request)
+    except SearchLimitReached:
+        return _search_limit_page(request)
+    found = patient_name_search_for_user(user=request.user, criteria=criteria, request=request)
+    return _search_page(request, name_form=form, found=found)
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def patient_search(request: HttpRequest) -> HttpResponse:
-    # POST only: an NHS number in a query string would land in access logs and browser history.
+    # POST only: an NHS number, a name or a birth date in a query string would land in access logs and history.
     if request.method != "POST":
-        return render(request, "records/search.html", {"form": PatientSearchForm()})
+        return _search_page(request)
+    if request.POST.get("search") == NAME_SEARCH:
+        return _name_search(request)
     form = PatientSearchForm(request.POST)
     if form.is_valid():
         number = form.cleaned_data["nhs_number"]
         try:
             patient_search_limit_check(user=request.user, nhs_number_text=number, request=request)
         except SearchLimitReached:
-            return render(
-                request,
-                "records/search_limit.html",
-                {"limit": settings.PATIENT_SEARCHES_PER_HOUR},
-                status=429,
-            )
+            return _search_limit_page(request)
         try:
             patient = patient_search_for_user(user=request.user, nhs_number_text=number, request=request)
         except RelationshipNeeded as offer:
@@ -148,7 +198,7 @@ def patient_search(request: HttpRequest) -> HttpResponse:
         else:
             url = reverse("records:patient-detail", kwargs={"public_id": patient.public_id})
             return HttpResponseRedirect(url, status=303)
-    return render(request, "records/search.html", {"form": form})
+    return _search_page(request, form=form)
 
 
 @login_required
