@@ -1,12 +1,19 @@
 """A read-only view of the access trail for the back office. Reading it is itself audited."""
 
-from typing import Any
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
+from django.contrib.admin.views.main import ChangeList
 from django.http import HttpRequest, HttpResponse
 
 from audit.models import AccessEvent
 from audit.services import back_office_event_record
+
+if TYPE_CHECKING:
+    from django.contrib.admin.filters import _ListFilterChoices
 
 
 def _read_audit(request: HttpRequest, what: str, patient_id: int | None = None) -> None:
@@ -17,6 +24,16 @@ def _read_audit(request: HttpRequest, what: str, patient_id: int | None = None) 
         reason=what,
         patient_id=patient_id,
     )
+
+
+class OrganisationOdsFilter(admin.AllValuesFieldListFilter):
+    """The organisations of the trail's events; an event made by no organisation (a signed-out visitor, the back
+    office) is listed by name, not as a link with no text."""
+
+    def choices(self, changelist: ChangeList) -> Iterator[_ListFilterChoices]:
+        for choice in super().choices(changelist):
+            choice["display"] = choice["display"] or "No organisation"
+            yield choice
 
 
 @admin.register(AccessEvent)
@@ -30,7 +47,7 @@ class AccessEventAdmin(admin.ModelAdmin[AccessEvent]):
         "outcome",
         "patient_id",
     )
-    list_filter = ("action", "outcome", "purpose", "organisation_ods")
+    list_filter = ("action", "outcome", "purpose", ("organisation_ods", OrganisationOdsFilter))
     search_fields = ("=username", "=patient_id", "=query", "=request_id")
     date_hierarchy = "occurred_at"
     ordering = ("-occurred_at", "-id")
