@@ -14,10 +14,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from django.db import connection
 from django.test import Client
+
+BASE_DIR = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -43,6 +46,15 @@ def captured_sql() -> Iterator[Captured]:
 
     with connection.execute_wrapper(wrapper):
         yield captured
+
+
+def _short(filename: str) -> str:
+    """A source file's path from its package on (no path of this machine in the results)."""
+    for marker in ("site-packages/", f"{BASE_DIR}/", "/lib/python"):
+        if marker in filename:
+            tail = filename.split(marker, 1)[1]
+            return tail.split("/", 1)[1] if marker == "/lib/python" and "/" in tail else tail
+    return filename
 
 
 def _client(cookies: dict[str, str]) -> Client:
@@ -98,7 +110,7 @@ def record_open_profile(cookies: dict[str, str], public_id: str) -> dict[str, An
                 float(values[2]),
                 float(values[3]),
                 int(values[1]),
-                f"{filename.rsplit('site-packages/', 1)[-1]}:{line}({name})",
+                f"{_short(filename)}:{line}({name})",
             )
             for (filename, line, name), values in stats.stats.items()  # type: ignore[attr-defined]
         ),

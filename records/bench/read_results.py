@@ -165,7 +165,7 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {row['own_ms']:.1f} | {row['cumulative_ms']:.1f} | {row['calls']} | `{row['function']}` |"
                 for row in profile["top_functions"]
             ]
-        plans = scale.get("explain", [])
+        plans = scale.get("explain", []) + scale.get("explain_deepest", [])
         if plans:
             lines += [
                 "",
