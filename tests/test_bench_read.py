@@ -58,7 +58,12 @@ def test_the_read_benchmark_runs_at_the_smallest_scale_and_writes_its_results(tm
     assert record_open["users"] == 1 and record_open["requests"] > 0 and record_open["failures"] == 0
     assert 0 < record_open["p50_ms"] <= record_open["p95_ms"] <= record_open["p99_ms"]
     assert floor["requests"] > 0 and floor["p50_ms"] <= floor["p95_ms"]
-    assert [page["page"] for page in scale["pages"]] == ["search", "feed-monitor", "access-report"]
+    assert [page["page"] for page in scale["pages"]] == [
+        "search",
+        "name-search",
+        "feed-monitor",
+        "access-report",
+    ]
     assert all(page["requests"] > 0 and page["failures"] == 0 for page in scale["pages"])
     assert [depth["page"] for depth in scale["depths"]] == [
         "record:record ~10 entries deep",

@@ -72,6 +72,26 @@ class Reader(HttpUser):
                 catch_response=True,
             ) as response:
                 self._expect(response, 303)
+        elif _PAGE == "name-search":
+            family_name, birth_date = self.random.choice(self.reader["names"])
+            with self.client.post(
+                _SEARCH,
+                data={
+                    "search": "name",
+                    "family_name": family_name,
+                    "birth_date": birth_date,
+                    "csrfmiddlewaretoken": self.csrf,
+                },
+                headers={"Referer": f"{self.host}{_SEARCH}"},
+                name="name and birth-date search",
+                allow_redirects=False,
+                catch_response=True,
+            ) as response:
+                # The patient is among those listed: their family name is on the page.
+                if response.status_code == 200 and family_name.upper() not in response.text.upper():
+                    response.failure("the patient searched for is not listed")
+                else:
+                    self._expect(response, 200)
         elif _PAGE == "feed-monitor":
             with self.client.get(
                 _FEED_MONITOR, name="feed monitor", allow_redirects=False, catch_response=True

@@ -47,6 +47,8 @@ class Reader:
     patients: list[str]
     # The same patients' NHS numbers, for the search (typed into a POST body, never a URL).
     numbers: list[str]
+    # And their family names and birth dates (ISO), for the search by name and date of birth.
+    names: tuple[tuple[str, str], ...] = ()
 
 
 def _user_create(username: str, password: str, *, staff: bool = False) -> object:
@@ -98,19 +100,25 @@ def _csrf_of(page: requests.Response) -> str:
     return found.group(1)
 
 
-def _patients_of_group(group_id: int, *, limit: int, seed: int) -> tuple[list[str], list[str]]:
+def _patients_of_group(
+    group_id: int, *, limit: int, seed: int
+) -> tuple[list[str], list[str], tuple[tuple[str, str], ...]]:
     """Public ids and NHS numbers of patients the group holds a current relationship with, a seeded random sample."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT setseed(%s)", [((seed % 1000) / 1000.0)])
         cursor.execute(
-            "SELECT p.public_id, p.nhs_number FROM records_patient p WHERE p.id IN ("
+            "SELECT p.public_id, p.nhs_number, p.family_name, p.birth_date FROM records_patient p WHERE p.id IN ("
             " SELECT content_object_id FROM consent_legitimaterelationship WHERE group_id = %s"
             "  AND (valid_until IS NULL OR valid_until > now())"
             ") ORDER BY random() LIMIT %s",
             [group_id, limit],
         )
         rows = cursor.fetchall()
-    return [str(row[0]) for row in rows], [str(row[1]) for row in rows]
+    return (
+        [str(row[0]) for row in rows],
+        [str(row[1]) for row in rows],
+        tuple((str(row[2]), row[3].isoformat()) for row in rows),
+    )
 
 
 def deep_patients(minimum: int, maximum: int, *, limit: int) -> list[str]:
@@ -142,8 +150,10 @@ def readers_sign_in(
         user = _user_create(f"bench.gp.{tag}.{number}", password)
         staff_profile_add(user_id=user.pk, organisation=practice, job_role=JobRole.CLINICAL_PRACTITIONER)  # type: ignore[attr-defined]
         cookies = _sign_in(base, user.get_username(), password, None)  # type: ignore[attr-defined]
-        patients, numbers = _patients_of_group(practice.group_id, limit=PATIENTS_PER_LIST, seed=number)
-        readers["clinician"].append(Reader(user.get_username(), "clinician", cookies, patients, numbers))  # type: ignore[attr-defined]
+        patients, numbers, names = _patients_of_group(practice.group_id, limit=PATIENTS_PER_LIST, seed=number)
+        readers["clinician"].append(
+            Reader(user.get_username(), "clinician", cookies, patients, numbers, names)  # type: ignore[attr-defined]
+        )
     acute = Organisation.objects.get(ods_code=ACUTE_TRUST)
     user = _user_create(f"bench.ed.{tag}", password)
     staff_profile_add(user_id=user.pk, organisation=acute, job_role=JobRole.CLINICAL_PRACTITIONER)  # type: ignore[attr-defined]
