@@ -510,7 +510,7 @@ def test_banner_shows_live_datasets_with_last_success_and_partners_not_yet_joine
     assert dormant.name in not_joined
     assert "ICB dataset" not in banner
     assert "Departed Trust" not in banner
-    assert "Live data from 5 partners." in banner
+    assert "Every partner sharing data (5)" in banner
     assert "2 partners have not yet joined" in banner
 
 
@@ -530,7 +530,9 @@ def test_a_stale_feed_is_flagged_in_the_banner_and_in_a_notice_outside_the_detai
     assert "no data since" in notice and "5 Jan 2026, 07:30" in notice
     assert "Riverside Surgery" not in notice
     banner = _availability(page)
-    assert "1 dataset is stale." in banner.split("<details>")[0]
+    # The patient's own partners, outside the fold, say which of theirs is stale; the fold counts every one.
+    assert "Stale</span> no data since" in banner.split("<details>")[0]
+    assert "1 dataset is stale" in banner
     rows = re.findall(r"<tr>(.*?)</tr>", banner, re.S)
     hospital = next(row for row in rows if "Hospital EPR" in row)
     assert "Stale</span> no data since" in hospital

@@ -1,29 +1,67 @@
-"""Reads for the portal.
+"""Reads for the portal: the record page.
 
 `record_page_build` runs only inside the door (`records.access.get_patient_for_user`), once the decision has
 allowed the access; it renders nothing the decision does not allow and reports what it withheld, for the
-notice on the page and for the audit row. The number of queries it makes does not grow with the size of the
-record.
+notice on the page and for the audit row. The page opens on a summary (`records.portal.summary`) built from the
+same reads as the full sections below it (`records.portal.record_reads`), and says which partners hold this
+patient's data and how fresh their feeds are (`records.portal.availability`). The number of queries it makes
+does not grow with the size of the record.
 """
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import date, datetime
-from functools import reduce
+from dataclasses import dataclass, field
+from datetime import date
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, F, Prefetch, Q, QuerySet, Window
-from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from consent.policy import Decision
 from records.disclosure import Shown
-from records.models import Feed, Organisation, Patient, RecordEntry
+from records.models import Organisation, Patient, RecordEntry
+from records.portal.availability import (
+    DataAvailability,
+    FeedAvailability,
+    PartnerData,
+    PatientAvailability,
+    data_availability_get,
+    patient_availability_build,
+)
+from records.portal.record_reads import (
+    VITAL_SIGNS,
+    VITAL_SIGNS_TITLE,
+    PartCount,
+    counts_read,
+    entries_read,
+    not_withheld_as_sensitive,
+    visible_entries,
+)
+from records.portal.summary import (
+    SUMMARY_PLANS,
+    EntryRow,
+    RecordSummary,
+    RowGroup,
+    entry_row,
+    row_groups,
+    summary_build,
+)
 from records.sections import CLINICAL_SECTIONS, SECTION_ORDER, Section
+
+__all__ = [
+    "OBJECTION_WITHHELD",
+    "RESTRICTED_WITHHELD",
+    "ROLE_DEMOGRAPHICS_ONLY",
+    "SENSITIVE_WITHHELD",
+    "DataAvailability",
+    "FeedAvailability",
+    "PartnerData",
+    "RecordPage",
+    "data_availability_get",
+    "record_page_build",
+]
 
 ROLE_DEMOGRAPHICS_ONLY = "Your role shows demographics only; clinical information is not shown."
 # Says that something is withheld, never what: neither the sections nor the partners an objection covers.
@@ -38,6 +76,8 @@ RESTRICTED_WITHHELD = (
 
 # The audit row's marker, among the sections shown, that a restricted patient's address, phone and practice were shown.
 RESTRICTED_DEMOGRAPHICS_SHOWN = "restricted-demographics"
+# The keys a page link carries: every section's, and vital signs'.
+_PART_KEYS = frozenset([*(section.value for section in Section), VITAL_SIGNS])
 
 
 @dataclass(frozen=True)
@@ -58,38 +98,45 @@ class Demographics:
 
 
 @dataclass(frozen=True)
+class PageLink:
+    number: int
+    # The query string that opens this page of the section and keeps the other sections' pages ("" for none).
+    query: str
+    is_current: bool
+
+
+@dataclass(frozen=True)
 class RecordSection:
     key: str
     title: str
     entries: list[RecordEntry]
     page: Page[int]
-
-
-@dataclass(frozen=True)
-class FeedAvailability:
-    """A live dataset as the record page shows it: when it last arrived, and whether that is too long ago."""
-
-    name: str
-    partner: str
-    last_success_at: datetime | None
-    # No success within twice its schedule: this partner's part of the record may be out of date.
-    is_stale: bool
-
-
-@dataclass(frozen=True)
-class PartnerData:
-    organisation: Organisation
-    feeds: list[FeedAvailability]
-
-
-@dataclass(frozen=True)
-class DataAvailability:
-    live: list[PartnerData]
-    not_joined: list[Organisation]
+    # The entries in words (`records.clinical.describe`), in the same order as `entries`.
+    rows: list[EntryRow] = field(default_factory=list)
+    # Investigation results gathered into panels (`records.clinical.group_results`); empty for other sections.
+    groups: list[RowGroup] = field(default_factory=list)
+    links: list[PageLink] = field(default_factory=list)
 
     @property
-    def stale(self) -> list[FeedAvailability]:
-        return [feed for partner in self.live for feed in partner.feeds if feed.is_stale]
+    def previous_link(self) -> PageLink | None:
+        return self.links[self.page.number - 2] if self.page.has_previous() else None
+
+    @property
+    def next_link(self) -> PageLink | None:
+        return self.links[self.page.number] if self.page.has_next() else None
+
+    @property
+    def is_documents(self) -> bool:
+        return self.key == Section.DOCUMENTS.value
+
+
+@dataclass(frozen=True)
+class WhyAccess:
+    """Why this user may open the record, for the line at the top: the basis in a few words, then where it came
+    from; the decision's expiry the page shows beside it."""
+
+    headline: str
+    detail: str
 
 
 @dataclass(frozen=True)
@@ -98,35 +145,9 @@ class RecordPage:
     sections: list[RecordSection]
     # Plain sentences for the "Some information has been withheld" notice; empty when nothing was withheld.
     withheld: list[str]
-    availability: DataAvailability
-
-
-def data_availability_get(now: datetime | None = None) -> DataAvailability:
-    """Every active partner with its live datasets (each flagged stale or not as of `now`), and the active
-    partners that have no live dataset yet."""
-    now = now or timezone.now()
-    live_feeds = Prefetch(
-        "feeds", queryset=Feed.objects.filter(state=Feed.State.LIVE).order_by("name"), to_attr="live"
-    )
-    organisations = Organisation.objects.filter(is_active=True).order_by("name").prefetch_related(live_feeds)
-    live: list[PartnerData] = []
-    not_joined: list[Organisation] = []
-    for organisation in organisations:
-        feeds: list[Feed] = organisation.live
-        if feeds:
-            shown = [
-                FeedAvailability(
-                    name=feed.name,
-                    partner=organisation.name,
-                    last_success_at=feed.last_success_at,
-                    is_stale=feed.is_stale(now),
-                )
-                for feed in feeds
-            ]
-            live.append(PartnerData(organisation=organisation, feeds=shown))
-        else:
-            not_joined.append(organisation)
-    return DataAvailability(live=live, not_joined=not_joined)
+    availability: PatientAvailability
+    summary: RecordSummary
+    why: WhyAccess
 
 
 def _age(birth_date: date | None, on: date) -> str:
@@ -161,24 +182,9 @@ def _demographics(patient: Patient, decision: Decision) -> Demographics:
     )
 
 
-def _visible_entries(patient: Patient, decision: Decision, sections: list[Section]) -> QuerySet[RecordEntry]:
-    # What the source deleted or marked entered in error is kept for the audit trail, never shown nor counted.
-    entries = RecordEntry.objects.filter(
-        patient=patient, is_entered_in_error=False, is_deleted_at_source=False, section__in=sections
-    )
-    if decision.withheld_partners:
-        entries = entries.exclude(organisation__ods_code__in=decision.withheld_partners)
-    return entries
-
-
-def _not_withheld_as_sensitive(decision: Decision) -> Q:
-    """The entries this decision shows despite the sensitive rules: ordinary ones, and the user's own partner's."""
-    if not decision.withholds_sensitive:
-        return Q()
-    ordinary = Q(is_sensitive=False, is_confidential=False)
-    if not decision.sensitive_visible_from:
-        return ordinary
-    return ordinary | Q(organisation__ods_code__in=sorted(decision.sensitive_visible_from))
+# The names the timeline's read shares with the record page (records.portal.timeline_selectors).
+_visible_entries = visible_entries
+_not_withheld_as_sensitive = not_withheld_as_sensitive
 
 
 def _page_number(asked: str | None) -> int:
@@ -189,65 +195,39 @@ def _page_number(asked: str | None) -> int:
         return 1
 
 
-def _pages(
-    entries: QuerySet[RecordEntry], sections: list[Section], decision: Decision, requested: Mapping[str, str]
-) -> tuple[dict[Section, Page[int]], int]:
-    """One page per section, and how many entries were withheld as sensitive or confidential (one query)."""
-    shown = _not_withheld_as_sensitive(decision)
-    counts = {
-        row["section"]: row
-        for row in entries.order_by()
-        .values("section")
-        .annotate(shown=Count("pk", filter=shown), total=Count("pk"))
+def _parts(open_sections: list[Section]) -> list[tuple[str, str]]:
+    """The parts of the page holding entries, in page order, by key and title: each open section, and vital
+    signs right after investigation results when those are open."""
+    parts = []
+    for section in open_sections:
+        parts.append((section.value, section.label))
+        if section == Section.INVESTIGATIONS:
+            parts.append((VITAL_SIGNS, VITAL_SIGNS_TITLE))
+    return parts
+
+
+def _page_links(key: str, page: Page[int], requested: Mapping[str, str]) -> list[PageLink]:
+    """Links to every page of one part, each keeping the other parts on the page they were on; only part keys
+    are carried, so nothing else in a query string survives."""
+    kept = {
+        other: value
+        for other, value in sorted(requested.items())
+        if other in _PART_KEYS and other != key and value and value != "1"
     }
-    pages: dict[Section, Page[int]] = {}
-    withheld = 0
-    for section in sections:
-        row = counts.get(section, {"shown": 0, "total": 0})
-        withheld += row["total"] - row["shown"]
-        # A paginator over a range of positions: it validates the page number without another query.
-        paginator = Paginator(range(row["shown"]), settings.RECORD_PAGE_SIZE)
-        pages[section] = paginator.get_page(_page_number(requested.get(section.value)))
-    return pages, withheld
-
-
-def _entries_on_pages(
-    entries: QuerySet[RecordEntry], decision: Decision, pages: dict[Section, Page[int]]
-) -> dict[Section, list[RecordEntry]]:
-    """The entries on each section's current page, most recent first, in one query."""
-    wanted = [
-        Q(section=section, position__gte=page.start_index(), position__lte=page.end_index())
-        for section, page in pages.items()
-        if page.paginator.count
-    ]
-    found: dict[Section, list[RecordEntry]] = {section: [] for section in pages}
-    if not wanted:
-        return found
-    entries = entries.filter(_not_withheld_as_sensitive(decision))
-    ranked = (
-        entries.select_related("organisation")
-        .only(
-            "section",
-            "resource_type",
-            "summary",
-            "status",
-            "effective_at",
-            "organisation__name",
-            "organisation__ods_code",
-        )
-        .annotate(
-            position=Window(
-                RowNumber(),
-                partition_by=[F("section")],
-                order_by=[F("effective_at").desc(nulls_last=True), F("pk").desc()],
+    links = []
+    for number in page.paginator.page_range:
+        query = dict(kept)
+        if number > 1:
+            query[key] = str(number)
+        ordered = sorted(query.items())
+        links.append(
+            PageLink(
+                number=number,
+                query=f"?{urlencode(ordered)}" if ordered else "",
+                is_current=number == page.number,
             )
         )
-        .filter(reduce(operator.or_, wanted))
-        .order_by("section", "position")
-    )
-    for entry in ranked:
-        found[Section(entry.section)].append(entry)
-    return found
+    return links
 
 
 def _withheld(
@@ -283,6 +263,16 @@ def _withheld(
     return sentences, "; ".join(facts)
 
 
+def _why_access(decision: Decision) -> WhyAccess:
+    """A grant's provenance is short and says it all ("Break-glass access BG-…: reason"); a relationship's begins
+    with its basis ("Registered GP practice") and goes on with the data that made it."""
+    words = decision.provenance or decision.basis
+    if decision.grant_reference:
+        return WhyAccess(headline=words, detail="")
+    headline, _, detail = words.partition("; ")
+    return WhyAccess(headline=headline, detail=detail)
+
+
 def record_page_build(
     patient: Patient, decision: Decision, *, requested_pages: Mapping[str, str]
 ) -> tuple[RecordPage, Shown]:
@@ -291,11 +281,13 @@ def record_page_build(
     Always holds: entered-in-error entries and entries deleted at the source are never shown nor counted;
     sections the role does not open and sections or partners withheld by an objection are not read at all, and
     the notice says only that the patient's objection withholds something, never which sections or partners;
-    sensitive and confidential entries from partners other than the user's own are counted, never rendered; a
-    restricted patient's address, phone and practice are left out unless the decision shows them, and when it
-    does the audit row says so.
-    `requested_pages` maps a section key to the page wanted (missing or not a number: the first; past the end:
-    the last).
+    sensitive and confidential entries from partners other than the user's own are counted, never rendered, on
+    the summary as in the sections; a restricted patient's address, phone and practice are left out unless the
+    decision shows them, and when it does the audit row says so. The audit row names the sections opened and
+    every partner the page names as holding data shown. Vital signs are shown apart from investigation results
+    but are one section with them for every rule and on the audit row.
+    `requested_pages` maps a part's key (a section's, or `vital-signs`) to the page wanted (missing or not a
+    number: the first; past the end: the last).
     """
     clinical = [section for section in SECTION_ORDER if section in CLINICAL_SECTIONS]
     role_hidden = [section for section in clinical if section not in decision.sections]
@@ -304,27 +296,65 @@ def record_page_build(
         for section in clinical
         if section in decision.sections and section not in decision.withheld_sections
     ]
-    entries = _visible_entries(patient, decision, open_sections)
-    pages, sensitive_count = _pages(entries, open_sections, decision, requested_pages)
-    on_pages = _entries_on_pages(entries, decision, pages)
-    demographics = _demographics(patient, decision)
-    availability = data_availability_get()
-    sentences, withheld_facts = _withheld(
-        decision, role_hidden, sensitive_count, demographics.is_restricted_hidden
+    parts = _parts(open_sections)
+    entries = visible_entries(patient, decision, open_sections)
+    counts, holdings = counts_read(entries, decision)
+    pages: dict[str, Page[int]] = {}
+    for key, _title in parts:
+        # A paginator over a range of positions: it validates the page number without another query.
+        paginator = Paginator(range(counts.get(key, PartCount()).shown), settings.RECORD_PAGE_SIZE)
+        pages[key] = paginator.get_page(_page_number(requested_pages.get(key)))
+    opened = {key for key, _title in parts}
+    on_pages, in_summary = entries_read(
+        entries,
+        decision,
+        {key: (page.start_index(), page.end_index()) for key, page in pages.items() if page.paginator.count},
+        {
+            plan.key: plan.size
+            for plan in SUMMARY_PLANS
+            if counts.get(plan.key, PartCount()).shown and plan.key in opened
+        },
     )
-    sections = [
-        RecordSection(key=section.value, title=section.label, entries=on_pages[section], page=pages[section])
-        for section in open_sections
-    ]
+    demographics = _demographics(patient, decision)
+    hides_practice = demographics.is_restricted_hidden
+    sensitive_count = sum(count.total - count.shown for count in counts.values())
+    sentences, withheld_facts = _withheld(decision, role_hidden, sensitive_count, hides_practice)
+    sections = []
+    for key, title in parts:
+        found = on_pages.get(key, [])
+        rows = [entry_row(entry, hides_practice=hides_practice) for entry in found]
+        sections.append(
+            RecordSection(
+                key=key,
+                title=title,
+                entries=found,
+                page=pages[key],
+                rows=rows,
+                groups=row_groups(rows, hides_practice=hides_practice)
+                if key == Section.INVESTIGATIONS.value
+                else [],
+                links=_page_links(key, pages[key], requested_pages),
+            )
+        )
+    summary = summary_build(opened, in_summary, counts, hides_practice=hides_practice)
+    availability = patient_availability_build(
+        holdings, data_availability_get(), hides_practice=hides_practice
+    )
     shown_sections = [Section.DEMOGRAPHICS.value]
-    if not demographics.is_restricted_hidden:
+    if not hides_practice:
         shown_sections.append(Section.GP_PRACTICE.value)
-    if patient.is_restricted and not demographics.is_restricted_hidden:
+    if patient.is_restricted and not hides_practice:
         # Every showing of a restricted patient's whereabouts is on the audit row, by name.
         shown_sections.append(RESTRICTED_DEMOGRAPHICS_SHOWN)
-    shown_sections += [section.key for section in sections]
-    partners = sorted({entry.organisation.ods_code for section in sections for entry in section.entries})
+    shown_sections += [section.value for section in open_sections]
+    # Every partner the page names as holding data shown: those of the rows and of the summary are among them.
+    partners = sorted({holding.ods_code for holding in holdings})
     page = RecordPage(
-        demographics=demographics, sections=sections, withheld=sentences, availability=availability
+        demographics=demographics,
+        sections=sections,
+        withheld=sentences,
+        availability=availability,
+        summary=summary,
+        why=_why_access(decision),
     )
     return page, Shown(sections=shown_sections, partners=partners, withheld=withheld_facts)
