@@ -64,6 +64,11 @@ PORTAL_URLS = {
     "records:patient-detail": "door",
     # A printout of the record page: the same decision, audited as an export that says print.
     "records:patient-print": "door",
+    # One document of the record, and its PDF with ?format=pdf: each open audited as view-document
+    # (tests/test_documents.py).
+    "records:document-view": "door: records.access_documents.document_open_for_user",
+    # The record's entries as one list of events: the record page's decision, audited as a view named timeline.
+    "records:patient-timeline": "door: records.access_timeline.patient_timeline_open",
     "records:role-select": "no patient data",
     # Giving oneself access: the door's own grant functions, and only for a patient this session searched for and
     # was offered (tests/test_portal_grants.py).

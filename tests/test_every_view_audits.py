@@ -33,8 +33,10 @@ from records.models import (
     Patient,
     PushedBatch,
     QuarantinedRecord,
+    RecordEntry,
 )
 from records.portal.views import CLAIMABLE_SESSION_KEY
+from records.sections import Section
 from tests.builders import url_names
 
 DEMO_PASSWORD = "demo-Fenland-heron-42"
@@ -94,6 +96,8 @@ EXPECTED: dict[str, Expect] = {
     "records:patient-search": Expect(NOTHING, audited(Action.SEARCH)),
     "records:patient-detail": Expect(VIEW),
     "records:patient-print": Expect(audited(Action.EXPORT, Action.OBJECTION_OVERRIDE)),
+    "records:document-view": Expect(audited(Action.VIEW_DOCUMENT, Action.OBJECTION_OVERRIDE)),
+    "records:patient-timeline": Expect(VIEW),
     # Open only for a patient this session was offered (see `_offered`); the offer page itself reads nothing.
     "records:patient-access": Expect(NOTHING),
     "records:relationship-declare": Expect(NOTHING, audited(Action.DECLARE_RELATIONSHIP)),
@@ -169,6 +173,13 @@ EXPECTED: dict[str, Expect] = {
     "admin:records_quarantinedrecord_changelist": Expect(NOTHING, audited(Action.SEARCH)),
     "admin:records_quarantinedrecord_change": FEED_SUPPORT_VIEW,
     "admin:records_quarantinedrecord_reveal": FEED_SUPPORT_REVEAL,
+    "admin:records_quarantinedrecord_replay": Expect(NOTHING, audited(Action.VIEW_DOCUMENT)),
+    "admin:records_quarantinedrecord_fix": FEED_SUPPORT_REVEAL,
+    "admin:records_quarantinedrecord_discard": Expect(NOTHING, audited(Action.VIEW_DOCUMENT)),
+    # A feed's controls: no patient. Run now and Pause would change the demo's feeds, so they are not sent.
+    "admin:records_feed_run_now": Expect(NOTHING, NOT_SENT),
+    "admin:records_feed_pause": Expect(NOTHING, NOT_SENT),
+    "admin:records_feed_csv_mapping": Expect(NOTHING),
     "admin:records_ingestrun_change": FEED_SUPPORT_VIEW,
     "admin:records_ingestrun_reveal": FEED_SUPPORT_REVEAL,
     "admin:records_pushedbatch_change": FEED_SUPPORT_VIEW,
@@ -277,6 +288,11 @@ def _kwarg_value(demo: Demo, name: str, kwarg: str, username: str, patient: Pati
         return patient.public_id
     if kwarg == "reference":
         return _reference(name)
+    if kwarg == "entry_id":
+        # One of the patient's documents, or else any: either way the door answers and audits it.
+        documents = RecordEntry.objects.filter(section=Section.DOCUMENTS).order_by("pk")
+        own = documents.filter(patient=patient).values_list("pk", flat=True).first()
+        return own or documents.values_list("pk", flat=True).first() or 1
     if kwarg == "alert_id":
         alert = Alert.objects.order_by("-pk").first()
         return alert.pk if alert else 1

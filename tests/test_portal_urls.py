@@ -11,6 +11,8 @@ from tests.builders import PORTAL_URLS, url_names
 EXAMPLE_KWARGS = {
     "records:patient-detail": {"public_id": uuid.UUID(int=1)},
     "records:patient-print": {"public_id": uuid.UUID(int=1)},
+    "records:document-view": {"public_id": uuid.UUID(int=1), "entry_id": 1},
+    "records:patient-timeline": {"public_id": uuid.UUID(int=1)},
     "records:patient-access": {"public_id": uuid.UUID(int=1)},
     "records:relationship-declare": {"public_id": uuid.UUID(int=1)},
     "records:break-glass": {"public_id": uuid.UUID(int=1)},

@@ -42,6 +42,10 @@ BACK_OFFICE_PATIENT_VIEWS = {
     ),
     "admin:records_quarantinedrecord_change": FEED_SUPPORT_DOOR,
     "admin:records_quarantinedrecord_reveal": FEED_SUPPORT_DOOR,
+    # One record's replay, fix (a reveal of its payload) and discard, from its page.
+    "admin:records_quarantinedrecord_replay": FEED_SUPPORT_DOOR,
+    "admin:records_quarantinedrecord_fix": FEED_SUPPORT_DOOR,
+    "admin:records_quarantinedrecord_discard": FEED_SUPPORT_DOOR,
     "admin:records_ingestrun_change": FEED_SUPPORT_DOOR,
     "admin:records_ingestrun_reveal": FEED_SUPPORT_DOOR,
     "admin:records_pushedbatch_change": FEED_SUPPORT_DOOR,
@@ -109,6 +113,10 @@ BACK_OFFICE_STAFF_ONLY = {
     "admin:records_feed_delete",
     "admin:records_feed_history",
     "admin:records_feed_monitor",
+    # A feed's Run now and Pause, and its CSV mapping (a sample's preview is the uploader's own file, not stored).
+    "admin:records_feed_run_now",
+    "admin:records_feed_pause",
+    "admin:records_feed_csv_mapping",
     "admin:records_ingestrun_add",
     "admin:records_ingestrun_changelist",
     "admin:records_ingestrun_delete",

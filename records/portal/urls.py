@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from records.portal import sign_in_views, views
+from records.portal import documents, sign_in_views, timeline, views
 from records.portal.audit_urls import urlpatterns as audit_urls
 from records.portal.objections_urls import urlpatterns as objection_urls
 from records.portal.subject_access_urls import urlpatterns as subject_access_urls
@@ -15,6 +15,13 @@ urlpatterns = [
     path("patients/<uuid:public_id>/", views.patient_detail, name="patient-detail"),
     # A printout is an export of what the record page shows, audited as such.
     path("patients/<uuid:public_id>/print/", views.patient_print, name="patient-print"),
+    path("patients/<uuid:public_id>/timeline/", timeline.patient_timeline, name="patient-timeline"),
+    # A document is named by its entry's id within the patient's record: the door checks it is theirs.
+    path(
+        "patients/<uuid:public_id>/documents/<int:entry_id>/",
+        documents.document_view,
+        name="document-view",
+    ),
     path("patients/<uuid:public_id>/access/", views.patient_access, name="patient-access"),
     path(
         "patients/<uuid:public_id>/access/relationship/",
