@@ -17,7 +17,7 @@ from records.clinical import events, medications, results, safety
 from records.clinical.detail import EntryDetail, Fact, ResultGroup
 from records.clinical.results import group_results
 from records.ingest.fhir import JsonObject, as_object
-from records.ingest.mapping import title_of
+from records.ingest.mapping import title_of, type_in_words
 from records.models import RecordEntry
 from records.terminology import capitalised
 
@@ -50,4 +50,8 @@ def describe(entry: RecordEntry) -> EntryDetail:
     resource = as_object(entry.resource)
     describer = _BY_TYPE.get(entry.resource_type)
     detail = describer(resource) if describer is not None else EntryDetail(title=title_of(resource))
-    return replace(detail, title=capitalised(detail.title) or entry.summary)
+    title = capitalised(detail.title)
+    # A resource naming no concept is titled by its type alone ("Condition"): the partner's summary says more.
+    if not title or title.casefold() == type_in_words(entry.resource_type).casefold():
+        title = entry.summary or title
+    return replace(detail, title=title)

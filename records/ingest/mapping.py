@@ -433,7 +433,8 @@ def questionnaire_name(resource: JsonObject) -> str:
     return readable_name(" ".join(part for part in parts if part.lower() not in _FORM_NAME_NOISE))
 
 
-def _words(resource_type: str) -> str:
+def type_in_words(resource_type: str) -> str:
+    """A resource type as words: "AllergyIntolerance" -> "Allergy intolerance"."""
     spaced = re.sub(r"(?<!^)(?=[A-Z])", " ", resource_type)
     return spaced[:1] + spaced[1:].lower()
 
@@ -460,7 +461,7 @@ def title_of(resource: JsonObject) -> str:
     return (
         own_title(resource)
         or concept_words(coding, concept_text)
-        or _words(text(resource.get("resourceType")))
+        or type_in_words(text(resource.get("resourceType")))
     )
 
 
@@ -479,7 +480,7 @@ def summary_of(resource: JsonObject, title: str) -> str:
     elif resource_type == "Immunization" and resource.get("status") == "not-done":
         detail = "not given"
     own = own_title(resource)
-    title = own or title or _words(resource_type)
+    title = own or title or type_in_words(resource_type)
     if resource_type == "QuestionnaireResponse" and own:
         title = f"Questionnaire response: {own}"
     line = f"{title[:1].upper()}{title[1:]}"
