@@ -41,9 +41,10 @@ lint: install
 	$(EMBEDDED) exec --profile test -- $(VENV)/bin/mypy .
 	$(VENV)/bin/lint-imports
 
-# An ingestion benchmark on a scratch database (BENCH_ARGS="--profile" says where the time goes); no assertions.
+# The read path at ICS scale (BENCH_ARGS="--scales 10000,100000,1000000"), then the ingestion benchmark, on scratch
+# databases; results in bench/results/ (docs/scaling.md). No assertions.
 bench: install
-	$(EMBEDDED) exec --profile bench -- $(PY) -m records.bench.ingest $(BENCH_ARGS)
+	$(EMBEDDED) exec --profile bench -- $(PY) -m records.bench.read $(BENCH_ARGS)
 
 clean:
 	rm -rf .data/test

@@ -36,33 +36,6 @@ PHONE = {"width": 390, "height": 844}
 # The apps whose back-office pages the sweep opens: the record, the rules and the audit trail.
 BACK_OFFICE_APPS = {"records", "consent", "audit"}
 
-# Problems on pages whose templates other engineers are changing this session, by (page, width, rule). Temporary:
-# the lead removes each entry once that template is fixed at integration; any problem not listed fails the sweep.
-KNOWN_ELSEWHERE: set[tuple[str, int, str]] = {
-    # patient_print.html: the entries table (table.entries) is wider than a phone (396px at 390).
-    ("records:patient-print", 390, "page-scrolls-sideways"),
-    # The back office's feed form (records/admin.py, records/backoffice): the watermark's two inputs
-    # (#id_watermark_0, #id_watermark_1, a date and time pair) have no label.
-    ("admin:records_feed_change", 1366, "label"),
-    ("admin:records_feed_change", 390, "label"),
-    # The quarantine list's search box (#searchbar) is named only by its help text (aria-describedby).
-    ("admin:records_quarantinedrecord_changelist", 1366, "label-title-only"),
-    ("admin:records_quarantinedrecord_changelist", 390, "label-title-only"),
-    # Django's change_list_results.html: the results table's wrapper (div.results) scrolls sideways on a phone
-    # and takes no keyboard focus (an admin template override could give it tabindex="0", a role and a name).
-    *(
-        (f"admin:{model}_changelist", 390, "scroller-not-keyboard-reachable")
-        for model in (
-            "audit_accessevent",
-            "consent_careteam",
-            "consent_role",
-            "consent_sensitivecode",
-            "records_feed",
-            "records_ingestrun",
-            "records_organisation",
-        )
-    ),
-}
 
 NO_SIDEWAYS_SCROLL = "() => document.documentElement.scrollWidth <= window.innerWidth + 1"
 # Elements that scroll (overflow auto or scroll, and their content does overflow) but cannot take keyboard focus.
@@ -80,14 +53,10 @@ UNREACHABLE_SCROLLERS = """() => [...document.querySelectorAll('body *')].filter
 class Findings:
     axe: Path
     problems: list[str] = field(default_factory=list)
-    known_seen: set[tuple[str, int, str]] = field(default_factory=set)
     checked: int = 0
 
     def add(self, label: str, width: int, rule: str, where: list[str]) -> None:
-        if (label, width, rule) in KNOWN_ELSEWHERE:
-            self.known_seen.add((label, width, rule))
-        else:
-            self.problems.append(f"{label} at {width}px: {rule} {where}")
+        self.problems.append(f"{label} at {width}px: {rule} {where}")
 
     def check(self, page: Page, label: str, width: int) -> None:
         """axe on the page as it is now; on a phone, no sideways scroll and no scroller out of the keyboard's reach."""

@@ -58,6 +58,9 @@ class FeedForm(forms.ModelForm):  # type: ignore[type-arg]
         help_text="The PRSB headings of the record this dataset sends, in the standard's order.",
     )
 
+    # A partner's endpoint typed without a scheme is taken as HTTPS, never plain HTTP.
+    endpoint_url = forms.URLField(label="Endpoint URL", required=False, assume_scheme="https", max_length=200)
+
     class Meta:
         model = Feed
         # Not csv_mapping: it has its own checked form (`csv_mapping_view`).

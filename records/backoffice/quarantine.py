@@ -81,7 +81,8 @@ class QuarantinedRecordAdmin(FeedSupportAdmin[QuarantinedRecord]):
     list_filter = ("feed", "reason", "status", ("created_at", admin.DateFieldListFilter))
     # By NHS number: the POST form above the list (see NHS_NUMBER_SEARCH_FIELD), never the GET search box.
     search_fields = ("=source_id", "detail", "location")
-    search_help_text = "Source id (exact), or words of the detail or location."
+    # No search_help_text: Django ties it to the box by aria-describedby, and axe then finds the box named by its
+    # help alone (its label is an icon). The template says the same in words beside the box.
     list_select_related = ("feed", "discarded_by")
     actions = ("replay_selected", "discard_selected")
     change_list_template = "admin/records/quarantinedrecord/change_list.html"

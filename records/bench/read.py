@@ -157,12 +157,12 @@ def _scale(args: argparse.Namespace, population: Any, scale: int, log_dir: Path)
             )
             print(f"  floor, {users} users: {floor}", flush=True)
             result["floor"].append(asdict(floor))
-        pages = [("search", "clinician"), ("feed-monitor", "backoffice"), ("access-report", "officer")]
-        note = _name_search_note()
-        if note is None:
-            pages.insert(1, ("name-search", "clinician"))
-        else:
-            result["notes"].append(note)
+        pages = [
+            ("search", "clinician"),
+            ("name-search", "clinician"),
+            ("feed-monitor", "backoffice"),
+            ("access-report", "officer"),
+        ]
         for page, who in pages:
             run = load.locust_run(
                 base, signed_in[who], page=page, users=args.page_users, seconds=args.seconds
@@ -191,15 +191,6 @@ def _scale(args: argparse.Namespace, population: Any, scale: int, log_dir: Path)
                 doctor.cookies, deepest[0], slowest=2
             )
     return result
-
-
-def _name_search_note() -> str | None:
-    """None when the search page offers the search by family name and date of birth; else why it is not measured."""
-    from records.portal import forms
-
-    if getattr(forms, "NAME_SEARCH", None) == "name":
-        return None
-    return "Name and birth-date search: no such search at this commit, so not measured."
 
 
 def main(argv: list[str] | None = None) -> int:
