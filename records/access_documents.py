@@ -24,14 +24,13 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from functools import partial
 
-from django.db.models import Q
 from django.http import HttpRequest
 
 from audit.models import AccessEvent
 from audit.services import AccessFacts, access_event_record
 from consent.policy import Decision
 from records.access import PatientAccess, PatientNotFound, User, actor_of, context_of, get_patient_for_user
-from records.disclosure import Shown
+from records.disclosure import Shown, not_withheld_as_sensitive, visible_entries
 from records.documents import DocumentContent, document_read
 from records.models import Patient, RecordEntry
 from records.sections import Section
@@ -67,25 +66,12 @@ class OpenedDocument:
 
 def _document_visible(patient: Patient, decision: Decision, entry_id: int) -> RecordEntry | None:
     """The entry, when the record page would show it under this decision; otherwise None."""
-    if Section.DOCUMENTS not in decision.sections:
-        return None
-    if Section.DOCUMENTS in decision.withheld_sections:
-        return None
-    entries = RecordEntry.objects.select_related("organisation").filter(
-        Q(patient=patient) | Q(patient__merged_into=patient),
-        pk=entry_id,
-        section=Section.DOCUMENTS,
-        is_entered_in_error=False,
-        is_deleted_at_source=False,
+    return (
+        visible_entries(patient, decision, [Section.DOCUMENTS])
+        .filter(not_withheld_as_sensitive(decision), pk=entry_id)
+        .select_related("organisation")
+        .first()
     )
-    if decision.withheld_partners:
-        entries = entries.exclude(organisation__ods_code__in=sorted(decision.withheld_partners))
-    if decision.withholds_sensitive:
-        ordinary = Q(is_sensitive=False, is_confidential=False)
-        entries = entries.filter(
-            ordinary | Q(organisation__ods_code__in=sorted(decision.sensitive_visible_from))
-        )
-    return entries.first()
 
 
 def _document_build(

@@ -115,6 +115,25 @@ def alerts_and_legal(builder: ResourceBuilder) -> None:
             },
             updated=raised,
         )
+    if builder.patient.showcase and builder.age >= 65:
+        # A clinical alert beside whatever alert chance gave: a showcase patient shows every kind of banner. Drawn
+        # from nothing random, so the rest of the demo stays as it was.
+        raised = builder.at(240, hour=11, minute=0)
+        builder.add(
+            "Flag",
+            "flag/falls-risk",
+            {
+                "status": "active",
+                "category": [
+                    {"coding": [{"system": codes.FLAG_CATEGORY, "code": "clinical", "display": "Clinical"}]}
+                ],
+                "code": {"text": "Falls risk: two falls in the last year; walks with a frame"},
+                "subject": builder.subject,
+                "period": {"start": instant(raised)},
+                "author": builder.organisation,
+            },
+            updated=raised,
+        )
     if builder.age >= 70 and builder.chance(0.12):
         signed = builder.years_ago(0, 5)
         decision = "Advance decision to refuse treatment: no cardiopulmonary resuscitation, no mechanical ventilation"

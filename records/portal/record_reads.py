@@ -21,7 +21,8 @@ from django.db.models import Case, CharField, Count, F, IntegerField, Max, Q, Qu
 from django.db.models.functions import RowNumber
 
 from consent.policy import Decision
-from records.models import Patient, RecordEntry
+from records.disclosure import not_withheld_as_sensitive
+from records.models import RecordEntry
 from records.sections import Section
 
 VITAL_SIGNS = "vital-signs"
@@ -56,28 +57,6 @@ def part_key() -> Case:
     return Case(
         When(_VITAL_SIGNS_ENTRY, then=Value(VITAL_SIGNS)), default=F("section"), output_field=CharField()
     )
-
-
-def visible_entries(patient: Patient, decision: Decision, sections: list[Section]) -> QuerySet[RecordEntry]:
-    """The patient's entries in `sections` (only ever those the decision opens) from partners no objection
-    withholds, before the sensitive rules."""
-    # What the source deleted or marked entered in error is kept for the audit trail, never shown nor counted.
-    entries = RecordEntry.objects.filter(
-        patient=patient, is_entered_in_error=False, is_deleted_at_source=False, section__in=sections
-    )
-    if decision.withheld_partners:
-        entries = entries.exclude(organisation__ods_code__in=decision.withheld_partners)
-    return entries
-
-
-def not_withheld_as_sensitive(decision: Decision) -> Q:
-    """The entries this decision shows despite the sensitive rules: ordinary ones, and the user's own partner's."""
-    if not decision.withholds_sensitive:
-        return Q()
-    ordinary = Q(is_sensitive=False, is_confidential=False)
-    if not decision.sensitive_visible_from:
-        return ordinary
-    return ordinary | Q(organisation__ods_code__in=sorted(decision.sensitive_visible_from))
 
 
 @dataclass

@@ -20,7 +20,7 @@ from django.core.paginator import Page, Paginator
 from django.utils import timezone
 
 from consent.policy import Decision
-from records.disclosure import Shown
+from records.disclosure import Shown, visible_entries
 from records.models import Organisation, Patient, RecordEntry
 from records.portal.availability import (
     DataAvailability,
@@ -36,8 +36,6 @@ from records.portal.record_reads import (
     PartCount,
     counts_read,
     entries_read,
-    not_withheld_as_sensitive,
-    visible_entries,
 )
 from records.portal.summary import (
     SUMMARY_PLANS,
@@ -180,11 +178,6 @@ def _demographics(patient: Patient, decision: Decision) -> Demographics:
         practice=None if hidden else patient.registered_practice,
         is_restricted_hidden=hidden,
     )
-
-
-# The names the timeline's read shares with the record page (records.portal.timeline_selectors).
-_visible_entries = visible_entries
-_not_withheld_as_sensitive = not_withheld_as_sensitive
 
 
 def _page_number(asked: str | None) -> int:

@@ -114,7 +114,8 @@ class SummaryPlan:
     empty: str
 
 
-# What the summary reads, per part of the page; the banners first, in the order they are shown.
+# What the summary reads, per part of the page; the banners first, in the order they are shown (alerts other than
+# communication needs after the legal banner: see summary_build).
 BANNER_PLANS: tuple[SummaryPlan, ...] = (
     SummaryPlan(
         Section.ALLERGIES.value,
@@ -278,4 +279,7 @@ def summary_build(
                 banners.append(part)
             else:
                 quiet.append(part.title)
+    # Other alerts follow the legal banner: a communication need, safeguarding and an advance decision are what an
+    # unplanned contact must meet first, and on a phone the first screen holds four banners at most.
+    banners.sort(key=lambda part: part.kind == "alerts")
     return RecordSummary(banners=banners, parts=parts, quiet_banners=quiet)

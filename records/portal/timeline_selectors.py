@@ -2,8 +2,8 @@
 events, most recent first, filtered and paged.
 
 `timeline_build` runs only inside the door (`records.access_timeline.patient_timeline_open`), once the decision
-has allowed the access. Always holds, exactly as on the record page (it reads through the record page's own
-helpers, `_visible_entries` and `_not_withheld_as_sensitive`): entered-in-error entries and entries deleted at
+has allowed the access. Always holds, exactly as on the record page (it reads through the same rules,
+`records.disclosure.visible_entries` and `not_withheld_as_sensitive`): entered-in-error entries and entries deleted at
 the source are never shown nor counted; sections the role does not open and sections or partners an objection
 withholds are not read at all; sensitive and confidential entries from partners other than the user's own are
 counted for the notice, never listed; a restricted patient's GP practice is not named to a role that may not see
@@ -26,9 +26,9 @@ from django.utils import timezone
 
 from consent.policy import Decision
 from records.clinical import describe
-from records.disclosure import Shown
+from records.disclosure import Shown, not_withheld_as_sensitive, visible_entries
 from records.models import Organisation, Patient, RecordEntry
-from records.portal.selectors import _not_withheld_as_sensitive, _visible_entries, _withheld
+from records.portal.selectors import _withheld
 from records.portal.timeline_forms import TimelineFilterForm
 from records.sections import CLINICAL_SECTIONS, SECTION_ORDER, Section
 
@@ -88,7 +88,7 @@ def _holders(
     rows = (
         entries.order_by()
         .values("organisation__ods_code", "organisation__name", "organisation__kind")
-        .annotate(shown=Count("pk", filter=_not_withheld_as_sensitive(decision)), total=Count("pk"))
+        .annotate(shown=Count("pk", filter=not_withheld_as_sensitive(decision)), total=Count("pk"))
     )
     partners: list[tuple[str, str]] = []
     withheld = 0
@@ -172,7 +172,7 @@ def timeline_build(
         if section in decision.sections and section not in decision.withheld_sections
     ]
     hide_practice = patient.is_restricted and not decision.shows_restricted_demographics
-    entries = _visible_entries(patient, decision, open_sections)
+    entries = visible_entries(patient, decision, open_sections)
     partners, sensitive_count = _holders(entries, decision, hide_practice=hide_practice)
     form = TimelineFilterForm(
         query,
@@ -185,7 +185,7 @@ def timeline_build(
     carried = ""
     if form.is_valid():
         carried = _carried_query(form.cleaned_data)
-        selected = _events(entries.filter(_not_withheld_as_sensitive(decision)), form.cleaned_data)
+        selected = _events(entries.filter(not_withheld_as_sensitive(decision)), form.cleaned_data)
         page = Paginator(selected, TIMELINE_PAGE_SIZE).get_page(query.get("page"))
         rows = list(page.object_list)
         found = entries.select_related("organisation").in_bulk([row[0] for row in rows])
