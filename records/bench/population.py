@@ -18,6 +18,9 @@ What it writes, on a migrated (scratch) database; Django must be set up before t
 
 Growth is by adding: `grow(to=N)` adds the patients (and their entries and events) between what is there and N, so
 10k, 100k and 1M are measured on one database as it grows. The generator is seeded; the same sizes give the same data.
+A population kept in its own database (`records.bench.read --keep NAME`) is read back by `population_load` and grown
+or measured again; how each part of it was built is noted in the table `bench_population_build` (`build_note`).
+Every COPY prints its progress every `PROGRESS_EVERY` rows, so an hour's build can be followed in its log.
 """
 
 from __future__ import annotations
@@ -54,6 +57,8 @@ DEEPEST_EVERY, DEEPEST_ENTRIES = 10_000, 2_000
 TYPICAL_MEAN = 7.3
 AUDIT_YEARS = 8
 _SEED = 14
+PROGRESS_EVERY = 1_000_000
+BUILD_TABLE = "bench_population_build"
 
 _TRUSTS = (
     ("RGT", "Cambridge University Hospitals (bench)", Organisation.Kind.ACUTE_TRUST),
@@ -179,6 +184,7 @@ def _copy(model: Any, rows: Iterator[dict[str, Any]]) -> int:
     columns = _columns(model)
     names = ", ".join(columns)
     written = 0
+    started = time.perf_counter()
     with (
         connection.cursor() as cursor,
         cursor.copy(f"COPY {model._meta.db_table} ({names}) FROM STDIN") as copy,
@@ -186,6 +192,13 @@ def _copy(model: Any, rows: Iterator[dict[str, Any]]) -> int:
         for row in rows:
             copy.write_row([row[column] for column in columns])
             written += 1
+            if written % PROGRESS_EVERY == 0:
+                seconds = time.perf_counter() - started
+                print(
+                    f"  {datetime.now(UTC):%H:%M:%S} {model._meta.db_table}: {written:,} rows in {seconds:.0f} s "
+                    f"({written / seconds:,.0f} rows/s)",
+                    flush=True,
+                )
     return written
 
 
@@ -462,3 +475,65 @@ def table_sizes() -> dict[str, int]:
             cursor.execute("SELECT pg_total_relation_size(%s)", [model._meta.db_table])
             sizes[model._meta.db_table] = int(cursor.fetchone()[0])
     return sizes
+
+
+def population_load() -> Population:
+    """The population a kept database already holds (none: an empty one), read back so it can grow or be measured.
+
+    Its practices in the order they were made (their codes count up), its feeds and the run each feed's rows name,
+    and the counts of what it holds; events include those the application wrote while it was measured before."""
+    practices = list(
+        Organisation.objects.filter(
+            kind=Organisation.Kind.GP_PRACTICE, ods_code__regex=r"^B[0-9]{5}$"
+        ).order_by("ods_code")
+    )
+    feeds = {
+        feed.code: feed
+        for feed in Feed.objects.filter(code__startswith="bench-").select_related("organisation")
+    }
+    runs: dict[str, int] = {}
+    for code, pk in (
+        IngestRun.objects.filter(feed__code__in=feeds, source_name="bench population (COPY)")
+        .order_by("pk")
+        .values_list("feed__code", "pk")
+    ):
+        runs.setdefault(code, pk)
+    population = Population(practices=practices, feeds=feeds, runs=runs)
+    with connection.cursor() as cursor:
+        for attribute, model in (
+            ("patients", Patient),
+            ("entries", RecordEntry),
+            ("relationships", LegitimateRelationship),
+            ("events", AccessEvent),
+        ):
+            # Exact counts (a few seconds on 10M rows), not the planner's estimate.
+            cursor.execute(f"SELECT count(*) FROM {model._meta.db_table}")  # noqa: S608 - a table name
+            setattr(population, attribute, int(cursor.fetchone()[0]))
+    return population
+
+
+def build_note(described: dict[str, Any]) -> None:
+    """Note in the database how this part of the population was built (sizes, seconds, commit), for later runs."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TABLE IF NOT EXISTS {BUILD_TABLE} "
+            "(id bigserial PRIMARY KEY, noted_at timestamptz NOT NULL DEFAULT now(), described jsonb NOT NULL)"
+        )
+        cursor.execute(
+            f"INSERT INTO {BUILD_TABLE} (described) VALUES (%s)",  # noqa: S608 - a constant table name
+            [json.dumps(described, default=str)],
+        )
+
+
+def build_notes() -> list[dict[str, Any]]:
+    """How the population in this database was built, oldest part first (none for a scratch database)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass(%s)", [BUILD_TABLE])
+        if cursor.fetchone()[0] is None:
+            return []
+        cursor.execute(f"SELECT noted_at, described FROM {BUILD_TABLE} ORDER BY id")  # noqa: S608 - a constant
+        notes = []
+        for noted_at, described in cursor.fetchall():
+            fields = described if isinstance(described, dict) else json.loads(described)
+            notes.append({"noted_at": noted_at.isoformat(timespec="seconds"), **fields})
+        return notes

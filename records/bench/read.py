@@ -13,6 +13,11 @@ to the next: `records.bench.population`):
 Then the ingestion benchmark (`records.bench.ingest`) runs as it always has, and everything is written to
 bench/results/ (`records.bench.read_results`): JSON, Markdown and, for more than one scale, a PNG of the growth.
 
+With `--keep NAME` the population lives in a database kept between runs (`records.bench.databases.kept_database`):
+built once (`--build-only` builds it and measures nothing), then measured, and measured again after the code
+changes, without being rebuilt; a run on it grows it only to scales above what it holds. Without `--keep` (as
+`make bench` runs) every run builds afresh on a scratch database dropped at the end.
+
 It measures and reports; it asserts nothing about speed. It refuses to report a run whose requests were refused.
 This module is a launcher: it imports nothing from Django at module level (the settings must see the scratch
 database's URL when they are first read).
@@ -29,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from records.bench.databases import scratch_database, using_database
+from records.bench.databases import kept_database, kept_database_drop, scratch_database, using_database
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 RESULTS = BASE_DIR / "bench" / "results"
@@ -74,7 +79,21 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--out", type=Path, default=RESULTS, help="where the results go (default bench/results)"
     )
+    parser.add_argument(
+        "--keep",
+        metavar="NAME",
+        default=None,
+        help="build into (or reuse) the kept database sharedcare_kept_NAME instead of a scratch one; never dropped",
+    )
+    parser.add_argument(
+        "--build-only",
+        action="store_true",
+        help="with --keep: build the population to the scales, measure nothing",
+    )
+    parser.add_argument("--drop", action="store_true", help="with --keep: drop the kept database and stop")
     args = parser.parse_args(argv)
+    if (args.build_only or args.drop) and not args.keep:
+        parser.error("--build-only and --drop need --keep NAME")
     if args.patients is not None:
         args.scales = [args.patients]
     args.scales = sorted(set(args.scales))
@@ -95,18 +114,17 @@ def _ingest(url: str, repeat: int) -> str:
     return done.stdout + (f"\n(ingestion benchmark failed: {done.stderr[-1000:]})" if done.returncode else "")
 
 
-def _scale(args: argparse.Namespace, population: Any, scale: int, log_dir: Path) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    from django.conf import settings
-    from django.db import connections
-
-    from records.bench import load, read_floor, read_profile, readers
+def _build(args: argparse.Namespace, population: Any, scale: int) -> dict[str, Any]:
+    """Grow the population to `scale` (nothing to do on a kept one that holds it already); what it then holds."""
     from records.bench import population as populating
 
+    grows = scale > population.patients
+    before = population.patients
+    population.seconds.clear()
+    started = time.perf_counter()
     populating.grow(population, to=scale, audit_events_per_patient=args.audit_events_per_patient)
-    analysed = populating.analyse()
-    described = {
+    analysed = populating.analyse() if grows else None
+    described: dict[str, Any] = {
         "patients": population.patients,
         "entries": population.entries,
         "relationships": population.relationships,
@@ -116,6 +134,34 @@ def _scale(args: argparse.Namespace, population: Any, scale: int, log_dir: Path)
         "analyse_seconds": analysed,
         "sizes": populating.table_sizes(),
     }
+    if grows and args.keep:
+        from records.bench.read_results import machine
+
+        about = machine()
+        populating.build_note(
+            {
+                **described,
+                "grew_from": before,
+                "wall_seconds": round(time.perf_counter() - started, 1),
+                "commit": about["commit"],
+                "load_average_end": about["load_average"],
+            }
+        )
+    if args.keep:
+        described["kept_database"] = args.keep
+        described["built"] = populating.build_notes()
+    return described
+
+
+def _scale(args: argparse.Namespace, population: Any, scale: int, log_dir: Path) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    from django.conf import settings
+    from django.db import connections
+
+    from records.bench import load, read_floor, read_profile, readers
+
+    described = _build(args, population, scale)
     print(f"\n{scale:,} patients: {described}", flush=True)
     result: dict[str, Any] = {
         "population": described,
@@ -201,6 +247,10 @@ def main(argv: list[str] | None = None) -> int:
             "DATABASE_URL is not set; run `make bench`, which starts an embedded PostgreSQL", file=sys.stderr
         )
         return 2
+    if args.drop:
+        kept_database_drop(url, args.keep)
+        print(f"dropped the kept database of {args.keep!r}")
+        return 0
     started = time.perf_counter()
     results: dict[str, Any] = {
         "seconds": args.seconds,
@@ -210,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     with (
         tempfile.TemporaryDirectory(prefix="sharedcare-bench-") as log_folder,
-        scratch_database(url, suffix="_read") as scratch,
+        kept_database(url, args.keep) if args.keep else scratch_database(url, suffix="_read") as scratch,
     ):
         os.environ["DATABASE_URL"] = scratch
         os.environ["ALLOWED_HOSTS"] = "127.0.0.1,localhost"
@@ -230,7 +280,25 @@ def main(argv: list[str] | None = None) -> int:
         with using_database(scratch):
             call_command("migrate", verbosity=0, interactive=False)
             results["machine"] = read_results.machine()
-            population = populating.partners_create(populating.practices_for(args.scales[0]))
+            population = populating.population_load() if args.keep else None
+            if population is None or population.patients == 0:
+                population = populating.partners_create(populating.practices_for(args.scales[0]))
+            elif args.scales[0] < population.patients:
+                print(
+                    f"the kept database {args.keep!r} holds {population.patients:,} patients: it measures no scale "
+                    "below that (ask for that scale or above, or use another name)",
+                    file=sys.stderr,
+                )
+                return 2
+            if args.build_only:
+                for scale in args.scales:
+                    begun = time.perf_counter()
+                    described = _build(args, population, scale)
+                    print(
+                        f"\n{scale:,} patients built in {time.perf_counter() - begun:.0f} s: {described}",
+                        flush=True,
+                    )
+                return 0
             try:
                 for scale in args.scales:
                     results["scales"].append(_scale(args, population, scale, Path(log_folder)))

@@ -78,6 +78,32 @@ def _ms(value: float) -> str:
     return f"{value:.0f}" if value >= 10 else f"{value:.1f}"
 
 
+def _built(population: dict[str, Any]) -> str:
+    """How the population measured was built: in this run, or earlier in a kept database (`--keep`)."""
+    if population.get("analyse_seconds") is not None:
+        return (
+            "built in "
+            + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in population["seconds"].items())
+            + f"; VACUUM ANALYZE {population['analyse_seconds']:.0f} s."
+        )
+    parts = []
+    for note in population.get("built", []):
+        seconds = note.get("wall_seconds") or sum(note["seconds"].values())
+        rows = note["patients"] - note.get("grew_from", 0)
+        parts.append(
+            f"grown from {note.get('grew_from', 0):,} to {note['patients']:,} patients on {note['noted_at']} at commit "
+            f"`{str(note.get('commit', ''))[:8]}` in {seconds:,.0f} s ("
+            + ", ".join(f"{name} {part:,.0f} s" for name, part in note["seconds"].items())
+            + f"; VACUUM ANALYZE {note.get('analyse_seconds') or 0:,.0f} s; {rows / max(seconds, 1):,.0f} patients/s)"
+        )
+    where = f"the kept database `{population.get('kept_database', '?')}`"
+    return (
+        f"built earlier in {where} and reused without rebuilding: "
+        + ("; ".join(parts) or "no build notes")
+        + "."
+    )
+
+
 def markdown(results: dict[str, Any]) -> str:
     """The report: machine, then per scale the record open against the floor, the other pages, depths, plans."""
     about = results["machine"]
@@ -110,9 +136,9 @@ def markdown(results: dict[str, Any]) -> str:
             f"## {population['patients']:,} patients",
             "",
             f"{population['entries']:,} entries, {population['relationships']:,} relationships, "
-            f"{population['events']:,} access events before the run; built in "
-            + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in population["seconds"].items())
-            + f"; VACUUM ANALYZE {population['analyse_seconds']:.0f} s. Sizes: "
+            f"{population['events']:,} access events before the run; "
+            + _built(population)
+            + " Sizes: "
             + ", ".join(f"{name} {size / 2**20:,.0f} MiB" for name, size in population["sizes"].items())
             + ".",
             "",
