@@ -104,6 +104,19 @@ def _built(population: dict[str, Any]) -> str:
     )
 
 
+def _measured_apart(scale: dict[str, Any]) -> list[str]:
+    """For a scale combined from another run (`combine`): when, at which commit and under what load it was measured."""
+    run = scale.get("run")
+    if not run:
+        return []
+    return [
+        f"Measured in its own run, {run['measured_at']} at commit `{run['commit']}`"
+        + (" (work tree changed)" if run.get("work_tree_changed") else "")
+        + f"; load average {run['load_average']} when it began, {run.get('load_average_end')} when it ended.",
+        "",
+    ]
+
+
 def markdown(results: dict[str, Any]) -> str:
     """The report: machine, then per scale the record open against the floor, the other pages, depths, plans."""
     about = results["machine"]
@@ -142,6 +155,7 @@ def markdown(results: dict[str, Any]) -> str:
             + ", ".join(f"{name} {size / 2**20:,.0f} MiB" for name, size in population["sizes"].items())
             + ".",
             "",
+            *_measured_apart(scale),
             "| record open | users | requests | failures | p50 ms | p95 ms | p99 ms | req/s | floor p50 ms | "
             "floor p95 ms | floor req/s | throughput vs floor |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -292,3 +306,32 @@ def write(results: dict[str, Any], folder: Path) -> Path:
     report = folder / f"{stem}.md"
     report.write_text(markdown(results))
     return report
+
+
+def combine(paths: list[Path], folder: Path) -> Path:
+    """One report of the scales of several runs (a kept population is one scale a run), smallest first, with the
+    growth table and PNG; each scale says the run it came from. The machine line and ingestion are the last run's."""
+    runs = [json.loads(path.read_text()) for path in paths]
+    runs.sort(key=lambda run: max(scale["population"]["patients"] for scale in run["scales"]))
+    combined = {key: value for key, value in runs[-1].items() if key not in ("scales", "plot")}
+    combined["scales"] = []
+    for run in runs:
+        for scale in run["scales"]:
+            measured = {
+                **{
+                    key: run["machine"][key]
+                    for key in ("commit", "work_tree_changed", "measured_at", "load_average")
+                },
+                "load_average_end": run.get("load_average_end"),
+            }
+            combined["scales"].append({**scale, "run": measured})
+    combined["combined_from"] = [path.name for path in paths]
+    return write(combined, folder)
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) < 4 or sys.argv[1] != "combine":
+        sys.exit("usage: python -m records.bench.read_results combine RESULT.json RESULT.json [...]")
+    print(combine([Path(name) for name in sys.argv[2:]], Path(sys.argv[2]).parent))
