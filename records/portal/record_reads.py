@@ -12,10 +12,10 @@ part of the page per partner, one reads every part's current page and summary to
 from __future__ import annotations
 
 import operator
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import reduce
 
 from django.db.models import Case, CharField, Count, F, IntegerField, Max, Q, QuerySet, Value, When, Window
 from django.db.models.functions import RowNumber
@@ -127,6 +127,28 @@ def counts_read(
     return counts, sorted(partners.values(), key=lambda partner: (partner.name, partner.ods_code))
 
 
+def _per_part(values: Mapping[str, int], default: int) -> Case | Value:
+    """An entry's value from `values` (part → value), or `default`: a CASE on the section with a branch per
+    other value, not per part, so the query stays as small as the parts that differ from the rest."""
+    parts_of: dict[int, list[str]] = {}
+    for part, value in values.items():
+        if part != VITAL_SIGNS and value != default:
+            parts_of.setdefault(value, []).append(part)
+    whens = []
+    vital = values.get(VITAL_SIGNS, default)
+    if vital != values.get(Section.INVESTIGATIONS.value, default):
+        whens.append(When(_VITAL_SIGNS_ENTRY, then=Value(vital)))
+    whens += [When(section__in=parts, then=Value(value)) for value, parts in parts_of.items()]
+    if not whens:
+        return Value(default, output_field=IntegerField())
+    return Case(*whens, default=Value(default), output_field=IntegerField())
+
+
+def _most_common(values: Iterable[int]) -> int:
+    counted = Counter(values)
+    return counted.most_common(1)[0][0] if counted else 0
+
+
 def entries_read(
     entries: QuerySet[RecordEntry],
     decision: Decision,
@@ -135,29 +157,41 @@ def entries_read(
 ) -> tuple[dict[str, list[RecordEntry]], dict[str, list[RecordEntry]]]:
     """The entries on each part's current page (`pages`: part → first and last position, most recent first) and
     the first entries of each summarised part (`summary_sizes`: part → how many; those that still hold first,
-    then most recent first), in one query, each entry with its partner and its resource."""
+    then most recent first), in one query, each entry with its partner and its resource.
+
+    Each entry's bounds are columns (`_per_part`), so the filter on its positions is one short condition
+    whatever the number of parts: Django wraps a filter on window functions in an outer query and walks that
+    condition many times to build it, which with a condition per part cost more than the query itself.
+    """
     on_pages: dict[str, list[RecordEntry]] = {part: [] for part in pages}
     in_summary: dict[str, list[RecordEntry]] = {}
-    wanted = [
-        Q(part=part, position__gte=first, position__lte=last) for part, (first, last) in pages.items()
-    ] + [Q(part=part, summary_rank__lte=size) for part, size in summary_sizes.items()]
-    if not wanted:
+    if not pages and not summary_sizes:
         return on_pages, in_summary
     recent_first = [F("effective_at").desc(nulls_last=True), F("pk").desc()]
     ended_last = Case(
         When(status__in=ENDED_STATUSES, then=Value(1)), default=Value(0), output_field=IntegerField()
     )
+    firsts = {part: first for part, (first, _last) in pages.items()}
+    lasts = {part: last for part, (_first, last) in pages.items()}
     ranked = (
         entries.filter(not_withheld_as_sensitive(decision))
         .select_related("organisation")
-        .annotate(part=part_key())
+        .annotate(
+            part=part_key(),
+            first_shown=_per_part(firsts, _most_common(firsts.values())) if pages else Value(1),
+            last_shown=_per_part(lasts, _most_common(lasts.values())) if pages else Value(0),
+            summary_size=_per_part(summary_sizes, 0),
+        )
         .annotate(
             position=Window(RowNumber(), partition_by=[F("part")], order_by=recent_first),
             summary_rank=Window(
                 RowNumber(), partition_by=[F("part")], order_by=[ended_last.asc(), *recent_first]
             ),
         )
-        .filter(reduce(operator.or_, wanted))
+        .filter(
+            Q(position__gte=F("first_shown"), position__lte=F("last_shown"))
+            | Q(summary_rank__lte=F("summary_size"))
+        )
         .order_by("part", "position")
     )
     ranks: dict[str, list[tuple[int, RecordEntry]]] = {part: [] for part in summary_sizes}

@@ -301,7 +301,13 @@ def record_page_build(
     on_pages, in_summary = entries_read(
         entries,
         decision,
-        {key: (page.start_index(), page.end_index()) for key, page in pages.items() if page.paginator.count},
+        # A page's last position as if it were full (no part holds more): every part on its first page then
+        # shares the same bounds, which keeps the query short.
+        {
+            key: (page.start_index(), page.start_index() + page.paginator.per_page - 1)
+            for key, page in pages.items()
+            if page.paginator.count
+        },
         {
             plan.key: plan.size
             for plan in SUMMARY_PLANS
