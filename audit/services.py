@@ -5,7 +5,6 @@ import hmac
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -84,13 +83,15 @@ def access_event_record(actor: Actor, facts: AccessFacts, context: RequestContex
     Always holds: the row is written before the caller returns anything, and if it cannot be written the
     caller's transaction fails with it, so no access happens without its audit row. The first event after a purge
     that removed every event links to the purge's head, as the one after the newest removed event would have.
+
+    No savepoint of its own (`savepoint=False`): a failed write already fails the caller's transaction, which is what
+    must happen, so a savepoint would only cost two statements on every access. Outside any transaction it opens and
+    commits its own. The chain's lock is the last thing taken: everything that does not depend on the chain's head is
+    built before it, so the lock covers only reading the head, hashing and the insert (and is held until the
+    caller's transaction commits).
     """
-    with transaction.atomic():
-        advisory_locks.audit_chain_lock()  # one append at a time: each row's hash covers the one before
-        last = _chain_head()
-        occurred_at: datetime = timezone.now()
+    with transaction.atomic(savepoint=False):
         event = AccessEvent(
-            occurred_at=occurred_at,
             user_id=actor.user_id,
             username=actor.username,
             job_role=actor.job_role,
@@ -107,8 +108,11 @@ def access_event_record(actor: Actor, facts: AccessFacts, context: RequestContex
             outcome=facts.outcome,
             request_id=context.request_id,
             client_address=context.client_address,
-            previous_hash=last or GENESIS_HASH,
         )
+        advisory_locks.audit_chain_lock()  # one append at a time: each row's hash covers the one before
+        event.previous_hash = _chain_head() or GENESIS_HASH
+        # Taken under the lock, so the chain's order (by id) is also the order of its times.
+        event.occurred_at = timezone.now()
         event.hash = event_hash(event, event.previous_hash)
         event.save(force_insert=True)
         return event
