@@ -19,7 +19,8 @@ from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser, Permission
 from django.contrib.postgres.fields import ArrayField
-from django.db.models import CharField, Q, QuerySet, Value
+from django.db.models import CharField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import JSONObject
 from django.utils import timezone
 
 from audit.models import AccessEvent
@@ -155,25 +156,51 @@ def staff_profile_of(user: User) -> StaffProfile | None:
     return profiles[0] if len(profiles) == 1 else None
 
 
-def staff_profiles_of(user: User) -> list[StaffProfile]:
-    """Every role profile this user holds, for the choice at login; read once per web request."""
-    if not getattr(user, "is_authenticated", False):
-        return []
-    return _request_cached(  # type: ignore[no-any-return]
-        user,
-        "profiles",
-        lambda: list(
-            StaffProfile.objects.select_related("organisation")
-            .filter(user_id=int(user.pk or 0))
-            .order_by("pk")
-        ),
+# The roles table's columns, read with each role profile in the profiles' own statement (`_ROLE_ROW`).
+_ROLE_FIELDS = tuple(field.attname for field in Role._meta.concrete_fields)
+# Where a profile read by `staff_profiles_of` carries its role's row (None when the role is not in the table).
+_ROLE_ROW_ATTRIBUTE = "_sharedcare_role_row"
+_NO_ROW = object()
+
+
+def _profiles_read(user_id: int) -> list[StaffProfile]:
+    # The job role's row comes in the same statement, as one JSON object, since a job role is a code and not a
+    # foreign key: one round trip for the profiles, their organisations and their roles.
+    role_row = Role.objects.filter(code=OuterRef("job_role")).values(
+        row=JSONObject(**{name: name for name in _ROLE_FIELDS})
+    )[:1]
+    return list(
+        StaffProfile.objects.select_related("organisation")
+        .filter(user_id=user_id)
+        .annotate(**{_ROLE_ROW_ATTRIBUTE: Subquery(role_row)})
+        .order_by("pk")
     )
 
 
-def role_of_profile(user: User, profile: StaffProfile) -> Role | None:
-    """The roles table's row for the profile's job role; read once per web request."""
+def staff_profiles_of(user: User) -> list[StaffProfile]:
+    """Every role profile this user holds, for the choice at login, each with its role; read once per web request."""
+    if not getattr(user, "is_authenticated", False):
+        return []
     return _request_cached(  # type: ignore[no-any-return]
-        user, f"role:{profile.job_role}", lambda: Role.objects.filter(code=profile.job_role).first()
+        user, "profiles", lambda: _profiles_read(int(user.pk or 0))
+    )
+
+
+def _role_read(profile: StaffProfile) -> Role | None:
+    row = getattr(profile, _ROLE_ROW_ATTRIBUTE, _NO_ROW)
+    if row is _NO_ROW:
+        # A profile that did not come from `staff_profiles_of`: its role is asked of the table.
+        return Role.objects.filter(code=profile.job_role).first()
+    if row is None:
+        return None
+    return Role.from_db(profile._state.db, list(_ROLE_FIELDS), [row[name] for name in _ROLE_FIELDS])  # type: ignore[index]
+
+
+def role_of_profile(user: User, profile: StaffProfile) -> Role | None:
+    """The roles table's row for the profile's job role: read with the profiles (`staff_profiles_of`), so it costs no
+    statement of its own, and the same row for the whole of a web request."""
+    return _request_cached(  # type: ignore[no-any-return]
+        user, f"role:{profile.job_role}", lambda: _role_read(profile)
     )
 
 
@@ -240,7 +267,7 @@ def _current_grants(model: type[G], standing: _Standing, now: datetime) -> Query
     # A grant counts only under the role profile it was made under, and only until it expires or is ended.
     return model.objects.filter(
         user_id=standing.user_id,
-        staff_profile=standing.profile,
+        staff_profile_id=standing.profile.pk,
         valid_from__lte=now,
         valid_until__gt=now,
         ended_at__isnull=True,
@@ -267,13 +294,13 @@ def _current_grants_for(standing: _Standing, patient: Patient, now: datetime) ->
     fields = ("kind", "reference", "reason_code", "valid_until")
     claims = (
         _current_grants(SelfClaimedRelationship, standing, now)
-        .filter(content_object=patient)
+        .filter(content_object_id=patient.pk)
         .annotate(kind=Value(Basis.SELF_CLAIM))
         .values_list(*fields)
     )
     glass = (
         _current_grants(BreakGlassGrant, standing, now)
-        .filter(content_object=patient)
+        .filter(content_object_id=patient.pk)
         .annotate(kind=Value(Basis.BREAK_GLASS))
         .values_list(*fields)
     )
@@ -327,11 +354,13 @@ def _choices_in_force(patient: Patient) -> list[_Choice]:
         "upheld_to_partners",
         "break_glass_may_override",
     )
-    rows = Objection.objects.filter(patient=patient, status__in=Objection.ENFORCED).values_list(*columns)
+    rows = Objection.objects.filter(patient_id=patient.pk, status__in=Objection.ENFORCED).values_list(
+        *columns
+    )
     if settings.NDOP_HIDES_DIRECT_CARE:
         # Withheld like a whole-record objection; no decision on it allows a break-glass to set it aside.
         opt_out = (
-            NationalOptOut.objects.filter(patient=patient)
+            NationalOptOut.objects.filter(patient_id=patient.pk)
             .annotate(
                 reference=Value(NATIONAL_OPT_OUT),
                 upheld_whole_record=Value(True),
@@ -512,7 +541,7 @@ def decide(user: User, patient: Patient, action: str, purpose: str = Purpose.DIR
     ods = standing.profile.organisation.ods_code
     relationships = list(
         _current_relationships(standing, now)
-        .filter(content_object=patient)
+        .filter(content_object_id=patient.pk)
         .select_related("group__care_team", "source_feed__organisation")
     )
     grants = _current_grants_for(standing, patient, now)

@@ -289,10 +289,10 @@ def test_the_pdf_tells_the_patient_each_access_in_plain_words_without_codes(clie
     assert f"{timezone.localdate().day} {timezone.localdate():%B %Y}" in text
 
 
-# Session, user, the session's second-factor device, role profile and role; the patient; the event (a
-# savepoint, the chain's lock, its head and the row); the merged records, the events and the organisations;
+# Session, user, the session's second-factor device, role profiles with their roles; the patient; the
+# event (the chain's lock, its head and the row); the merged records, the events and the organisations;
 # the frame's break-glass banner and the IG team's link.
-REPORT_PAGE_QUERIES = 18
+REPORT_PAGE_QUERIES = 15
 # And, once any basis names one, the relationships, self-claims and break-glass grants named, one query each.
 REPORT_PAGE_QUERIES_WITH_BASES = REPORT_PAGE_QUERIES + 3
 

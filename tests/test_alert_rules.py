@@ -516,7 +516,7 @@ def test_the_queue_takes_the_same_queries_for_one_pattern_alert_as_for_many(
 
 # Session and its user, the session's second-factor device, the acting role profile and role, the reviewer
 # check, the alerts, the frame's grants.
-QUEUE_QUERIES = 8
+QUEUE_QUERIES = 7
 
 
 def test_a_pattern_alerts_page_names_the_patient_and_its_review_is_recorded_once(client, cast, every_pattern):

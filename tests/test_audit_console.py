@@ -488,12 +488,12 @@ def test_the_download_defuses_cells_a_spreadsheet_would_run_as_formulas(client, 
             assert not value.startswith(("=", "+", "-", "@")), value
 
 
-# Session, user, the session's second-factor device, role profile and role; a savepoint, the patient, the
-# event (a savepoint, the chain's lock, its head, the row, the savepoint released), the records merged into
+# Session, user, the session's second-factor device, role profiles with their roles; a savepoint, the
+# patient, the event (the chain's lock, its head, the row), the records merged into
 # the patient's; the count and the page; the self-claims, break-glass grants, organisations and relationships
 # the page's bases name, and its patients; the savepoint released; the frame's break-glass banner and the IG
 # team's link.
-RESULTS_PAGE_QUERIES = 23
+RESULTS_PAGE_QUERIES = 20
 
 
 @pytest.mark.parametrize("copies", [1, 12])
@@ -645,15 +645,15 @@ def test_no_one_but_a_privacy_officer_reaches_the_console_and_each_refusal_is_au
     assert f'href="{CONSOLE}"' not in client.get(reverse("records:home")).content.decode()
 
 
-# Session, user, the session's second-factor device, role profile and role; a savepoint, the event (a
-# savepoint, the chain's lock, its head, the row, the savepoint released); the count and the page; the self-
+# Session, user, the session's second-factor device, role profiles with their roles; a savepoint, the
+# event (the chain's lock, its head, the row); the count and the page; the self-
 # claims, break-glass grants, organisations and relationships the page's bases name, and its patients; the
 # user; the savepoint released; the frame's break-glass banner and the IG team's link.
-TIMELINE_PAGE_QUERIES = 22
-# Session, user, the session's second-factor device, role profile and role; a savepoint, the event (five, as
-# above); the accesses per day and the alerts per week; the savepoint released; the frame's break-glass banner
+TIMELINE_PAGE_QUERIES = 19
+# Session, user, the session's second-factor device, role profiles with their roles; a savepoint, the event
+# (three, as above); the accesses per day and the alerts per week; the savepoint released; the frame's break-glass banner
 # and the IG team's link.
-CONSOLE_HOME_QUERIES = 16
+CONSOLE_HOME_QUERIES = 13
 
 
 @pytest.mark.parametrize("copies", [1, 12])

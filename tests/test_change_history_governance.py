@@ -200,7 +200,7 @@ def test_the_page_reads_in_an_exact_number_of_queries(client, cast, django_asser
 
     # Session and user, the session's second-factor device, the role frame, the audit write under its lock,
     # the entries, their patients, the nav.
-    with django_assert_num_queries(16):
+    with django_assert_num_queries(13):
         response = client.get(url, {"kind": "restricted"})
 
     assert response.status_code == 200

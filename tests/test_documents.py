@@ -399,6 +399,6 @@ def test_the_document_page_makes_a_fixed_number_of_queries(client, cast, letters
     url = document_url(cast.patient_a, entry)
     # The session and user, the role's standing, the relationship, grants and the patient's choices, the
     # document, and the audit row appended to the chain under its lock.
-    with django_assert_num_queries(17):
+    with django_assert_num_queries(14):
         response = client.get(url)
     assert response.status_code == 200

@@ -361,7 +361,7 @@ def test_the_verification_page_takes_exact_queries(client, cast, fay_enrolled, d
     sign_in(client, "privacy.fay")
     client.get(reverse("mfa-verify"))
 
-    with django_assert_num_queries(9):
+    with django_assert_num_queries(8):
         response = client.get(reverse("mfa-verify"))
 
     assert response.status_code == 200

@@ -349,17 +349,17 @@ def test_name_searches_count_against_the_hourly_search_limit(client, cast, setti
         assert by_name(client, "", "").status_code == 200
 
 
-# 1. the session; 2. the user; 3. the role profiles with their organisations; 4. the role; 5. the door's savepoint;
-# 6. the patients the user may see born that day, with their practices and survivors (one query: the birth date by
+# 1. the session; 2. the user; 3. the role profiles with their organisations and roles; 4. the door's savepoint;
+# 5. the patients the user may see born that day, with their practices and survivors (one query: the birth date by
 # its index, then the relationships, grants and objections of `visible_patients`); for each patient listed,
-# `decide()`: 7. the relationships, 8. the grants, 9. the objections in force; then its audit event, 10-14. savepoint,
-# chain lock, last hash, new access event, release; 15. the door's savepoint released; the page's frame adds 16. the
-# break-glass grants.
-NAME_SEARCH_ONE_LISTED_QUERIES = 16
-# Each further patient listed adds its decision (3) and its audit event (5).
-NAME_SEARCH_PER_PATIENT_QUERIES = 8
-# Nobody listed: 1-6 as above, then the not-found event (5), the release and the frame's grants.
-NAME_SEARCH_NOBODY_QUERIES = 13
+# `decide()`: 6. the relationships, 7. the grants, 8. the objections in force; then its audit event, 9-11. chain
+# lock, last hash, new access event (no savepoint of its own); 12. the door's savepoint released; the page's frame
+# adds 13. the break-glass grants.
+NAME_SEARCH_ONE_LISTED_QUERIES = 13
+# Each further patient listed adds its decision (3) and its audit event (3).
+NAME_SEARCH_PER_PATIENT_QUERIES = 6
+# Nobody listed: 1-5 as above, then the not-found event (3), the release and the frame's grants.
+NAME_SEARCH_NOBODY_QUERIES = 10
 
 
 def test_a_name_search_takes_exact_queries(client, cast, django_assert_num_queries):

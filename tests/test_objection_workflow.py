@@ -1080,9 +1080,10 @@ def test_every_objection_page_sends_a_stranger_to_log_in_and_writes_nothing(clie
 
 
 # Exact query counts. Every page's frame reads 1. the session, 2. the user, and for the IG team, who must pass a
-# second factor, 3. the session's device; the door asks 4. the permission; the frame adds the role profiles, the
-# role, the break-glass grants and, for a privacy officer, the Objections link's permission (four queries).
-FRAME = 4
+# second factor, 3. the session's device; the door asks 4. the permission; the frame adds the role profiles (with
+# their roles, in the same query), the break-glass grants and, for a privacy officer, the Objections link's
+# permission (three queries).
+FRAME = 3
 # 5. the cases, in one query however many.
 LIST_QUERIES = 5 + FRAME
 # 5. the case with who entered it and took each step; 6. the matched patient's NHS number; 7. the partners' names;

@@ -22,35 +22,34 @@ from tests.builders import NEWCOMER, OTHER_NEWCOMER, add_run, condition, ingest,
 # request (`consent.policy.REQUEST_CACHE_ATTRIBUTE`), so the frame shares them with the door; what it adds of its
 # own is the user's break-glass grants in force. A search that redirects renders no frame.
 
-# 1. the session; 2. the user; 3. the user's role profiles with their organisations (asked first by the role-choice
-# check, then kept for the request); 4. the door's savepoint; 5. the patient with the registered practice; 6. the
-# role's row in the roles table; 7. the legitimate relationships with the patient held by the organisation or the
-# user's teams; 8. the user's current self-claim or break-glass grants on the patient (both kinds in one query);
-# 9. the patient's objections in force (with their national data opt-out, where the deployment counts it), asked
-# whether or not there are any; 10. how many entries each section has and shows; 11. the first page of every
-# section, in one query (a window over sections); 12. the active organisations and 13. the feeds, for the banner
-# of who shares data; 14. the audit write's savepoint; 15. the lock that chains access events; 16. the last event's
-# hash; 17. the new access event; 18. the audit write's savepoint released; 19. the door's savepoint released;
-# 20. the frame's break-glass grants.
-RECORD_PAGE_QUERIES = 20
+# 1. the session; 2. the user; 3. the user's role profiles with their organisations and their roles' rows, in one
+# query (asked first by the role-choice check, then kept for the request); 4. the door's savepoint; 5. the patient
+# with the registered practice; 6. the legitimate relationships with the patient held by the organisation or the
+# user's teams; 7. the user's current self-claim or break-glass grants on the patient (both kinds in one query);
+# 8. the patient's objections in force (with their national data opt-out, where the deployment counts it), asked
+# whether or not there are any; 9. how many entries each section has and shows; 10. the first page of every
+# section, in one query (a window over sections); 11. the active organisations and 12. the feeds, for the banner
+# of who shares data; 13. the lock that chains access events (the audit write takes no savepoint of its own);
+# 14. the last event's hash; 15. the new access event; 16. the door's savepoint released; 17. the frame's
+# break-glass grants.
+RECORD_PAGE_QUERIES = 17
 # 1. the session; 2. the user; 3. the door's savepoint; 4. the patient by NHS number; 5. the role profiles with
-# their organisations; 6. the role; 7. the relationships; 8. the grants; 9. the objections in force; 10-14. the
-# audit write as on the record page (savepoint, chain lock, last hash, new access event, release); 15. the door's
-# savepoint released.
-SEARCH_FOUND_QUERIES = 15
-# A search the user is refused asks the door the same questions (1-15), so it takes as long; its page then adds the
+# their organisations and roles; 6. the relationships; 7. the grants; 8. the objections in force; 9-11. the audit
+# write as on the record page (chain lock, last hash, new access event); 12. the door's savepoint released.
+SEARCH_FOUND_QUERIES = 12
+# A search the user is refused asks the door the same questions (1-12), so it takes as long; its page then adds the
 # frame's break-glass grants (the profiles and role are already read).
 SEARCH_REFUSED_QUERIES = SEARCH_FOUND_QUERIES + 1
 # A refusal whose role may declare a relationship asks the same questions, then keeps the offered patient in the
 # session for the access page (savepoint, session update, release) and redirects there.
 SEARCH_REFUSED_WITH_OFFER_QUERIES = SEARCH_FOUND_QUERIES + 3
-# 1-4 as above, 5. the role profiles (for the audit row's who), then the audit write and the release (6-11): no
-# patient, so no role, relationship or grant is asked about by the door. Its page adds 12. the role (for the
-# frame's alert link) and 13. the break-glass grants.
-SEARCH_NO_SUCH_PATIENT_QUERIES = 13
+# 1-4 as above, 5. the role profiles with their roles (for the audit row's who), then the audit write and the
+# release (6-9): no patient, so no relationship or grant is asked about by the door. Its page adds 10. the
+# break-glass grants (the frame's alert link reads the role already read with the profiles).
+SEARCH_NO_SUCH_PATIENT_QUERIES = 10
 # 1. the session; 2. the user. The form refuses the number before the door; the page's frame then reads 3. the role
-# profiles, 4. the role and 5. the break-glass grants.
-SEARCH_MALFORMED_QUERIES = 5
+# profiles with their roles and 4. the break-glass grants.
+SEARCH_MALFORMED_QUERIES = 4
 # 1. the session; 2. the user; 3. the session's second-factor device (django-otp reloads it, so a reset ends the
 # verification at once); 4. the user's role profiles, which the session checks are those it was granted on
 # (sharedcare/sessions.py; a portal page reads them anyway, a back-office page only for this); 5. whether the user is

@@ -15,14 +15,14 @@ from records.models import Feed, Patient, RecordEntry
 from records.sections import Section
 from tests.builders import make_entry
 
-# 1. the session; 2. the user; 3. the role profiles; 4. the door's savepoint; 5. the patient; 6. the role; 7. the
-# relationships; 8. the grants; 9. the objections in force; 10. every part of the page counted per partner (the
+# 1. the session; 2. the user; 3. the role profiles with their roles; 4. the door's savepoint; 5. the patient; 6. the
+# relationships; 7. the grants; 8. the objections in force; 9. every part of the page counted per partner (the
 # sections, vital signs, what still holds, the sensitive entries withheld, the partners holding data), in one query;
-# 11. every part's current page and the summary's entries, in one query (two windows over the parts); 12. the
-# active organisations and 13. their live feeds, for who shares data and how fresh it is; 14-18. the audit write
-# (savepoint, chain lock, last hash, the event, release); 19. the door's savepoint released; 20. the frame's
+# 10. every part's current page and the summary's entries, in one query (two windows over the parts); 11. the
+# active organisations and 12. their live feeds, for who shares data and how fresh it is; 13-15. the audit write
+# (chain lock, last hash, the event); 16. the door's savepoint released; 17. the frame's
 # break-glass grants. The summary adds no query of its own.
-RECORD_PAGE_QUERIES = 20
+RECORD_PAGE_QUERIES = 17
 VITAL_SIGNS = [
     {
         "coding": [

@@ -119,11 +119,11 @@ def test_the_failures_page_takes_the_same_queries_however_many_failures_it_lists
     client.get(reverse("records:sign-in-failures"))
     for _ in range(3):
         sign_in(Client(), "login", "gp.ben", "not-the-password")
-    with django_assert_num_queries(16):
+    with django_assert_num_queries(13):
         client.get(reverse("records:sign-in-failures"))
     for _ in range(3):
         sign_in(Client(), "login", "gp.ada", "not-the-password", address=ELSEWHERE)
-    with django_assert_num_queries(16):
+    with django_assert_num_queries(13):
         client.get(reverse("records:sign-in-failures"))
 
 

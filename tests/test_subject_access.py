@@ -575,11 +575,11 @@ def test_the_register_and_a_request_page_take_a_fixed_number_of_queries(
 
     # Session, user, the session's second-factor device, the permission, the count and the page; the page frame's
     # role, grants and IG-team link.
-    with django_assert_num_queries(10):
+    with django_assert_num_queries(9):
         assert client.get(reverse("records:subject-access-list")).status_code == 200
     # Session, user, the session's second-factor device, the permission, the request with its people, its history
     # with actors, the usernames the history names; the page frame's four.
-    with django_assert_num_queries(11):
+    with django_assert_num_queries(10):
         assert client.get(detail_url(case)).status_code == 200
 
 
