@@ -76,9 +76,14 @@ def submission_lock(fingerprint: str) -> None:
     _execute("SELECT pg_advisory_xact_lock(%s, %s)", [SUBMISSION_NAMESPACE, int(fingerprint[:8], 16) >> 1])
 
 
+# The audit chain's lock as SQL and parameters, for a caller on a connection of its own (the bench's raw-SQL floor
+# takes it as the door does, so the floor pays for the same serialisation).
+AUDIT_CHAIN_LOCK_SQL = "SELECT pg_advisory_xact_lock(%s)"
+
+
 def audit_chain_lock() -> None:
     """Wait for the audit chain's lock and hold it until the current transaction ends."""
-    _execute("SELECT pg_advisory_xact_lock(%s)", [AUDIT_CHAIN_KEY])
+    _execute(AUDIT_CHAIN_LOCK_SQL, [AUDIT_CHAIN_KEY])
 
 
 def _held_by_another_session(namespace: int, key: int) -> bool:

@@ -15,8 +15,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import dateformat, timezone
@@ -246,7 +245,10 @@ class FeedAdmin(admin.ModelAdmin[Feed]):
     def _feed_to_change(self, request: HttpRequest, object_id: str) -> Feed:
         if not self.has_change_permission(request):
             raise PermissionDenied
-        feed: Feed = get_object_or_404(Feed, pk=unquote(object_id))
+        # get_object answers None for an id that is not one (a word where a number belongs), as for a missing feed.
+        feed = self.get_object(request, unquote(object_id))
+        if feed is None:
+            raise Http404
         return feed
 
     def _back_to(self, feed: Feed) -> HttpResponseRedirect:

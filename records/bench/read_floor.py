@@ -26,7 +26,7 @@ import psycopg
 
 from audit.models import AccessEvent
 from records.bench.population import _canonical
-from sharedcare.advisory_locks import AUDIT_CHAIN_KEY
+from sharedcare.advisory_locks import AUDIT_CHAIN_KEY, AUDIT_CHAIN_LOCK_SQL
 
 _PATIENT = (
     "SELECT p.id, p.nhs_number, p.given_name, p.family_name, p.birth_date, p.sex, p.address, p.postcode, p.phone, "
@@ -108,7 +108,7 @@ def record_open_floor(
             raise RuntimeError("the bench reader has no relationship with the patient")
         counts = connection.execute(_COUNTS, [patient[0]]).fetchall()
         entries = connection.execute(_PAGES, [patient[0], page_size]).fetchall()
-        connection.execute("SELECT pg_advisory_xact_lock(%s)", [AUDIT_CHAIN_KEY])
+        connection.execute(AUDIT_CHAIN_LOCK_SQL, [AUDIT_CHAIN_KEY])
         head = connection.execute(_HEAD).fetchone()
         row: dict[str, Any] = {
             "occurred_at": datetime.now(UTC),

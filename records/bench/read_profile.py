@@ -139,7 +139,8 @@ def record_open_explain(cookies: dict[str, str], public_id: str, *, slowest: int
     selects = [
         (sql, params, seconds)
         for sql, params, seconds in captured.statements
-        if sql.lstrip().upper().startswith(("SELECT", "WITH")) and "pg_advisory" not in sql
+        # Reads of tables only: a lock's SELECT reads none and has no plan worth showing.
+        if sql.lstrip().upper().startswith(("SELECT", "WITH")) and " FROM " in sql.upper()
     ]
     plans = []
     for sql, params, seconds in sorted(selects, key=lambda item: item[2], reverse=True)[:slowest]:
