@@ -131,9 +131,9 @@ def test_asking_how_long_is_left_is_not_activity(client, cast, django_assert_num
     client.force_login(cast.gp_ada)
     moved = move_back(client, LAST_ACTIVITY_AT, timedelta(minutes=14))
 
-    # 1. the session; 2. the user; 3. the role profiles, checked against those the session was granted on; 4. the
-    # role, as the second-factor check asks whether it reviews alerts (consent.mfa).
-    with django_assert_num_queries(4):
+    # 1. the session; 2. the user; 3. the role profiles, checked against those the session was granted on, with
+    # their roles, which the second-factor check reads to ask whether one reviews alerts (consent.mfa).
+    with django_assert_num_queries(3):
         response = client.get(reverse("session-status"))
 
     assert response.status_code == 200
