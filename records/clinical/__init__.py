@@ -45,8 +45,20 @@ _BY_TYPE: dict[str, Callable[[JsonObject], EntryDetail]] = {
 }
 
 
+# Where `describe` keeps its answer on the entry read: a page shows one entry in its section and on the summary,
+# and describes it once. A new read of the entry is a new instance, described anew.
+_DESCRIBED = "_clinical_described"
+
+
 def describe(entry: RecordEntry) -> EntryDetail:
     """The title and facts of one entry."""
+    described: EntryDetail | None = entry.__dict__.get(_DESCRIBED)
+    if described is None:
+        described = entry.__dict__[_DESCRIBED] = _describe(entry)
+    return described
+
+
+def _describe(entry: RecordEntry) -> EntryDetail:
     resource = as_object(entry.resource)
     describer = _BY_TYPE.get(entry.resource_type)
     detail = describer(resource) if describer is not None else EntryDetail(title=title_of(resource))
