@@ -10,12 +10,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import subprocess
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from itertools import count
 from pathlib import Path
 
+import pytest
 from django.contrib.auth import get_user_model
 from django.db import connections
 from django.urls import URLPattern, URLResolver, reverse
@@ -573,3 +576,19 @@ def shoot(page: Page, tmp_path: Path, name: str) -> None:
     directory = Path(os.environ.get("BROWSER_SCREENSHOT_DIR") or tmp_path)
     directory.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(directory / f"{name}.png"), full_page=True)
+
+
+def compose_command() -> list[str]:
+    """`docker compose`, or the older `docker-compose`; in CI one of them must be there (.ci/run installs it)."""
+    docker = shutil.which("docker")
+    if (
+        docker
+        and subprocess.run([docker, "compose", "version"], capture_output=True, check=False).returncode == 0
+    ):
+        return [docker, "compose"]
+    legacy = shutil.which("docker-compose")
+    if legacy:
+        return [legacy]
+    if os.environ.get("CI") == "true":
+        pytest.fail("CI must have docker compose or docker-compose (.ci/run installs it)")
+    pytest.skip("neither `docker compose` nor `docker-compose` is installed")

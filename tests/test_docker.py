@@ -2,33 +2,19 @@
 
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.builders import compose_command
+
 DOCKER_DIR = Path(__file__).resolve().parents[1] / "docker"
-
-
-def _compose_command() -> list[str]:
-    docker = shutil.which("docker")
-    if (
-        docker
-        and subprocess.run([docker, "compose", "version"], capture_output=True, check=False).returncode == 0
-    ):
-        return [docker, "compose"]
-    legacy = shutil.which("docker-compose")
-    if legacy:
-        return [legacy]
-    if os.environ.get("CI") == "true":
-        pytest.fail("CI must have docker compose or docker-compose (.ci/run installs it)")
-    pytest.skip("neither `docker compose` nor `docker-compose` is installed")
 
 
 def _config(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*_compose_command(), "-f", str(DOCKER_DIR / "compose.yml"), "config"],
+        [*compose_command(), "-f", str(DOCKER_DIR / "compose.yml"), "config"],
         env={"PATH": os.environ["PATH"], **env},
         capture_output=True,
         text=True,

@@ -2,11 +2,10 @@
 
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
+from tests.builders import compose_command
 
 DOCKER_DIR = Path(__file__).resolve().parents[1] / "docker"
 SECRETS = {
@@ -15,21 +14,6 @@ SECRETS = {
     "DB_APP_PASSWORD": "example",
     "SECRET_KEY": "example",
 }
-
-
-def _compose() -> list[str]:
-    docker = shutil.which("docker")
-    if (
-        docker
-        and subprocess.run([docker, "compose", "version"], capture_output=True, check=False).returncode == 0
-    ):
-        return [docker, "compose"]
-    legacy = shutil.which("docker-compose")
-    if legacy:
-        return [legacy]
-    if os.environ.get("CI") == "true":
-        pytest.fail("CI must have docker compose or docker-compose (.ci/run installs it)")
-    pytest.skip("neither `docker compose` nor `docker-compose` is installed")
 
 
 def _service(config: str, name: str) -> str:
@@ -46,7 +30,7 @@ def _replicas(block: str) -> int:
 
 def _config(**env: str) -> str:
     result = subprocess.run(
-        [*_compose(), "-f", str(DOCKER_DIR / "compose.yml"), "config"],
+        [*compose_command(), "-f", str(DOCKER_DIR / "compose.yml"), "config"],
         env={"PATH": os.environ["PATH"], **SECRETS, **env},
         capture_output=True,
         text=True,

@@ -17,6 +17,7 @@ from django.utils import timezone
 from audit.models import AccessEvent
 from records import nhs_number
 from records.access_console import EventSearch
+from records.portal.form_fields import optional_date_field
 
 DEFAULT_DAYS = 30
 _ODS_CODE = re.compile(r"^[A-Z0-9]{3,6}$")
@@ -25,16 +26,6 @@ _SESSION_KEY = "audit_console_searches"
 _SEARCHES_KEPT = 20
 NEEDS_CRITERIA = "Enter an NHS number, a username or an organisation, or both dates of a date range."
 NOT_HELD = "No patient is held here with that NHS number."
-
-
-def _date_field(label: str) -> forms.DateField:
-    return forms.DateField(
-        label=label,
-        required=False,
-        input_formats=["%Y-%m-%d"],
-        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
-        error_messages={"invalid": f"Enter the date {label.lower()} as a real date, for example 2026-01-31."},
-    )
 
 
 def default_range(today: date | None = None) -> tuple[date, date]:
@@ -73,8 +64,8 @@ class EventSearchForm(forms.Form):
         help_text="Optional. For example RGT or D81001.",
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
     )
-    date_from = _date_field("Date from")
-    date_to = _date_field("Date to")
+    date_from = optional_date_field("Date from")
+    date_to = optional_date_field("Date to")
     action = forms.ChoiceField(
         label="Action", required=False, choices=[("", "Any action"), *AccessEvent.Action.choices]
     )
@@ -175,8 +166,8 @@ def search_recall(session: SessionBase, token: str) -> EventSearch | None:
 class TimelineForm(forms.Form):
     """The days of a user's timeline: both optional, the last 30 days by default."""
 
-    date_from = _date_field("Date from")
-    date_to = _date_field("Date to")
+    date_from = optional_date_field("Date from")
+    date_to = optional_date_field("Date to")
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}

@@ -12,19 +12,11 @@ from typing import Any, cast
 
 from django import forms
 
+from records.portal.form_fields import optional_date_field
+
 ANY_PARTNER = "Any partner"
 ANY_SECTION = "Any section"
 RANGE_BACKWARDS = "The date from must be on or before the date to."
-
-
-def _date_field(label: str) -> forms.DateField:
-    return forms.DateField(
-        label=label,
-        required=False,
-        input_formats=["%Y-%m-%d"],
-        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
-        error_messages={"invalid": f"Enter the date {label.lower()} as a real date, for example 2026-01-31."},
-    )
 
 
 class TimelineFilterForm(forms.Form):
@@ -38,8 +30,8 @@ class TimelineFilterForm(forms.Form):
         required=False,
         error_messages={"invalid_choice": "Choose a section from the list."},
     )
-    date_from = _date_field("Date from")
-    date_to = _date_field("Date to")
+    date_from = optional_date_field("Date from")
+    date_to = optional_date_field("Date to")
 
     def __init__(
         self,
