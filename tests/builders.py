@@ -8,6 +8,7 @@ A plain module, not a test module: test files import from here and never from ea
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.db import connections
 from django.urls import URLPattern, URLResolver, reverse
 from django.utils import timezone
@@ -592,3 +594,16 @@ def compose_command() -> list[str]:
     if os.environ.get("CI") == "true":
         pytest.fail("CI must have docker compose or docker-compose (.ci/run installs it)")
     pytest.skip("neither `docker compose` nor `docker-compose` is installed")
+
+
+def demo_loaded(monkeypatch: pytest.MonkeyPatch, password: str, *, patients: int = 30) -> None:
+    """The demo loaded through the real pipeline, as of today, its users signing in with `password`."""
+    monkeypatch.setenv("DEMO_PASSWORD", password)
+    call_command(
+        "demo_load",
+        "--patients",
+        str(patients),
+        "--reference-date",
+        timezone.localdate().isoformat(),
+        stdout=io.StringIO(),
+    )

@@ -9,7 +9,6 @@ from io import BytesIO
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -18,7 +17,7 @@ from pypdf import PdfReader
 from audit.models import AccessEvent
 from consent.models import BreakGlassGrant
 from records.models import Organisation, Patient
-from tests.builders import PASSWORD
+from tests.builders import PASSWORD, demo_loaded
 
 PATIENT_A_FIELDS = ("Alice", "Ashby", "ASHBY", "9990000018", "999 000 0018", "Mill Road")
 NHS_NUMBER_IN_URL = re.compile(r"999\D?000\D?0018")
@@ -323,15 +322,7 @@ def test_the_report_page_takes_the_same_exact_queries_however_many_accesses_it_l
 def test_demo_privacy_fay_reports_gp_ada_and_ed_caras_accesses_to_9990000018_as_pdf_and_csv(
     client, db, monkeypatch
 ):
-    monkeypatch.setenv("DEMO_PASSWORD", "demo-Fenland-heron-42")
-    call_command(
-        "demo_load",
-        "--patients",
-        "30",
-        "--reference-date",
-        timezone.localdate().isoformat(),
-        stdout=io.StringIO(),
-    )
+    demo_loaded(monkeypatch, "demo-Fenland-heron-42")
     patient = Patient.objects.get(nhs_number="9990000018")
     users = {user.username: user for user in get_user_model().objects.all()}
     for username in ("gp.ada", "ed.cara"):

@@ -10,16 +10,13 @@ One demo load for the whole sweep, one browser, one context per user and width. 
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from django.contrib import admin
 from django.contrib.auth import get_user_model
-from django.core.management import call_command
 from django.urls import reverse
-from django.utils import timezone
 from playwright.sync_api import Browser, Page
 
 from audit.models import Alert
@@ -27,7 +24,7 @@ from consent.models import Objection
 from consent.models import SubjectAccessRequest as AccessRequest
 from records.models import Patient, RecordEntry
 from records.sections import Section
-from tests.builders import PASSWORD, authenticator_of, axe_serious_problems, second_factor_pass
+from tests.builders import PASSWORD, authenticator_of, axe_serious_problems, demo_loaded, second_factor_pass
 
 pytestmark = pytest.mark.browser
 
@@ -249,15 +246,7 @@ def sweep_plan(transactional_db, monkeypatch) -> dict[str, list[Visit]]:
     """The demo, committed so the live server sees it, every demo user with the tests' password; the back-office
     user already holds an authenticator (he is asked for its code) and the privacy officer not yet (she sets one
     up at her first sign-in), so both second-factor pages are met."""
-    monkeypatch.setenv("DEMO_PASSWORD", PASSWORD)
-    call_command(
-        "demo_load",
-        "--patients",
-        "30",
-        "--reference-date",
-        timezone.localdate().isoformat(),
-        stdout=io.StringIO(),
-    )
+    demo_loaded(monkeypatch, PASSWORD)
     authenticator_of(get_user_model().objects.get(username="admin.gus"))
     return _plan()
 

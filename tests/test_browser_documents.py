@@ -4,19 +4,16 @@ screen and on a phone; the pages stay accessible and never scroll sideways."""
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Callable
 
 import pytest
-from django.core.management import call_command
 from django.urls import reverse
-from django.utils import timezone
 from playwright.sync_api import BrowserContext, Page, expect
 
 from records.models import Patient, RecordEntry
 from records.sections import Section
-from tests.builders import PASSWORD, axe_serious_problems, log_in, shoot
+from tests.builders import PASSWORD, axe_serious_problems, demo_loaded, log_in, shoot
 
 pytestmark = pytest.mark.browser
 
@@ -27,15 +24,7 @@ VIEWPORTS = ({"width": 1366, "height": 900}, {"width": 390, "height": 844})
 def demo_letters(transactional_db, monkeypatch) -> dict[str, str]:
     """The demo, committed so the live server sees it, with the cast's password: 999 000 0034's record and the
     addresses of the two letters the acute trust sent about her."""
-    monkeypatch.setenv("DEMO_PASSWORD", PASSWORD)
-    call_command(
-        "demo_load",
-        "--patients",
-        "30",
-        "--reference-date",
-        timezone.localdate().isoformat(),
-        stdout=io.StringIO(),
-    )
+    demo_loaded(monkeypatch, PASSWORD)
     patient = Patient.objects.get(nhs_number="9990000034")
     documents = RecordEntry.objects.filter(
         patient=patient, section=Section.DOCUMENTS, organisation__ods_code="RGT"

@@ -5,17 +5,14 @@ Against the demo (loaded once for the test), as gp.ada opening the showcase pati
 Debian's Chromium driven by Playwright; never downloads a browser.
 """
 
-import io
 import re
 
 import pytest
-from django.core.management import call_command
 from django.urls import reverse
-from django.utils import timezone
 from playwright.sync_api import BrowserContext, Page, expect
 
 from records.models import Patient
-from tests.builders import axe_serious_problems, shoot
+from tests.builders import axe_serious_problems, demo_loaded, shoot
 
 pytestmark = pytest.mark.browser
 
@@ -34,15 +31,7 @@ WIDTHS = ({"width": 1366, "height": 900}, {"width": 390, "height": 844})
 @pytest.fixture
 def showcase(transactional_db, monkeypatch) -> Patient:
     """The demo, committed, so the live server's thread sees it; loaded before Playwright starts."""
-    monkeypatch.setenv("DEMO_PASSWORD", DEMO_PASSWORD)
-    call_command(
-        "demo_load",
-        "--patients",
-        "12",
-        "--reference-date",
-        timezone.localdate().isoformat(),
-        stdout=io.StringIO(),
-    )
+    demo_loaded(monkeypatch, DEMO_PASSWORD, patients=12)
     return Patient.objects.get(nhs_number=SHOWCASE)
 
 

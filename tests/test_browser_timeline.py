@@ -3,17 +3,14 @@ by partner on a desk screen and on a phone, and the page stays accessible and ne
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 
 import pytest
-from django.core.management import call_command
 from django.urls import reverse
-from django.utils import timezone
 from playwright.sync_api import BrowserContext, expect
 
 from records.models import Patient
-from tests.builders import PASSWORD, axe_serious_problems, log_in, shoot
+from tests.builders import PASSWORD, axe_serious_problems, demo_loaded, log_in, shoot
 
 pytestmark = pytest.mark.browser
 
@@ -21,15 +18,7 @@ pytestmark = pytest.mark.browser
 @pytest.fixture
 def timeline_path(transactional_db, monkeypatch) -> str:
     """The demo, committed so the live server sees it, with the cast's password; the timeline of 999 000 0034."""
-    monkeypatch.setenv("DEMO_PASSWORD", PASSWORD)
-    call_command(
-        "demo_load",
-        "--patients",
-        "30",
-        "--reference-date",
-        timezone.localdate().isoformat(),
-        stdout=io.StringIO(),
-    )
+    demo_loaded(monkeypatch, PASSWORD)
     patient = Patient.objects.get(nhs_number="9990000034")
     return reverse("records:patient-timeline", kwargs={"public_id": patient.public_id})
 

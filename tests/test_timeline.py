@@ -5,14 +5,12 @@ audited as a view of the record named timeline."""
 from __future__ import annotations
 
 import html
-import io
 import re
 import uuid
 from datetime import datetime, timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -25,7 +23,7 @@ from records.portal.selectors import OBJECTION_WITHHELD, ROLE_DEMOGRAPHICS_ONLY,
 from records.portal.timeline_forms import RANGE_BACKWARDS
 from records.portal.timeline_selectors import TIMELINE_PAGE_SIZE, TIMELINE_SECTIONS
 from records.sections import Section
-from tests.builders import ingest, make_entry, make_user, ods_reference, referral
+from tests.builders import demo_loaded, ingest, make_entry, make_user, ods_reference, referral
 
 # What the timeline page costs, whatever the size of the record: the session and user (2), the role profiles with
 # their roles and the frame's break-glass grants (2), the door's savepoint, patient, decision, audit write (lock,
@@ -474,15 +472,7 @@ def test_the_timeline_takes_the_same_exact_queries_however_long_the_record(
 
 
 def test_demo_gp_ada_filters_her_grandmothers_timeline_by_partner(db, monkeypatch):
-    monkeypatch.setenv("DEMO_PASSWORD", DEMO_PASSWORD)
-    call_command(
-        "demo_load",
-        "--patients",
-        "30",
-        "--reference-date",
-        timezone.localdate().isoformat(),
-        stdout=io.StringIO(),
-    )
+    demo_loaded(monkeypatch, DEMO_PASSWORD)
     patient = Patient.objects.get(nhs_number="9990000034")
     client = Client()
     client.force_login(get_user_model().objects.get(username="gp.ada"))
