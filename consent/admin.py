@@ -181,7 +181,8 @@ class StaffUserAdmin(AccessAdministeredAdmin[User], UserAdmin[User]):
         ]
 
     def get_readonly_fields(self, request: HttpRequest, obj: User | None = None) -> Any:
-        fields = tuple(super().get_readonly_fields(request, obj))
+        # When the user last signed in and joined are the system's record, never typed by hand.
+        fields = (*super().get_readonly_fields(request, obj), "last_login", "date_joined")
         return (
             (*fields, "password_state") if obj is not None and self.access_refusal(request, obj) else fields
         )
