@@ -223,7 +223,7 @@ def _page_links(key: str, page: Page[int], requested: Mapping[str, str]) -> list
     return links
 
 
-def _withheld(
+def withheld_notice(
     decision: Decision, role_hidden: list[Section], sensitive_count: int, restricted: bool
 ) -> tuple[list[str], str]:
     """The sentences for the page's notice, and the same facts tersely for the audit row.
@@ -317,7 +317,7 @@ def record_page_build(
     demographics = _demographics(patient, decision)
     hides_practice = demographics.is_restricted_hidden
     sensitive_count = sum(count.total - count.shown for count in counts.values())
-    sentences, withheld_facts = _withheld(decision, role_hidden, sensitive_count, hides_practice)
+    sentences, withheld_facts = withheld_notice(decision, role_hidden, sensitive_count, hides_practice)
     sections = []
     for key, title in parts:
         found = on_pages.get(key, [])

@@ -142,7 +142,7 @@ class SummaryPlan:
 
 
 # What the summary reads, per part of the page; the banners first, in the order they are shown (alerts other than
-# communication needs after the legal banner: see summary_build).
+# communication needs after all of them: see summary_build).
 BANNER_PLANS: tuple[SummaryPlan, ...] = (
     SummaryPlan(
         Section.ALLERGIES.value,
@@ -273,6 +273,9 @@ def summary_build(
     banners: list[SummaryPart] = []
     quiet: list[str] = []
     parts: list[SummaryPart] = []
+    # Banners in plan order, then those that go after all of them (alerts other than communication needs).
+    placed: list[tuple[SummaryPlan, SummaryPart]] = []
+    trailing: list[tuple[SummaryPlan, SummaryPart]] = []
     for plan in SUMMARY_PLANS:
         if plan.key not in keys:
             continue
@@ -285,28 +288,31 @@ def summary_build(
         if plan in PART_PLANS:
             parts.append(_part(plan, rows, more, hides_practice=hides_practice))
             continue
-        found = [_part(plan, rows, more, hides_practice=hides_practice)]
         if plan.key == Section.ALERTS.value:
-            # Split on what was read; what was not read is counted under the alerts, whatever its kind.
+            # Split on what was read; what was not read is counted under the alerts, whatever its kind. Other alerts
+            # follow the legal banner: a communication need, safeguarding and an advance decision are what an
+            # unplanned contact must meet first, and on a phone the first screen holds four banners at most.
             needs = [row for row in rows if is_communication_need(row.entry)]
             others = [row for row in rows if not is_communication_need(row.entry)]
-            found = [
-                _part(
+            placed.append(
+                (
                     plan,
-                    needs,
-                    0,
-                    hides_practice=hides_practice,
-                    kind=COMMUNICATION,
-                    title=COMMUNICATION_TITLE,
-                ),
-                _part(plan, others, more, hides_practice=hides_practice),
-            ]
-        for part in found:
-            if part.rows or part.more or plan.empty:
-                banners.append(part)
-            else:
-                quiet.append(part.title)
-    # Other alerts follow the legal banner: a communication need, safeguarding and an advance decision are what an
-    # unplanned contact must meet first, and on a phone the first screen holds four banners at most.
-    banners.sort(key=lambda part: part.kind == "alerts")
+                    _part(
+                        plan,
+                        needs,
+                        0,
+                        hides_practice=hides_practice,
+                        kind=COMMUNICATION,
+                        title=COMMUNICATION_TITLE,
+                    ),
+                )
+            )
+            trailing.append((plan, _part(plan, others, more, hides_practice=hides_practice)))
+        else:
+            placed.append((plan, _part(plan, rows, more, hides_practice=hides_practice)))
+    for plan, part in [*placed, *trailing]:
+        if part.rows or part.more or plan.empty:
+            banners.append(part)
+        else:
+            quiet.append(part.title)
     return RecordSummary(banners=banners, parts=parts, quiet_banners=quiet)

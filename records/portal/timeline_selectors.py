@@ -28,7 +28,7 @@ from consent.policy import Decision
 from records.clinical import describe
 from records.disclosure import Shown, not_withheld_as_sensitive, visible_entries
 from records.models import Organisation, Patient, RecordEntry
-from records.portal.selectors import _withheld
+from records.portal.selectors import withheld_notice
 from records.portal.timeline_forms import TimelineFilterForm
 from records.sections import CLINICAL_SECTIONS, SECTION_ORDER, Section
 
@@ -179,7 +179,7 @@ def timeline_build(
         partners=partners,
         sections=[(section.value, section.label) for section in open_sections],
     )
-    sentences, withheld_facts = _withheld(decision, role_hidden, sensitive_count, hide_practice)
+    sentences, withheld_facts = withheld_notice(decision, role_hidden, sensitive_count, hide_practice)
     page: Page[Any] | None = None
     events: list[TimelineEvent] = []
     carried = ""
