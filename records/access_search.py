@@ -5,8 +5,9 @@ What always holds:
   left out if it refuses: a patient the user has no relationship or grant with is not found this way, whatever is
   typed (the NHS-number search is the way to be offered a self-claim or break-glass, one patient at a time);
 - the birth date matches exactly and first (an index), so the names compared are those of the few patients the user
-  may see born that day; the family name matches by trigram similarity, pg_trgm's measure, computed here because
-  the embedded PostgreSQL that development and the tests run on ships without the pg_trgm extension;
+  may see born that day, and `visible_patients` is asked about that day's patients only (`among`), so a search's
+  work does not grow with the population; the family name matches by trigram similarity, pg_trgm's measure,
+  computed here because the embedded PostgreSQL that development and the tests run on ships without pg_trgm;
 - a retired (merged) record that matches lists its survivor, once;
 - at most `NAME_SEARCH_LISTED` are listed, most similar first, and the answer says when more matched;
 - a restricted patient's postcode and GP practice are listed only to a user whose decision shows restricted
@@ -25,7 +26,6 @@ from dataclasses import dataclass
 from datetime import date
 
 from django.db import transaction
-from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 
@@ -176,12 +176,15 @@ def patient_name_search_for_user(
 ) -> NameSearchResult:
     """Find the patients this user may see by family name and birth date (and, if given, given name, postcode and
     sex), auditing the search whatever its answer. See the module docstring for what always holds."""
-    visible = visible_patients(user, Action.SEARCH).values("pk")
+    born = Patient.objects.filter(birth_date=criteria.birth_date)
+    survivors = born.values(survivor=Coalesce("merged_into_id", "pk"))
+    # Asked about that day's survivors only, the rules read each one's relationships, grants and objections by
+    # its id: the statement's work is that of one day's births, not of the population.
+    visible = visible_patients(user, Action.SEARCH, among=survivors).values("pk")
     with transaction.atomic():
         candidates = list(
-            Patient.objects.filter(birth_date=criteria.birth_date)
-            .alias(survivor_id=Coalesce("merged_into_id", "pk"))
-            .filter(Q(survivor_id__in=visible))
+            born.alias(survivor_id=Coalesce("merged_into_id", "pk"))
+            .filter(survivor_id__in=visible)
             .select_related("registered_practice", "merged_into__registered_practice")
             .order_by("pk")[: CANDIDATES_MAX + 1]
         )

@@ -2,15 +2,24 @@
 capped, audited one event per patient listed (or one not-found), counted against the search limit, by POST only."""
 
 import re
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from audit.models import AccessEvent, Alert
 from consent.access_report import patient_access_lines
+from consent.models import BreakGlassGrant, NationalOptOut, Objection
+from consent.policy import Action, decide
 from consent.services import relationships_refresh
-from records.access_search import NAME_SEARCH_LISTED, name_similarity
+from records.access import break_glass_for_user
+from records.access_search import (
+    NAME_SEARCH_LISTED,
+    NameSearchCriteria,
+    name_similarity,
+    patient_name_search_for_user,
+)
 from records.models import Patient
 from records.portal.forms import NOT_FOUND_MESSAGE
 
@@ -349,9 +358,60 @@ def test_name_searches_count_against_the_hourly_search_limit(client, cast, setti
         assert by_name(client, "", "").status_code == 200
 
 
+def objection_upheld(patient: Patient, reference: str, **scope) -> Objection:
+    return Objection.objects.create(
+        reference=reference,
+        channel=Objection.Channel.LETTER,
+        given_name=patient.given_name,
+        family_name=patient.family_name,
+        birth_date=patient.birth_date,
+        contact_by=Objection.ContactBy.POST,
+        contact_detail="1 Mill Road, Cambridge",
+        due_at=timezone.now() + timedelta(days=30),
+        patient=patient,
+        status=Objection.Status.UPHELD,
+        **scope,
+    )
+
+
+@pytest.mark.parametrize("opt_out_counts", [False, True])
+def test_a_patient_is_listed_exactly_when_decide_allows_the_search(cast, settings, opt_out_counts):
+    """The rules are asked about one day's patients only; for every user and patient of the cast, with objections,
+    an opt-out and break-glass grants in force, the name search lists exactly whom `decide()` allows."""
+    settings.NDOP_HIDES_DIRECT_CARE = opt_out_counts
+    objection_upheld(cast.patient_a, "OB-HOSPITAL", upheld_to_partners=["RGT"], break_glass_may_override=True)
+    objection_upheld(cast.patient_b, "OB-ALL", upheld_whole_record=True)
+    NationalOptOut.objects.create(patient=cast.patient_sensitive, source=NationalOptOut.Source.FEED)
+    for user, patient, reason in (
+        (cast.ed_cara, cast.patient_b, BreakGlassGrant.Reason.SAFEGUARDING),
+        (cast.gp_ada, cast.patient_b, BreakGlassGrant.Reason.EMERGENCY),
+    ):
+        break_glass_for_user(
+            user=user,
+            public_id=patient.public_id,
+            reason_code=reason,
+            reason_text="Seen in clinic",
+            request=None,
+        )
+    users = [cast.gp_ada, cast.gp_ben, cast.ed_cara, cast.reception_dan, cast.social_eli, cast.privacy_fay]
+    allowed = []
+    for user in users:
+        for patient in (cast.patient_a, cast.patient_b, cast.patient_sensitive):
+            criteria = NameSearchCriteria(family_name=patient.family_name, birth_date=patient.birth_date)
+            found = patient_name_search_for_user(user=user, criteria=criteria, request=None)
+            expected = decide(user, patient, Action.SEARCH).allowed
+            assert [row.public_id for row in found.listed] == ([patient.public_id] if expected else []), (
+                user.username,
+                patient.family_name,
+            )
+            allowed.append(expected)
+    assert any(allowed) and not all(allowed)
+
+
 # 1. the session; 2. the user; 3. the role profiles with their organisations and roles; 4. the door's savepoint;
 # 5. the patients the user may see born that day, with their practices and survivors (one query: the birth date by
-# its index, then the relationships, grants and objections of `visible_patients`); for each patient listed,
+# its index, then the relationships, grants and objections of `visible_patients`, read for that day's patients
+# only, so the count and the work do not grow with the population); for each patient listed,
 # `decide()`: 6. the relationships, 7. the grants, 8. the objections in force; then its audit event, 9-11. chain
 # lock, last hash, new access event (no savepoint of its own); 12. the door's savepoint released; the page's frame
 # adds 13. the break-glass grants.
