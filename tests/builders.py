@@ -41,6 +41,8 @@ from records.sections import Section
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
 SNOMED = "http://snomed.info/sct"
 PASSWORD = "correct-horse-battery-staple"
+# What the tests hash passwords with: Argon2 is deliberately slow, and production hashing is tested apart.
+FAST_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # What every account on the local NHS Care Identity provider signs in with there (tests/conftest.py `oidc_provider`).
 OIDC_PASSWORD = "provider-password-for-tests"
 # Valid NHS numbers that no patient of the cast holds.

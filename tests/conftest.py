@@ -33,7 +33,7 @@ from records.feeds.push.limits import partner_api_counters_clear
 from records.models import Feed, Organisation, Patient
 from records.sections import Section
 from records.services import feed_upsert, organisation_upsert
-from tests.builders import AXE, OIDC_PASSWORD, authenticator_of, make_entry, make_user
+from tests.builders import AXE, FAST_HASHERS, OIDC_PASSWORD, authenticator_of, make_entry, make_user
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -105,7 +105,7 @@ def _rate_limit_counters_fresh(settings) -> None:
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings) -> None:
     # Argon2 is deliberately slow; the cast creates seven users per test. Production hashing is tested apart.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.PASSWORD_HASHERS = FAST_HASHERS
 
 
 @pytest.fixture(autouse=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from io import StringIO
 from pathlib import Path
@@ -14,6 +15,8 @@ from auditlog.models import LogEntry
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import transaction
+from django.test import override_settings
 from django.utils import timezone
 from fhir.resources.R4B.bundle import Bundle
 
@@ -34,6 +37,7 @@ from records.demo.resources import local_midnight
 from records.ingest.mapping import section_for
 from records.models import Feed, IngestRun, Organisation, Patient, QuarantinedRecord, RecordEntry
 from records.sections import CLINICAL_SECTIONS, DEMOGRAPHIC_SECTIONS
+from tests.builders import FAST_HASHERS
 
 REFERENCE = date(2026, 11, 21)
 PASSWORD = "demo-Fenland-heron-42"
@@ -256,10 +260,65 @@ def snapshot() -> dict[str, int]:
     }
 
 
-@pytest.fixture
-def loaded(db, monkeypatch) -> str:
+# A refused load and a load that keeps its files, each on an empty database: before the tests that share one load,
+# whose transaction stays open to the end of the module.
+
+
+def test_demo_load_without_demo_password_refuses_and_writes_nothing(db, monkeypatch):
+    monkeypatch.delenv("DEMO_PASSWORD", raising=False)
+
+    with pytest.raises(CommandError, match="DEMO_PASSWORD"):
+        load()
+
+    assert set(snapshot().values()) == {0}
+    assert not IngestRun.objects.exists()
+
+
+def test_demo_load_refuses_a_weak_demo_password(db, monkeypatch):
+    monkeypatch.setenv("DEMO_PASSWORD", "password")
+
+    with pytest.raises(CommandError, match="DEMO_PASSWORD is not acceptable"):
+        load()
+
+    assert not get_user_model().objects.exists()
+    assert not IngestRun.objects.exists()
+
+
+def test_demo_load_can_keep_its_bundles(db, monkeypatch, tmp_path):
     monkeypatch.setenv("DEMO_PASSWORD", PASSWORD)
-    return load()
+
+    load("--keep", str(tmp_path))
+
+    written = json.loads((tmp_path / "gp-d81001" / "gp-d81001-001.json").read_text())
+    assert written["resourceType"] == "Bundle"
+
+
+# The tests below share one load of the demo (the slow part), each in a transaction of its own rolled back after it,
+# so that what one changes the next does not see.
+
+
+@pytest.fixture(scope="module")
+def _loaded_once(django_db_setup, django_db_blocker) -> Iterator[str]:
+    """The demo loaded in a transaction that is rolled back when the module is done; what `load` printed."""
+    with django_db_blocker.unblock():
+        module_transaction = transaction.atomic()
+        module_transaction.__enter__()
+        # As every test's own fixtures would have it: the tests' password hasher, DEMO_PASSWORD set.
+        with pytest.MonkeyPatch.context() as patch, override_settings(PASSWORD_HASHERS=FAST_HASHERS):
+            patch.setenv("DEMO_PASSWORD", PASSWORD)
+            printed = load()
+    try:
+        yield printed
+    finally:
+        with django_db_blocker.unblock():
+            transaction.set_rollback(True)
+            module_transaction.__exit__(None, None, None)
+
+
+@pytest.fixture
+def loaded(_loaded_once, db, monkeypatch) -> str:
+    monkeypatch.setenv("DEMO_PASSWORD", PASSWORD)
+    return _loaded_once
 
 
 def test_demo_load_creates_the_eight_users_with_their_roles(loaded):
@@ -455,35 +514,6 @@ def test_a_second_demo_load_changes_nothing_and_resets_the_passwords(loaded):
         assert run.unchanged == run.resources_read > 0
     ada.refresh_from_db()
     assert ada.check_password(PASSWORD)
-
-
-def test_demo_load_without_demo_password_refuses_and_writes_nothing(db, monkeypatch):
-    monkeypatch.delenv("DEMO_PASSWORD", raising=False)
-
-    with pytest.raises(CommandError, match="DEMO_PASSWORD"):
-        load()
-
-    assert set(snapshot().values()) == {0}
-    assert not IngestRun.objects.exists()
-
-
-def test_demo_load_refuses_a_weak_demo_password(db, monkeypatch):
-    monkeypatch.setenv("DEMO_PASSWORD", "password")
-
-    with pytest.raises(CommandError, match="DEMO_PASSWORD is not acceptable"):
-        load()
-
-    assert not get_user_model().objects.exists()
-    assert not IngestRun.objects.exists()
-
-
-def test_demo_load_can_keep_its_bundles(db, monkeypatch, tmp_path):
-    monkeypatch.setenv("DEMO_PASSWORD", PASSWORD)
-
-    load("--keep", str(tmp_path))
-
-    written = json.loads((tmp_path / "gp-d81001" / "gp-d81001-001.json").read_text())
-    assert written["resourceType"] == "Bundle"
 
 
 def test_privacy_fay_and_no_other_demo_user_works_patients_objections(loaded):
