@@ -1,7 +1,10 @@
 """Reads for the back-office feed monitor: per feed, its state, last run, lag, error rates and runs over time.
 
 `feed_health_list` makes the same five queries whatever the number of feeds and runs: everything per run is
-aggregated in the database, never counted in Python.
+aggregated in the database, never counted in Python, and each query reads only what the page shows: a feed's last
+run through the `ingest_run_feed_newest` index, the runs of the chart's days and the error window through
+`ingest_run_started`, and the pending quarantine through `quarantine_pending_feed` (records migration 0010), so
+none reads every run a feed ever had.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from datetime import date, datetime, time, timedelta
 
 from django.db.models import Count, IntegerField, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce, TruncDate
-from django.utils import timezone
+from django.utils import dateformat, timezone
 
 from records.models import Feed, IngestRun, QuarantinedRecord
 
@@ -31,6 +34,8 @@ class ChartDay:
     """One day of a feed's runs, with the bars that draw it."""
 
     day: date
+    # The day as the chart's title and table name it ("Mon 9 Mar"): formatted once a page, not once a feed.
+    label: str
     runs: int
     failed: int
     resources_read: int
@@ -99,12 +104,11 @@ class FeedHealth:
         return "every minute" if minutes == 1 else f"every {minutes} minutes"
 
 
-def _chart(first_day: date, rows: dict[date, dict[str, int]]) -> RunChart:
-    days = [first_day + timedelta(days=offset) for offset in range(CHART_DAYS)]
+def _chart(days: dict[date, str], rows: dict[date, dict[str, int]]) -> RunChart:
     busiest = max((row["read"] for row in rows.values()), default=0)
     most_runs = max((row["runs"] for row in rows.values()), default=0)
     drawn: list[ChartDay] = []
-    for index, day in enumerate(days):
+    for index, (day, label) in enumerate(days.items()):
         row = rows.get(day, {"runs": 0, "failed": 0, "read": 0})
         read_height = round(CHART_HEIGHT * row["read"] / busiest) if busiest else 0
         failed_height = 0
@@ -114,6 +118,7 @@ def _chart(first_day: date, rows: dict[date, dict[str, int]]) -> RunChart:
         drawn.append(
             ChartDay(
                 day=day,
+                label=label,
                 runs=row["runs"],
                 failed=row["failed"],
                 resources_read=row["read"],
@@ -179,6 +184,10 @@ def feed_health_list(now: datetime) -> list[FeedHealth]:
         .values_list("feed_id", "count")
     )
     first_day = timezone.localdate(now) - timedelta(days=CHART_DAYS - 1)
+    chart_days = {
+        day: dateformat.format(day, "D j M")
+        for day in (first_day + timedelta(days=offset) for offset in range(CHART_DAYS))
+    }
     chart_start = datetime.combine(first_day, time.min, tzinfo=timezone.get_current_timezone())
     by_day: dict[int, dict[date, dict[str, int]]] = {}
     for row in (
@@ -209,7 +218,7 @@ def feed_health_list(now: datetime) -> list[FeedHealth]:
                 resources_read=counts.get("read", 0),
                 quarantined=counts.get("quarantined", 0),
                 pending_quarantine=pending.get(feed.pk, 0),
-                chart=_chart(first_day, by_day.get(feed.pk, {})),
+                chart=_chart(chart_days, by_day.get(feed.pk, {})),
             )
         )
     # Stable: within each level of attention, by partner and feed name as queried.

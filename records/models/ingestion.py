@@ -121,6 +121,12 @@ class IngestRun(models.Model):
 
     class Meta:
         ordering = ["-started_at"]
+        indexes = [
+            # A feed's last run, read from the top of its own runs, not by sorting all of them (the feed monitor).
+            models.Index(fields=["feed", "-started_at", "-id"], name="ingest_run_feed_newest"),
+            # The runs of the last days, for every feed at once (the monitor's error rates and chart).
+            models.Index(fields=["started_at"], name="ingest_run_started"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.feed.code} run {self.pk}"
@@ -193,6 +199,8 @@ class QuarantinedRecord(models.Model):
                 condition=models.Q(status="pending") & ~models.Q(patient_reference=""),
                 name="quarantine_waiting_reference",
             ),
+            # The records still waiting, counted per feed (the monitor), however many were replayed or discarded.
+            models.Index(fields=["feed"], condition=models.Q(status="pending"), name="quarantine_pending_feed"),
         ]
         constraints = [
             models.UniqueConstraint(
