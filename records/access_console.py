@@ -27,8 +27,10 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.paginator import Page, Paginator
 from django.db import transaction
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.functional import cached_property
 
 from audit.console import (
     AccessesOnDay,
@@ -51,8 +53,32 @@ Outcome = AccessEvent.Outcome
 NOT_A_PRIVACY_OFFICER = "user may not read the audit trail"
 CONSOLE_BASIS = "audit console"
 EVENTS_PER_PAGE = 50
+# How many of a search's events are counted and can be paged to, newest first. Counting or paging further would read
+# every event the search names, which grows with the trail; a narrower search (fewer days) reaches older events.
+EVENTS_COUNTED = 10_000
 ACCESS_CHART_DAYS = 30
 ALERT_CHART_WEEKS = 12
+
+
+class CappedPaginator(Paginator):  # type: ignore[type-arg]
+    """Pages of at most the first `EVENTS_COUNTED` objects: its count reads no more than one object past them
+    (`is_capped` when there were more), so neither counting nor the deepest page reads further."""
+
+    def __init__(self, events: QuerySet[AccessEvent], per_page: int) -> None:
+        super().__init__(events, per_page)
+        self.events = events
+
+    @cached_property
+    def _counted(self) -> int:
+        return self.events[: EVENTS_COUNTED + 1].count()
+
+    @cached_property
+    def count(self) -> int:
+        return min(self._counted, EVENTS_COUNTED)
+
+    @property
+    def is_capped(self) -> bool:
+        return self._counted > EVENTS_COUNTED
 
 
 @dataclass(frozen=True)
@@ -263,7 +289,7 @@ def event_search_for_user(
         )
         if outcome == Outcome.ALLOWED:
             events = access_events_filter(_filter(search, patient))
-            page = Paginator(events, EVENTS_PER_PAGE).get_page(page_number)
+            page = CappedPaginator(events, EVENTS_PER_PAGE).get_page(page_number)
             rows = event_rows(page.object_list)
             results = EventSearchResults(search=search, patient=patient, rows=rows, page=page)
     # Raised outside the atomic block, so the refusal's audit row is committed, not rolled back with it.
@@ -337,7 +363,7 @@ def user_timeline_for_user(
             events = access_events_filter(
                 EventFilter(user_id=subject_user_id, date_from=date_from, date_to=date_to)
             )
-            page = Paginator(events, EVENTS_PER_PAGE).get_page(page_number)
+            page = CappedPaginator(events, EVENTS_PER_PAGE).get_page(page_number)
             rows = event_rows(page.object_list)
             held = get_user_model().objects.filter(pk=subject_user_id).first()
             timeline = UserTimeline(

@@ -19,6 +19,7 @@ from audit.console import access_counts_per_day, alert_counts_per_week
 from audit.models import AccessEvent, Alert
 from audit.services import AccessFacts, Actor, RequestContext, access_event_record
 from consent.access_report import patient_access_lines
+from records import access_console
 from records.access_console import EVENTS_PER_PAGE
 from records.models import Patient
 from records.portal.console_forms import NEEDS_CRITERIA, NOT_HELD
@@ -435,6 +436,31 @@ def test_results_page_newest_first_and_every_page_is_its_own_event(client, cast)
         "event search by user gp.ada, page 2",
     ]
     assert len(made) == EVENTS_PER_PAGE + 3
+
+
+def test_a_search_counts_and_pages_only_its_newest_events_and_says_so(client, cast, monkeypatch):
+    # The cap, small here, keeps a search of a long trail from counting or paging through every event it names.
+    monkeypatch.setattr(access_console, "EVENTS_COUNTED", 3)
+    monkeypatch.setattr(access_console, "EVENTS_PER_PAGE", 2)
+    ada = actor(cast.gp_ada)
+    for visit in range(1, 6):
+        record(ada, patient=cast.patient_a, reason=f"visit number {visit}")
+    client.force_login(cast.privacy_fay)
+    location = search(client, username="gp.ada")["Location"]
+
+    first = client.get(location).content.decode()
+    past_the_cap = client.get(f"{location}&page=3").content.decode()
+
+    assert "More than 3 events" in first
+    assert "narrow the dates to reach older ones" in first
+    assert "Page 1 of 2" in first
+    assert [visit for visit in range(1, 6) if f"visit number {visit}" in first] == [4, 5]
+    assert "Page 2 of 2" in past_the_cap
+    assert [visit for visit in range(1, 6) if f"visit number {visit}" in past_the_cap] == [3]
+    assert [event.query for event in fay_events()] == [
+        "event search by user gp.ada, page 1",
+        "event search by user gp.ada, page 3",
+    ]
 
 
 def test_the_download_is_every_event_found_in_words_and_an_export_event(client, cast):
