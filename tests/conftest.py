@@ -8,14 +8,20 @@ push API's tests share. Builders that are not fixtures live in `tests/builders.p
 
 from __future__ import annotations
 
+import io
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from django.apps import apps as django_apps
+from django.conf import settings as django_settings
+from django.contrib.auth import get_user_model
+from django.db import connection
 from django.db.backends.postgresql.operations import DatabaseOperations
 from django.test import Client
 from django.utils import timezone
@@ -156,8 +162,7 @@ class Cast:
     patient_sensitive: Patient
 
 
-@pytest.fixture
-def cast(db) -> Cast:
+def _cast_build() -> Cast:
     practice_a = organisation_upsert(
         ods_code="D81001", name="Riverside Surgery", kind=Organisation.Kind.GP_PRACTICE
     )
@@ -273,6 +278,168 @@ def cast(db) -> Cast:
         patient_b=patient_b,
         patient_sensitive=patient_sensitive,
     )
+
+
+# The cast is built through the real services once, and its rows kept; a test on pytest-django's `db` whose database
+# is in the state the build started from (every table's rows the same) gets the same rows copied back in its own
+# transaction instead of a build of some 340 statements, and instances read back as the build returns them. Built
+# afresh for a transactional test, when any table differs, and after CAST_KEPT_SECONDS (its times are relative to
+# now) or a change of day.
+CAST_KEPT_SECONDS = 60
+CAST_FIELDS = {
+    Organisation: (
+        "practice_a",
+        "practice_b",
+        "cuh",
+        "cpft",
+        "county",
+        "icb",
+    ),
+    Feed: ("gp_a_feed", "gp_b_feed", "cuh_feed", "cpft_feed", "county_feed"),
+    "user": ("gp_ada", "gp_ben", "ed_cara", "reception_dan", "social_eli", "privacy_fay", "admin_gus"),
+    Patient: ("patient_a", "patient_b", "patient_sensitive"),
+}
+
+
+@dataclass
+class _KeptCast:
+    before: dict[str, tuple]
+    day: date
+    taken: float
+    rows: list[tuple[str, bytes]]
+    sequences: list[tuple[str, int]]
+    ids: dict[str, int]
+
+
+_kept_cast: list[_KeptCast] = []
+
+
+def _tables() -> list[tuple[str, str, bool]]:
+    """Every table of the project's models: its name, its primary key's column, and whether that is a number."""
+    found: dict[str, tuple[str, str, bool]] = {}
+    for model in django_apps.get_models(include_auto_created=True):
+        meta = model._meta
+        if meta.managed and not meta.proxy:
+            numbered = meta.pk.get_internal_type() in ("AutoField", "BigAutoField", "SmallAutoField")
+            found[meta.db_table] = (connection.ops.quote_name(meta.db_table), meta.pk.column, numbered)
+    return sorted(found.values())
+
+
+def _settings_state() -> str:
+    """The settings the build ran under, but for the autouse fixture's counter prefix, which differs every test."""
+    return repr(
+        sorted(
+            (name, repr(getattr(django_settings, name)))
+            for name in dir(django_settings)
+            if name.isupper() and name != "RATELIMIT_CACHE_PREFIX"
+        )
+    )
+
+
+def _database_state() -> dict[str, tuple]:
+    """Each table's row count, highest key and a digest of every row; and the settings."""
+    parts = [
+        f"SELECT '{table}', count(*), max(held.{key})::text, "  # noqa: S608
+        f"md5(coalesce(string_agg(held::text, ',' ORDER BY held.{key}), '')) FROM {table} AS held"
+        for table, key, _ in _tables()
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(parts))
+        state = {table: tuple(state) for table, *state in cursor.fetchall()}
+    state["settings"] = (_settings_state(),)
+    return state
+
+
+def _cast_keep(cast: Cast, before: dict[str, tuple]) -> None:
+    """Keep the rows the build added, if all it did was add rows to tables numbered by their key."""
+    _kept_cast.clear()
+    after = _database_state()
+    rows: list[tuple[str, bytes]] = []
+    sequences: list[tuple[str, int]] = []
+    with connection.cursor() as cursor:
+        if after["settings"] != before["settings"]:
+            return
+        for table, key, numbered in _tables():
+            if after[table] == before[table]:
+                continue
+            if not numbered:
+                return
+            highest = int(before[table][1] or 0)
+            cursor.execute(
+                f"SELECT md5(coalesce(string_agg(held::text, ',' ORDER BY held.{key}), '')) "  # noqa: S608
+                f"FROM {table} AS held WHERE held.{key} <= %s",
+                [highest],
+            )
+            if cursor.fetchone()[0] != before[table][2]:
+                return  # a row that was there before changed
+            copied = io.BytesIO()
+            with cursor.cursor.copy(
+                f"COPY (SELECT * FROM {table} WHERE {key} > {highest} ORDER BY {key}) TO STDOUT"  # noqa: S608
+            ) as copy:
+                for data in copy:
+                    copied.write(data)
+            rows.append((table, copied.getvalue()))
+            cursor.execute("SELECT pg_get_serial_sequence(%s, %s)", [table, key])
+            sequence = cursor.fetchone()[0]
+            if sequence:
+                sequences.append((sequence, int(after[table][1])))
+        cursor.execute("SELECT current_setting('is_superuser')")
+        if cursor.fetchone()[0] != "on":
+            return
+    ids = {name: getattr(cast, name).pk for names in CAST_FIELDS.values() for name in names}
+    _kept_cast.append(_KeptCast(before, timezone.localdate(), time.monotonic(), rows, sequences, ids))
+
+
+def _cast_restore(kept: _KeptCast) -> Cast:
+    with connection.cursor() as cursor:
+        # The rows as the build left them, its triggers' work included: no trigger fires again.
+        cursor.execute("SET LOCAL session_replication_role = replica")
+        for table, data in kept.rows:
+            with cursor.cursor.copy(f"COPY {table} FROM STDIN") as copy:
+                copy.write(data)
+        cursor.execute("SET LOCAL session_replication_role = origin")
+        for sequence, highest in kept.sequences:
+            cursor.execute(
+                "SELECT setval(%s, GREATEST(%s, coalesce(pg_sequence_last_value(%s::regclass), 0)))",
+                [sequence, highest, sequence],
+            )
+    ids = kept.ids
+    organisations = Organisation.objects.select_related("group").in_bulk(
+        [ids[name] for name in CAST_FIELDS[Organisation]]
+    )
+    feeds = Feed.objects.in_bulk([ids[name] for name in CAST_FIELDS[Feed]])
+    users = get_user_model().objects.in_bulk([ids[name] for name in CAST_FIELDS["user"]])
+    patients = Patient.objects.in_bulk([ids[name] for name in CAST_FIELDS[Patient]])
+    # As the services return them: a feed holds its organisation, a patient their practice, the same instances.
+    for feed in feeds.values():
+        feed.organisation = organisations[feed.organisation_id]
+    for patient in patients.values():
+        if patient.registered_practice_id is not None:
+            patient.registered_practice = organisations[patient.registered_practice_id]
+    return Cast(
+        **{name: organisations[ids[name]] for name in CAST_FIELDS[Organisation]},
+        **{name: feeds[ids[name]] for name in CAST_FIELDS[Feed]},
+        **{name: users[ids[name]] for name in CAST_FIELDS["user"]},
+        **{name: patients[ids[name]] for name in CAST_FIELDS[Patient]},
+    )
+
+
+@pytest.fixture
+def cast(db) -> Cast:
+    if not connection.in_atomic_block:  # a transactional test: nothing to restore into
+        return _cast_build()
+    before = _database_state()
+    kept = _kept_cast[0] if _kept_cast else None
+    if (
+        kept is not None
+        and kept.before == before
+        and kept.day == timezone.localdate()
+        and time.monotonic() - kept.taken < CAST_KEPT_SECONDS
+    ):
+        return _cast_restore(kept)
+    built = _cast_build()
+    _cast_keep(built, before)
+    return built
 
 
 @pytest.fixture
