@@ -200,7 +200,9 @@ class QuarantinedRecord(models.Model):
                 name="quarantine_waiting_reference",
             ),
             # The records still waiting, counted per feed (the monitor), however many were replayed or discarded.
-            models.Index(fields=["feed"], condition=models.Q(status="pending"), name="quarantine_pending_feed"),
+            models.Index(
+                fields=["feed"], condition=models.Q(status="pending"), name="quarantine_pending_feed"
+            ),
         ]
         constraints = [
             models.UniqueConstraint(
