@@ -36,6 +36,7 @@ from records.portal.record_reads import (
     PartCount,
     counts_read,
     entries_read,
+    visible_rows,
 )
 from records.portal.summary import (
     SUMMARY_PLANS,
@@ -290,8 +291,8 @@ def record_page_build(
         if section in decision.sections and section not in decision.withheld_sections
     ]
     parts = _parts(open_sections)
-    entries = visible_entries(patient, decision, open_sections)
-    counts, holdings = counts_read(entries, decision)
+    visible = visible_rows(visible_entries(patient, decision, open_sections), decision)
+    counts, holdings = counts_read(visible)
     pages: dict[str, Page[int]] = {}
     for key, _title in parts:
         # A paginator over a range of positions: it validates the page number without another query.
@@ -299,10 +300,8 @@ def record_page_build(
         pages[key] = paginator.get_page(_page_number(requested_pages.get(key)))
     opened = {key for key, _title in parts}
     on_pages, in_summary = entries_read(
-        entries,
-        decision,
-        # A page's last position as if it were full (no part holds more): every part on its first page then
-        # shares the same bounds, which keeps the query short.
+        visible,
+        # A page's last position as if it were full (no part holds more).
         {
             key: (page.start_index(), page.start_index() + page.paginator.per_page - 1)
             for key, page in pages.items()
