@@ -18,12 +18,12 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser, Permission
-from django.contrib.postgres.fields import ArrayField
-from django.db.models import CharField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import JSONObject
 from django.utils import timezone
 
 from audit.models import AccessEvent
+from consent.decision_reads import HeldRelationship, choices_in_force, grants_held, relationships_held
 from consent.models import (
     FEED_SUPPORT_PERMISSION,
     BreakGlassGrant,
@@ -291,21 +291,18 @@ def _current_grants_for(standing: _Standing, patient: Patient, now: datetime) ->
 
     Asked whether or not a relationship holds, so a refused search takes the same queries as an allowed one.
     """
-    fields = ("kind", "reference", "reason_code", "valid_until")
-    claims = (
-        _current_grants(SelfClaimedRelationship, standing, now)
-        .filter(content_object_id=patient.pk)
-        .annotate(kind=Value(Basis.SELF_CLAIM))
-        .values_list(*fields)
+    held = grants_held(
+        user_id=standing.user_id, profile_id=standing.profile.pk, patient_id=patient.pk, now=now
     )
-    glass = (
-        _current_grants(BreakGlassGrant, standing, now)
-        .filter(content_object_id=patient.pk)
-        .annotate(kind=Value(Basis.BREAK_GLASS))
-        .values_list(*fields)
-    )
-    rows = claims.union(glass, all=True).order_by("-kind", "valid_until", "reference")
-    return [_Grant(str(kind), str(reference), str(reason), until) for kind, reference, reason, until in rows]
+    return [
+        _Grant(
+            kind=Basis.BREAK_GLASS if grant.is_break_glass else Basis.SELF_CLAIM,
+            reference=grant.reference,
+            reason_code=grant.reason_code,
+            valid_until=grant.valid_until,
+        )
+        for grant in held
+    ]
 
 
 # Patients' choices: upheld objections, and the national data opt-out where the deployment lets it hide direct care.
@@ -339,49 +336,23 @@ class _Choice:
         )
 
 
-def _first(row: tuple[object, ...]) -> str:
-    return str(row[0])
-
-
 def _choices_in_force(patient: Patient) -> list[_Choice]:
     """The patient's objections in force (`Objection.ENFORCED`), and their national data opt-out when
     `NDOP_HIDES_DIRECT_CARE` is set, in one query asked on every clinical decision, whether or not there are any."""
-    columns = (
-        "reference",
-        "upheld_whole_record",
-        "upheld_sections",
-        "upheld_from_partners",
-        "upheld_to_partners",
-        "break_glass_may_override",
-    )
-    rows = Objection.objects.filter(patient_id=patient.pk, status__in=Objection.ENFORCED).values_list(
-        *columns
-    )
-    if settings.NDOP_HIDES_DIRECT_CARE:
-        # Withheld like a whole-record objection; no decision on it allows a break-glass to set it aside.
-        opt_out = (
-            NationalOptOut.objects.filter(patient_id=patient.pk)
-            .annotate(
-                reference=Value(NATIONAL_OPT_OUT),
-                upheld_whole_record=Value(True),
-                upheld_sections=Value([], output_field=ArrayField(CharField())),
-                upheld_from_partners=Value([], output_field=ArrayField(CharField())),
-                upheld_to_partners=Value([], output_field=ArrayField(CharField())),
-                break_glass_may_override=Value(False),
-            )
-            .values_list(*columns)
-        )
-        rows = rows.union(opt_out, all=True)
     return [
         _Choice(
-            reference=str(reference),
-            whole_record=bool(whole),
-            sections=frozenset(sections),
-            from_partners=frozenset(from_partners),
-            to_partners=frozenset(to_partners),
-            may_be_overridden=bool(overridable),
+            reference=row.reference,
+            whole_record=row.whole_record,
+            sections=frozenset(row.sections),
+            from_partners=frozenset(row.from_partners),
+            to_partners=frozenset(row.to_partners),
+            may_be_overridden=row.may_be_overridden,
         )
-        for reference, whole, sections, from_partners, to_partners, overridable in sorted(rows, key=_first)
+        for row in choices_in_force(
+            patient_id=patient.pk,
+            opt_out_reference=NATIONAL_OPT_OUT,
+            opt_out_counts=settings.NDOP_HIDES_DIRECT_CARE,
+        )
     ]
 
 
@@ -472,13 +443,13 @@ def _grant_allowed(standing: _Standing, grant: _Grant) -> Decision:
     )
 
 
-def _source_for_audit(relationship: LegitimateRelationship) -> str:
+def _source_for_audit(relationship: HeldRelationship) -> str:
     """Where the relationship came from, by ids that outlive it, for the audit row: relationships are rewritten as
     care context changes, but feeds, runs and entries are kept."""
     found = [
         f"{name} {value}"
         for name, value in (
-            ("feed", relationship.source_feed.code if relationship.source_feed is not None else None),
+            ("feed", relationship.feed_code),
             ("run", relationship.source_run_id),
             ("entry", relationship.source_entry_id),
         )
@@ -492,6 +463,27 @@ def _whereabouts_shown(standing: _Standing, patient: Patient) -> bool:
     return not patient.is_restricted or Activity.ACCESS_SENSITIVE in standing.activities
 
 
+_BASIS_LABELS: dict[str, str] = dict(LegitimateRelationship.Basis.choices)
+
+
+def _provenance_words(relationship: HeldRelationship, *, whereabouts_shown: bool) -> str:
+    parts = [_BASIS_LABELS.get(relationship.basis, relationship.basis)]
+    if relationship.holder is not None:
+        parts.append(f"held by {relationship.holder}")
+    if not whereabouts_shown:
+        parts.append("where it came from is not shown: the record is restricted")
+        return "; ".join(parts)
+    if relationship.source_description:
+        parts.append(relationship.source_description)
+    if relationship.feed_code is not None:
+        parts.append(
+            f"from {relationship.feed_partner}'s {relationship.feed_name} ({relationship.feed_code})"
+        )
+    if relationship.source_run_id is not None:
+        parts.append(f"ingest run {relationship.source_run_id}")
+    return "; ".join(parts)
+
+
 def relationship_provenance(relationship: LegitimateRelationship, *, whereabouts_shown: bool = True) -> str:
     """Where a relationship came from, in words: its basis, its holder, and the data that created it.
 
@@ -499,21 +491,20 @@ def relationship_provenance(relationship: LegitimateRelationship, *, whereabouts
     created a relationship can name the patient's GP practice (a registration, a GP's referral). The audit row
     still names the relationship, so a privacy officer can follow it.
     """
-    holder = getattr(relationship.group, "care_team", None) if relationship.group_id else None
-    parts = [relationship.get_basis_display()]
-    if holder is not None:
-        parts.append(f"held by {holder.name}")
-    if not whereabouts_shown:
-        parts.append("where it came from is not shown: the record is restricted")
-        return "; ".join(parts)
-    if relationship.source_description:
-        parts.append(relationship.source_description)
+    team = getattr(relationship.group, "care_team", None) if relationship.group_id else None
     feed = relationship.source_feed
-    if feed is not None:
-        parts.append(f"from {feed.organisation.name}'s {feed.name} ({feed.code})")
-    if relationship.source_run_id is not None:
-        parts.append(f"ingest run {relationship.source_run_id}")
-    return "; ".join(parts)
+    held = HeldRelationship(
+        pk=relationship.pk,
+        basis=relationship.basis,
+        source_description=relationship.source_description,
+        source_run_id=relationship.source_run_id,
+        source_entry_id=relationship.source_entry_id,
+        holder=team.name if team is not None else None,
+        feed_code=feed.code if feed is not None else None,
+        feed_name=feed.name if feed is not None else None,
+        feed_partner=feed.organisation.name if feed is not None else None,
+    )
+    return _provenance_words(held, whereabouts_shown=whereabouts_shown)
 
 
 def decide(user: User, patient: Patient, action: str, purpose: str = Purpose.DIRECT_CARE) -> Decision:
@@ -539,10 +530,12 @@ def decide(user: User, patient: Patient, action: str, purpose: str = Purpose.DIR
         return _deny("record merged into another; open the surviving record")
     now = timezone.now()
     ods = standing.profile.organisation.ods_code
-    relationships = list(
-        _current_relationships(standing, now)
-        .filter(content_object_id=patient.pk)
-        .select_related("group__care_team", "source_feed__organisation")
+    relationships = relationships_held(
+        user_id=standing.user_id,
+        organisation_id=standing.profile.organisation_id,
+        organisation_group_id=standing.profile.organisation.group_id,
+        patient_id=patient.pk,
+        now=now,
     )
     grants = _current_grants_for(standing, patient, now)
     choices = _choices_in_force(patient)
@@ -553,7 +546,7 @@ def decide(user: User, patient: Patient, action: str, purpose: str = Purpose.DIR
             standing,
             basis=f"{relationship.basis}:{ods} relationship {relationship.pk}{_source_for_audit(relationship)}",
             basis_kind=relationship.basis,
-            provenance=relationship_provenance(
+            provenance=_provenance_words(
                 relationship, whereabouts_shown=_whereabouts_shown(standing, patient)
             ),
             relationship_id=relationship.pk,
