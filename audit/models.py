@@ -235,3 +235,24 @@ class AuditPurge(models.Model):
 
     def __str__(self) -> str:
         return f"Purge {self.pk}: {self.removed_count} events up to event {self.last_event_id}"
+
+
+class AccessDayCount(models.Model):
+    """How many accesses were allowed and denied on one finished day (a calendar day in the site's time zone), counted
+    once from the trail and kept for the audit console's chart (`audit.day_counts`).
+
+    Derived data, not part of the trail: no trigger ties it to the events, so nothing here can fail an append; it may
+    be removed and is counted again from the events when missing. Always holds: a day is kept only once it is over and
+    settled, its counts then equal a count of its events, and a day keeps one row (`day` is unique).
+    """
+
+    day = models.DateField(unique=True)
+    allowed = models.BigIntegerField()
+    denied = models.BigIntegerField()
+    counted_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["day"]
+
+    def __str__(self) -> str:
+        return f"{self.day}: {self.allowed} allowed, {self.denied} denied"

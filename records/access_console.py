@@ -36,10 +36,10 @@ from audit.console import (
     AccessesOnDay,
     AlertsInWeek,
     EventFilter,
-    access_counts_per_day,
     access_events_filter,
     alert_counts_per_week,
 )
+from audit.day_counts import access_counts_per_day_kept
 from audit.models import AccessEvent
 from audit.services import AccessFacts, access_event_record
 from consent.access_report import basis_in_words, basis_sources_for, patient_record_ids, role_in_words
@@ -396,7 +396,9 @@ def audit_console_for_user(
     over the last 12 (open and reviewed), up to `now`.
 
     Always holds: a `read-audit` event (purpose audit, no patient) is written before anything is counted, in the
-    same transaction, so today's count includes it; a refusal is committed, then `PatientNotFound`.
+    same transaction, so today's count includes it; a refusal is committed, then `PatientNotFound`. The days that
+    are over are read from their kept counts (`audit.day_counts`), so the page reads at most 30 of those and today's
+    events, however long the trail.
     """
     allowed = may_read_audit(user)
     summary: ConsoleSummary | None = None
@@ -405,7 +407,7 @@ def audit_console_for_user(
         if allowed:
             moment = now or timezone.now()
             summary = ConsoleSummary(
-                accesses_per_day=access_counts_per_day(now=moment, days=ACCESS_CHART_DAYS),
+                accesses_per_day=access_counts_per_day_kept(now=moment, days=ACCESS_CHART_DAYS),
                 alerts_per_week=alert_counts_per_week(now=moment, weeks=ALERT_CHART_WEEKS),
             )
     if summary is None:

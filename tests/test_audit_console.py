@@ -6,17 +6,21 @@ timeline and download is itself an audited event."""
 import csv
 import io
 import re
+import threading
+import time
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection, transaction
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from audit.alerts import Reviewer, alert_raise, alert_review
-from audit.console import access_counts_per_day, alert_counts_per_week
-from audit.models import AccessEvent, Alert
+from audit.console import AccessesOnDay, access_counts_per_day, alert_counts_per_week, day_start
+from audit.day_counts import SETTLED_AFTER, access_counts_per_day_kept
+from audit.models import AccessDayCount, AccessEvent, Alert
 from audit.services import AccessFacts, Actor, RequestContext, access_event_record
 from consent.access_report import patient_access_lines
 from records import access_console
@@ -217,6 +221,154 @@ def test_the_charts_text_alternative_shows_the_counts_of_known_events(client, ca
     # The console's own reading is today's one allowed access.
     assert re.search(r'datetime="2026-06-17">Wed 17 Jun 2026</time></th><td>1</td><td>0</td>', text)
     assert "Mon 15 Jun 2026: 4 allowed, 1 denied" in text
+
+
+def live_count(day: date, outcome: str) -> int:
+    """A day's events with the outcome, counted from the trail itself."""
+    return AccessEvent.objects.filter(
+        occurred_at__gte=day_start(day), occurred_at__lt=day_start(day + timedelta(days=1)), outcome=outcome
+    ).count()
+
+
+def test_a_days_kept_counts_equal_a_count_of_its_events_and_today_is_never_kept(client, cast, frozen):
+    ada, ben = actor(cast.gp_ada), actor(cast.gp_ben)
+    for days_ago, outcomes in (
+        (29, ["allowed"]),
+        (12, ["allowed", "denied", "not-found"]),
+        (1, ["denied"] * 3),
+    ):
+        frozen(NOON - timedelta(days=days_ago))
+        for outcome in outcomes:
+            record(ben if outcome == "denied" else ada, patient=cast.patient_a, outcome=outcome)
+    frozen(day_start(date(2026, 6, 17)) - timedelta(microseconds=1))  # the last moment of yesterday
+    record(ada, patient=cast.patient_a)
+    frozen(NOON)
+    record(ben, patient=cast.patient_b, outcome="denied")
+    client.force_login(cast.privacy_fay)
+
+    first, second = client.get(CONSOLE), client.get(CONSOLE)
+
+    kept = {row.day: (row.allowed, row.denied) for row in AccessDayCount.objects.all()}
+    assert sorted(kept) == [date(2026, 5, 19) + timedelta(days=offset) for offset in range(29)]
+    assert kept == {day: (live_count(day, "allowed"), live_count(day, "denied")) for day in kept}
+    assert (kept[date(2026, 5, 19)], kept[date(2026, 6, 5)], kept[date(2026, 6, 16)]) == (
+        (1, 0),
+        (1, 1),
+        (1, 3),
+    )
+    # Today is counted from the events on every load: the console's two readings and the denied access.
+    assert re.search(
+        r'datetime="2026-06-17">Wed 17 Jun 2026</time></th><td>1</td><td>1</td>', first.content.decode()
+    )
+    assert re.search(
+        r'datetime="2026-06-17">Wed 17 Jun 2026</time></th><td>2</td><td>1</td>', second.content.decode()
+    )
+    assert access_counts_per_day_kept(now=NOON) == access_counts_per_day(now=NOON)
+
+
+def test_a_day_is_kept_only_once_it_is_over_and_settled_in_the_charts_time_zone(cast, frozen):
+    ada = actor(cast.gp_ada)
+    # 23:30 in London on the 16th is 22:30 UTC: the 16th's, not the 17th's.
+    frozen(datetime(2026, 6, 16, 22, 30, tzinfo=UTC))
+    record(ada, patient=cast.patient_a)
+    midnight = day_start(date(2026, 6, 17))
+
+    just_after = access_counts_per_day_kept(now=midnight + SETTLED_AFTER - timedelta(seconds=1))
+
+    assert not AccessDayCount.objects.filter(day=date(2026, 6, 16)).exists()
+    assert (just_after[-2].day, just_after[-2].allowed, just_after[-1].allowed) == (date(2026, 6, 16), 1, 0)
+
+    settled = access_counts_per_day_kept(now=midnight + SETTLED_AFTER)
+
+    assert AccessDayCount.objects.values_list("allowed", flat=True).get(day=date(2026, 6, 16)) == 1
+    assert settled == just_after
+
+
+def test_the_chart_reads_a_kept_day_and_keeps_no_day_before_its_window(cast, frozen):
+    frozen(NOON)
+    access_counts_per_day_kept(now=NOON - timedelta(days=40))
+    kept_before = AccessDayCount.objects.filter(day__lt=date(2026, 5, 19)).count()
+    access_counts_per_day_kept(now=NOON)
+    # Not how a kept day ever changes: only to show the chart reads it rather than the events.
+    AccessDayCount.objects.filter(day=date(2026, 6, 10)).update(allowed=7)
+
+    days = access_counts_per_day_kept(now=NOON)
+
+    assert kept_before == 29
+    assert {on.day: on.allowed for on in days}[date(2026, 6, 10)] == 7
+    assert AccessDayCount.objects.filter(day__lt=date(2026, 5, 19)).count() == 0
+    assert AccessDayCount.objects.count() == 29
+
+
+def waiting_on_an_advisory_lock() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND wait_event = 'advisory'"
+        )
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_event_stamped_before_midnight_but_committed_after_is_in_its_days_kept_count(frozen):
+    midnight = day_start(date(2026, 6, 17))
+    frozen(midnight - timedelta(seconds=1))
+    appended, release, counted = threading.Event(), threading.Event(), {}
+
+    def append_and_hold_open() -> None:
+        try:
+            with transaction.atomic():
+                access_event_record(
+                    Actor(user_id=None, username="late.writer"),
+                    AccessFacts(action="view-record", outcome="allowed"),
+                    RequestContext(),
+                )
+                appended.set()
+                release.wait(timeout=60)
+        finally:
+            connection.close()
+
+    def count() -> None:
+        try:
+            counted["days"] = access_counts_per_day_kept(now=midnight + SETTLED_AFTER)
+        finally:
+            connection.close()
+
+    writer = threading.Thread(target=append_and_hold_open)
+    writer.start()
+    assert appended.wait(timeout=60)
+    counter = threading.Thread(target=count)
+    counter.start()
+    # The count waits for the chain's lock, which the writer holds until it commits.
+    for _ in range(600):
+        if waiting_on_an_advisory_lock():
+            break
+        time.sleep(0.05)
+    waited = waiting_on_an_advisory_lock()
+    release.set()
+    writer.join()
+    counter.join()
+
+    assert waited == 1
+    assert counted["days"][-2] == AccessesOnDay(day=date(2026, 6, 16), allowed=1, denied=0)
+    assert AccessDayCount.objects.values_list("allowed", flat=True).get(day=date(2026, 6, 16)) == 1
+
+
+def test_the_kept_counts_put_no_trigger_on_the_trail(cast):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT tgname FROM pg_trigger WHERE tgrelid = 'audit_accessevent'::regclass AND NOT tgisinternal"
+        )
+        names = sorted(name for (name,) in cursor.fetchall())
+        cursor.execute(
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'audit_accessdaycount'::regclass AND NOT tgisinternal"
+        )
+        (on_counts,) = cursor.fetchone()
+
+    assert len(names) == 2
+    assert "access_event_append_only" in names[0]
+    assert "access_event_no_truncate" in names[1]
+    assert on_counts == 0
 
 
 # Searching by patient.
@@ -677,14 +829,17 @@ def test_no_one_but_a_privacy_officer_reaches_the_console_and_each_refusal_is_au
 # user; the savepoint released; the frame's break-glass banner and the IG team's link.
 TIMELINE_PAGE_QUERIES = 19
 # Session, user, the session's second-factor device, role profiles with their roles; a savepoint, the event
-# (three, as above); the accesses per day and the alerts per week; the savepoint released; the frame's break-glass banner
-# and the IG team's link.
-CONSOLE_HOME_QUERIES = 13
+# (three, as above); the kept days and today's accesses per day; the alerts per week; the savepoint released; the
+# frame's break-glass banner and the IG team's link.
+CONSOLE_HOME_QUERIES = 14
+# As above, on the first load after a day settles: also the chain's lock, the days kept, and those before the window
+# removed, however many days were missing.
+CONSOLE_HOME_KEEPING_QUERIES = CONSOLE_HOME_QUERIES + 3
 
 
 @pytest.mark.parametrize("copies", [1, 12])
 def test_the_timeline_and_the_home_take_the_same_exact_queries_however_much_happened(
-    client, cast, django_assert_num_queries, copies
+    client, cast, django_assert_num_queries, frozen, copies
 ):
     ada = actor(cast.gp_ada)
     opens(cast.gp_ada, cast.patient_a)
@@ -697,6 +852,18 @@ def test_the_timeline_and_the_home_take_the_same_exact_queries_however_much_happ
 
     with django_assert_num_queries(TIMELINE_PAGE_QUERIES):
         timeline = client.get(url)
+    with django_assert_num_queries(CONSOLE_HOME_KEEPING_QUERIES):
+        client.get(CONSOLE)
+    # Then a day in two with events, over as many days as the next load keeps.
+    started = timezone.now()
+    for day in range(1, 2 * copies + 1):
+        frozen(started + timedelta(days=day))
+        if day % 2:
+            record(ada, patient=cast.patient_a, basis=relationship)
+            record(ada, patient=cast.patient_b, outcome="denied")
+    client.force_login(cast.privacy_fay)  # the earlier session timed out meanwhile
+    with django_assert_num_queries(CONSOLE_HOME_KEEPING_QUERIES):
+        client.get(CONSOLE)
     with django_assert_num_queries(CONSOLE_HOME_QUERIES):
         home = client.get(CONSOLE)
 
