@@ -38,7 +38,7 @@ from typing import Any
 from django.contrib.auth.models import Permission
 from django.db import connection
 
-from audit.models import AccessEvent
+from audit.models import AccessDayCount, AccessEvent
 from audit.services import GENESIS_HASH
 from consent.models import LegitimateRelationship
 from records import nhs_number
@@ -413,6 +413,8 @@ def events_write(population: Population, new: list[tuple[int, int]], count: int,
     if count <= 0 or not new:
         return
     started = time.perf_counter()
+    # Days' counts kept for the audit console hold only while no event is written into a day that is over; these are.
+    AccessDayCount.objects.all().delete()
     table = AccessEvent._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT hash, occurred_at FROM {table} ORDER BY id DESC LIMIT 1")  # noqa: S608 - a table name
