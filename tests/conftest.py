@@ -283,8 +283,8 @@ def _cast_build() -> Cast:
 # The cast is built through the real services once, and its rows kept; a test on pytest-django's `db` whose database
 # is in the state the build started from (every table's rows the same) gets the same rows copied back in its own
 # transaction instead of a build of some 340 statements, and instances read back as the build returns them. Built
-# afresh for a transactional test, when any table differs, and after CAST_KEPT_SECONDS (its times are relative to
-# now) or a change of day.
+# afresh for a transactional test, when any table or setting differs, and after CAST_KEPT_SECONDS (its times are
+# relative to now) or a change of day.
 CAST_KEPT_SECONDS = 60
 CAST_FIELDS = {
     Organisation: (
