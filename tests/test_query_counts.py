@@ -28,11 +28,11 @@ from tests.builders import NEWCOMER, OTHER_NEWCOMER, add_run, condition, ingest,
 # user's teams; 7. the user's current self-claim or break-glass grants on the patient (both kinds in one query);
 # 8. the patient's objections in force (with their national data opt-out, where the deployment counts it), asked
 # whether or not there are any; 9. how many entries each section has and shows; 10. the first page of every
-# section, in one query (a window over sections); 11. the active organisations and 12. the feeds, for the banner
-# of who shares data; 13. the lock that chains access events (the audit write takes no savepoint of its own);
-# 14. the last event's hash; 15. the new access event; 16. the door's savepoint released; 17. the frame's
-# break-glass grants.
-RECORD_PAGE_QUERIES = 17
+# section, in one query (a window over sections); 11. the active organisations with their live feeds, in one
+# query, for the banner of who shares data; 12. the lock that chains access events (the audit write takes no
+# savepoint of its own); 13. the last event's hash; 14. the new access event; 15. the door's savepoint released;
+# 16. the frame's break-glass grants.
+RECORD_PAGE_QUERIES = 16
 # 1. the session; 2. the user; 3. the door's savepoint; 4. the patient by NHS number; 5. the role profiles with
 # their organisations and roles; 6. the relationships; 7. the grants; 8. the objections in force; 9-11. the audit
 # write as on the record page (chain lock, last hash, new access event); 12. the door's savepoint released.

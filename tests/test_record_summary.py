@@ -19,10 +19,10 @@ from tests.builders import make_entry
 # relationships; 7. the grants; 8. the objections in force; 9. every part of the page counted per partner (the
 # sections, vital signs, what still holds, the sensitive entries withheld, the partners holding data), in one query;
 # 10. every part's current page and the summary's entries, in one query (two windows over the parts); 11. the
-# active organisations and 12. their live feeds, for who shares data and how fresh it is; 13-15. the audit write
-# (chain lock, last hash, the event); 16. the door's savepoint released; 17. the frame's
-# break-glass grants. The summary adds no query of its own.
-RECORD_PAGE_QUERIES = 17
+# active organisations with their live feeds, in one query, for who shares data and how fresh it is; 12-14. the
+# audit write (chain lock, last hash, the event); 15. the door's savepoint released; 16. the frame's break-glass
+# grants. The summary adds no query of its own.
+RECORD_PAGE_QUERIES = 16
 VITAL_SIGNS = [
     {
         "coding": [
