@@ -13,7 +13,7 @@ Nothing else in the project asks whether a user may see a patient.
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -567,7 +567,7 @@ def visible_patients(
     action: str = Action.SEARCH,
     purpose: str = Purpose.DIRECT_CARE,
     *,
-    among: QuerySet[Any, Any] | None = None,
+    among: Iterable[int] | None = None,
 ) -> QuerySet[Patient]:
     """The patients `decide(user, patient, action, purpose)` would allow, as one queryset.
 
@@ -576,9 +576,11 @@ def visible_patients(
     organisation is left out, unless every such objection allows a break-glass to set it aside and the user holds
     a current one for safeguarding; with `NDOP_HIDES_DIRECT_CARE`, a patient who has opted out is left out.
 
-    `among`, a query of patient ids, keeps only those patients, and every relationship, grant, objection and opt-out
+    `among`, a list of patient ids, keeps only those patients, and every relationship, grant, objection and opt-out
     is read for them alone: PostgreSQL cannot look an `IN` under an `OR` up by index one patient at a time, so
-    without it the rows of every patient the user's groups relate to are read, whatever the caller then keeps.
+    without it the rows of every patient the user's groups relate to are read, whatever the caller then keeps. It
+    is a list, not a subquery: handed a subquery, the planner at a million patients joined it to a parallel scan of
+    every patient (130 ms); a list of ids is read through the patients' key.
     """
     standing = _clinical_standing(user, action, purpose)
     if isinstance(standing, str):
@@ -592,6 +594,7 @@ def visible_patients(
     opted_out = NationalOptOut.objects.values("patient_id")
     patients = Patient.objects.filter(merged_into__isnull=True)
     if among is not None:
+        among = list(among)
         related = related.filter(content_object_id__in=among)
         claimed = claimed.filter(content_object_id__in=among)
         glass = glass.filter(content_object_id__in=among)

@@ -177,10 +177,10 @@ def patient_name_search_for_user(
     """Find the patients this user may see by family name and birth date (and, if given, given name, postcode and
     sex), auditing the search whatever its answer. See the module docstring for what always holds."""
     born = Patient.objects.filter(birth_date=criteria.birth_date)
-    survivors = born.values(survivor=Coalesce("merged_into_id", "pk"))
-    # Asked about that day's survivors only, the rules read each one's relationships, grants and objections by
-    # its id: the statement's work is that of one day's births, not of the population.
-    visible = visible_patients(user, Action.SEARCH, among=survivors).values("pk")
+    survivors = born.annotate(survivor=Coalesce("merged_into_id", "pk")).values_list("survivor", flat=True)
+    # Asked about that day's survivors only, read first as a list of ids, the rules read each one's relationships,
+    # grants and objections by its id: the statement's work is that of one day's births, not of the population.
+    visible = visible_patients(user, Action.SEARCH, among=list(survivors)).values("pk")
     with transaction.atomic():
         candidates = list(
             born.alias(survivor_id=Coalesce("merged_into_id", "pk"))

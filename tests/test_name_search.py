@@ -408,18 +408,18 @@ def test_a_patient_is_listed_exactly_when_decide_allows_the_search(cast, setting
     assert any(allowed) and not all(allowed)
 
 
-# 1. the session; 2. the user; 3. the role profiles with their organisations and roles; 4. the door's savepoint;
-# 5. the patients the user may see born that day, with their practices and survivors (one query: the birth date by
-# its index, then the relationships, grants and objections of `visible_patients`, read for that day's patients
-# only, so the count and the work do not grow with the population); for each patient listed,
-# `decide()`: 6. the relationships, 7. the grants, 8. the objections in force; then its audit event, 9-11. chain
-# lock, last hash, new access event (no savepoint of its own); 12. the door's savepoint released; the page's frame
-# adds 13. the break-glass grants.
-NAME_SEARCH_ONE_LISTED_QUERIES = 13
+# 1. the session; 2. the user; 3. the role profiles with their organisations and roles; 4. the ids of the patients
+# born that day (and their survivors), by the birth date's index; 5. the door's savepoint; 6. the patients the user
+# may see among those ids, with their practices and survivors (one query: the relationships, grants and objections
+# of `visible_patients`, read for those ids only, through the patients' key, so the count and the work do not grow
+# with the population); for each patient listed, `decide()`: 7. the relationships, 8. the grants, 9. the objections
+# in force; then its audit event, 10-12. chain lock, last hash, new access event (no savepoint of its own); 13. the
+# door's savepoint released; the page's frame adds 14. the break-glass grants.
+NAME_SEARCH_ONE_LISTED_QUERIES = 14
 # Each further patient listed adds its decision (3) and its audit event (3).
 NAME_SEARCH_PER_PATIENT_QUERIES = 6
-# Nobody listed: 1-5 as above, then the not-found event (3), the release and the frame's grants.
-NAME_SEARCH_NOBODY_QUERIES = 10
+# Nobody listed: 1-6 as above, then the not-found event (3), the release and the frame's grants.
+NAME_SEARCH_NOBODY_QUERIES = 11
 
 
 def test_a_name_search_takes_exact_queries(client, cast, django_assert_num_queries):
