@@ -8,12 +8,16 @@ withholds, said without saying what), the `AccessEvent` the door wrote, and that
 `decide`.
 """
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
+from django.db import transaction
 from django.http import QueryDict
+from django.test import override_settings
 from django.utils import timezone
 
 from audit.models import AccessEvent, Alert
@@ -27,7 +31,7 @@ from records.models.patients import ACCESS_RECORD_PERMISSION
 from records.portal.selectors import OBJECTION_WITHHELD, SENSITIVE_WITHHELD, record_page_build
 from records.sections import CLINICAL_SECTIONS, DEMOGRAPHIC_SECTIONS, Section
 from records.services import feed_upsert, organisation_upsert
-from tests.builders import SOCIAL_CARE_CLINICAL_SECTIONS, make_entry, make_user
+from tests.builders import FAST_HASHERS, SOCIAL_CARE_CLINICAL_SECTIONS, make_entry, make_user
 
 ALL = DEMOGRAPHIC_SECTIONS | CLINICAL_SECTIONS
 SOCIAL = DEMOGRAPHIC_SECTIONS | SOCIAL_CARE_CLINICAL_SECTIONS
@@ -73,7 +77,38 @@ class World:
     elsewhere: Organisation
 
 
-def _world(role: str, route: str, current: bool, restricted: bool) -> World:
+@dataclass(frozen=True)
+class _Kept:
+    """The rows every case shares, built once for the module: their keys, to be read afresh in each test."""
+
+    home: int
+    elsewhere: int
+    patient: int
+    users: dict[str, int]
+
+
+@pytest.fixture(scope="module")
+def kept(django_db_setup, django_db_blocker) -> Iterator[_Kept]:
+    """The organisations, feeds, patient and entries, and one user of each role, built once inside a transaction
+    the module's tests run within: each test's own transaction is a savepoint of it, rolled back after the test,
+    so what a test adds (a relationship, a grant, a team, an objection, the door's events) is gone before the
+    next, and the module's rows are gone with the transaction when the module ends."""
+    with django_db_blocker.unblock(), override_settings(PASSWORD_HASHERS=FAST_HASHERS):
+        atomic = transaction.atomic()
+        atomic.__enter__()
+        try:
+            built = _kept_build()
+        except BaseException:
+            transaction.set_rollback(True)
+            atomic.__exit__(None, None, None)
+            raise
+    yield built
+    with django_db_blocker.unblock():
+        transaction.set_rollback(True)
+        atomic.__exit__(None, None, None)
+
+
+def _kept_build() -> _Kept:
     home = organisation_upsert(ods_code="RGT", name="Hospital", kind=Organisation.Kind.ACUTE_TRUST)
     elsewhere = organisation_upsert(ods_code="D81001", name="Surgery", kind=Organisation.Kind.GP_PRACTICE)
     home_feed = feed_upsert(code="hospital", organisation=home, name="EPR", sections=[])
@@ -86,16 +121,32 @@ def _world(role: str, route: str, current: bool, restricted: bool) -> World:
         postcode="CB1 2AB",
         phone="01223 000001",
         registered_practice=elsewhere,
-        is_restricted=restricted,
+        is_restricted=False,
     )
     make_entry(patient, gp_feed, Section.PROBLEMS, "Hypertension")
     make_entry(patient, gp_feed, Section.PROBLEMS, "Gonorrhoea at the surgery", is_sensitive=True)
     make_entry(patient, home_feed, Section.PROBLEMS, "Hospital clinic HIV care", is_sensitive=True)
     make_entry(patient, home_feed, Section.ASSESSMENTS, "Needs assessment")
-    if role == "superuser":
-        user = make_user("someone", None, None, is_staff=True, is_superuser=True)
-    else:
-        user = make_user("someone", home, role)
+    users = {}
+    for number, role in enumerate(ROLES):
+        if role == "superuser":
+            user = make_user(f"someone-{number}", None, None, is_staff=True, is_superuser=True)
+        else:
+            user = make_user(f"someone-{number}", home, role)
+        users[role] = user.pk
+    return _Kept(home=home.pk, elsewhere=elsewhere.pk, patient=patient.pk, users=users)
+
+
+def _world(kept: _Kept, role: str, route: str, current: bool, restricted: bool) -> World:
+    """The case's world: the module's rows read afresh, the patient restricted or not, and the route."""
+    organisations = Organisation.objects.select_related("group").in_bulk([kept.home, kept.elsewhere])
+    home, elsewhere = organisations[kept.home], organisations[kept.elsewhere]
+    patient = Patient.objects.get(pk=kept.patient)
+    patient.registered_practice = elsewhere
+    if restricted:
+        patient.is_restricted = True
+        patient.save(update_fields=["is_restricted"])
+    user = get_user_model().objects.get(pk=kept.users[role])
     now = timezone.now()
     until = now + timedelta(hours=2) if current else now - timedelta(seconds=1)
     permission = Permission.objects.get(codename=ACCESS_RECORD_PERMISSION, content_type__app_label="records")
@@ -154,8 +205,8 @@ CASES = [
 
 
 @pytest.mark.parametrize(("role", "route", "current", "restricted"), CASES)
-def test_record_view_matrix(db, role, route, current, restricted):
-    world = _world(role, route, current, restricted)
+def test_record_view_matrix(db, kept, role, route, current, restricted):
+    world = _world(kept, role, route, current, restricted)
     allowed = _expected_allowed(role, route, current)
 
     decision = decide(world.user, world.patient, Action.VIEW_RECORD)
@@ -214,8 +265,8 @@ def test_record_view_matrix(db, role, route, current, restricted):
 
 
 @pytest.mark.parametrize(("role", "route", "current", "restricted"), CASES)
-def test_search_matrix(db, role, route, current, restricted):
-    world = _world(role, route, current, restricted)
+def test_search_matrix(db, kept, role, route, current, restricted):
+    world = _world(kept, role, route, current, restricted)
     allowed = _expected_allowed(role, route, current)
 
     assert decide(world.user, world.patient, Action.SEARCH).allowed is allowed
@@ -236,8 +287,8 @@ def test_search_matrix(db, role, route, current, restricted):
     )
 
 
-def test_a_grant_counts_only_under_the_role_profile_it_was_made_under(db):
-    world = _world(JobRole.CLINICAL_PRACTITIONER, "self-claim", True, False)
+def test_a_grant_counts_only_under_the_role_profile_it_was_made_under(db, kept):
+    world = _world(kept, JobRole.CLINICAL_PRACTITIONER, "self-claim", True, False)
     other = organisation_upsert(
         ods_code="RT1", name="Mental health trust", kind=Organisation.Kind.MENTAL_HEALTH_TRUST
     )
@@ -255,8 +306,8 @@ def test_a_grant_counts_only_under_the_role_profile_it_was_made_under(db):
     assert decide(world.user, world.patient, Action.VIEW_RECORD).allowed
 
 
-def test_a_grant_ended_early_closes_the_record_at_once(db):
-    world = _world(JobRole.NURSE, "break-glass", True, False)
+def test_a_grant_ended_early_closes_the_record_at_once(db, kept):
+    world = _world(kept, JobRole.NURSE, "break-glass", True, False)
     assert decide(world.user, world.patient, Action.VIEW_RECORD).allowed
     BreakGlassGrant.objects.update(ended_at=timezone.now())
     assert not decide(world.user, world.patient, Action.VIEW_RECORD).allowed
@@ -273,9 +324,9 @@ def test_a_grant_ended_early_closes_the_record_at_once(db):
     ],
 )
 def test_a_denial_for_want_of_a_relationship_says_what_the_role_may_do_about_it(
-    db, role, may_claim, may_break
+    db, kept, role, may_claim, may_break
 ):
-    world = _world(role, "none", True, False)
+    world = _world(kept, role, "none", True, False)
     decision = decide(world.user, world.patient, Action.VIEW_RECORD)
     assert (decision.allowed, decision.may_self_claim, decision.may_break_glass) == (
         False,
@@ -284,8 +335,8 @@ def test_a_denial_for_want_of_a_relationship_says_what_the_role_may_do_about_it(
     )
 
 
-def test_the_roles_table_is_what_decides(db):
-    world = _world(JobRole.NURSE, "organisation-care-event", True, False)
+def test_the_roles_table_is_what_decides(db, kept):
+    world = _world(kept, JobRole.NURSE, "organisation-care-event", True, False)
     assert Section.PROBLEMS in decide(world.user, world.patient, Action.VIEW_RECORD).sections
 
     Role.objects.filter(code=JobRole.NURSE).update(sections=sorted(DEMOGRAPHIC_SECTIONS))
@@ -344,8 +395,8 @@ OBJECTION_ROUTES = [
 OBJECTION_SECTIONS = frozenset({Section.ASSESSMENTS, Section.VACCINATIONS})
 
 
-def _objection_world(role: str, route: str, objection: str) -> World:
-    world = _world(role, route, True, False)
+def _objection_world(kept: _Kept, role: str, route: str, objection: str) -> World:
+    world = _world(kept, role, route, True, False)
     fields = OBJECTIONS[objection][0]
     if fields is not None:
         Objection.objects.create(
@@ -405,8 +456,8 @@ def _open_record(world: World):
 
 
 @pytest.mark.parametrize(("role", "route", "objection"), OBJECTION_CASES)
-def test_objection_matrix_record_view(db, role, route, objection):
-    world = _objection_world(role, route, objection)
+def test_objection_matrix_record_view(db, kept, role, route, objection):
+    world = _objection_world(kept, role, route, objection)
     expected = _expected(role, route, objection)
 
     decision = decide(world.user, world.patient, Action.VIEW_RECORD)
@@ -467,8 +518,8 @@ def test_objection_matrix_record_view(db, role, route, objection):
 
 
 @pytest.mark.parametrize(("role", "route", "objection"), OBJECTION_CASES)
-def test_objection_matrix_search(db, role, route, objection):
-    world = _objection_world(role, route, objection)
+def test_objection_matrix_search(db, kept, role, route, objection):
+    world = _objection_world(kept, role, route, objection)
     expected = _expected(role, route, objection)
 
     decision = decide(world.user, world.patient, Action.SEARCH)
