@@ -23,6 +23,7 @@ from pathlib import Path
 
 from records.bench.readers import Reader
 from records.bench.rows import BenchmarkError
+from sharedcare import gunicorn_conf
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
@@ -55,13 +56,16 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def served(env: dict[str, str], *, workers: int, log_dir: Path) -> Iterator[str]:
-    """gunicorn serving sharedcare.wsgi on a free loopback port, with `workers` sync workers; yields its base URL."""
+    """gunicorn serving sharedcare.wsgi on a free loopback port with `workers` processes, configured as `make run`
+    serves (sharedcare.gunicorn_conf: threaded workers); yields its base URL."""
     port = _free_port()
     command = [
         sys.executable,
         "-m",
         "gunicorn",
         "sharedcare.wsgi:application",
+        "--config",
+        gunicorn_conf.CONFIG,
         "--bind",
         f"127.0.0.1:{port}",
         "--workers",

@@ -53,6 +53,16 @@ def _numbers(text: str) -> list[int]:
     return values
 
 
+def _worker_kind() -> str:
+    """How gunicorn's workers serve, as sharedcare.gunicorn_conf and GUNICORN_CMD_ARGS (if set) make them."""
+    from sharedcare import gunicorn_conf
+
+    extra = os.environ.get("GUNICORN_CMD_ARGS", "")
+    return f"{gunicorn_conf.worker_class} ({gunicorn_conf.threads} threads each)" + (
+        f", with GUNICORN_CMD_ARGS={extra!r}" if extra else ""
+    )
+
+
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m records.bench.read", description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -255,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {
         "seconds": args.seconds,
         "web_workers": args.web_workers,
+        "web_worker_kind": _worker_kind(),
         "users": args.users,
         "scales": [],
     }

@@ -137,7 +137,9 @@ def markdown(results: dict[str, Any]) -> str:
         + f" (shared_buffers {about['postgresql']['shared_buffers']}, work_mem {about['postgresql']['work_mem']}), "
         "the embedded server of `make bench`, on the same machine as gunicorn and locust.",
         "",
-        f"Served by gunicorn, {results['web_workers']} sync workers (as `make run` serves), on 127.0.0.1; load by "
+        f"Served by gunicorn, {results['web_workers']} workers, "
+        # Results written before the workers were threaded say nothing of their kind: they were sync.
+        f"{results.get('web_worker_kind', 'sync')} (as `make run` serves), on 127.0.0.1; load by "
         f"locust in a closed loop (no wait), {results['seconds']:.0f} s a run; every user signed in through the real "
         "login page (and second factor where the role requires it). Floor: the same rows read by plain psycopg "
         "SELECTs and one chained audit row inserted and committed, per open, in threads.",

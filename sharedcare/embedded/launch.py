@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 
+from sharedcare import gunicorn_conf
 from sharedcare.embedded.oidc import (
     LocalProvider,
     ProviderUnavailable,
@@ -84,6 +85,8 @@ def _serve(host: str, port: int, profile: str, env: dict[str, str], signals: Sig
             "-m",
             "gunicorn",
             "sharedcare.wsgi:application",
+            "--config",
+            gunicorn_conf.CONFIG,
             "--bind",
             f"{host}:{port}",
             "--workers",
